@@ -1,0 +1,63 @@
+//! Loading of the game data tables under `config/`, with errors that name the
+//! file, the entry and the problem.
+
+use std::path::{Path, PathBuf};
+
+use super::catalog::Catalog;
+use super::gacha::banner::BannerTable;
+
+/// A problem in a data table: which file, which entry, what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {entry}: {problem}")]
+pub struct DataError {
+    /// The file the problem is in.
+    pub file: String,
+    /// The entry (hero id, banner id, ...) or "(file)" for whole-file problems.
+    pub entry: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl DataError {
+    /// Builds an error for `entry` in `file`.
+    pub fn new(file: &str, entry: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { file: file.to_string(), entry: entry.into(), problem: problem.into() }
+    }
+}
+
+/// Every validated game table the server needs.
+#[derive(Debug, Clone)]
+pub struct GameData {
+    /// Hero definitions.
+    pub catalog: Catalog,
+    /// Gacha banners.
+    pub banners: BannerTable,
+}
+
+impl GameData {
+    /// Loads and validates every table from `dir` (normally `config/`).
+    pub fn load(dir: &Path) -> Result<Self, DataError> {
+        let heroes_path = dir.join("heroes.toml");
+        let catalog = Catalog::from_toml(&display(&heroes_path), &read(&heroes_path)?)?;
+        let banners_path = dir.join("banners.toml");
+        let banners = BannerTable::from_toml(&display(&banners_path), &read(&banners_path)?, &catalog)?;
+        Ok(Self { catalog, banners })
+    }
+
+    /// The tables compiled into the binary, for tests and benches.
+    pub fn builtin() -> Self {
+        let catalog = Catalog::from_toml("heroes.toml", include_str!("../../config/heroes.toml"))
+            .expect("compiled-in heroes.toml is valid");
+        let banners = BannerTable::from_toml("banners.toml", include_str!("../../config/banners.toml"), &catalog)
+            .expect("compiled-in banners.toml is valid");
+        Self { catalog, banners }
+    }
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn read(p: &PathBuf) -> Result<String, DataError> {
+    std::fs::read_to_string(p).map_err(|e| DataError::new(&display(p), "(file)", format!("cannot read: {e}")))
+}

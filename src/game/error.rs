@@ -1,0 +1,31 @@
+//! Why a rule refused an action. The HTTP layer maps each to a status and code.
+
+use super::economy::InsufficientFunds;
+use super::gacha::engine::SummonError;
+
+/// A refusal by the game rules; never a server fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GameError {
+    /// A balance would go negative.
+    #[error(transparent)]
+    InsufficientFunds(#[from] InsufficientFunds),
+    /// The thing asked for does not exist (or is not the caller's).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is well-formed but breaks a rule (count, team shape, ...).
+    #[error("{0}")]
+    Invalid(String),
+    /// The action conflicts with the current state (cap reached, already claimed, inactive banner).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl From<SummonError> for GameError {
+    fn from(e: SummonError) -> Self {
+        match e {
+            SummonError::Insufficient(f) => GameError::InsufficientFunds(f),
+            SummonError::InvalidCount(_) => GameError::Invalid(e.to_string()),
+            SummonError::NotActive(_) => GameError::Conflict(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Rate disclosure computed from the same tables the engine uses.
+//!
+//! The pity counter makes pulls a Markov chain over "pulls since the last pity
+//! result". Its stationary distribution is closed-form: the chance of reaching
+//! state k is the product of the chances of missing the pity category before
+//! it, so the long-run rates are exact sums over at most `hard_pity` states,
+//! not a simulation.
+
+use serde::Serialize;
+
+use super::banner::{Banner, FillerKind, OutcomeKind};
+use super::PPM;
+
+/// Probability of each outcome at one point of the pity counter.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurvePoint {
+    /// The pull number since the last pity result (1-based).
+    pub pull: u32,
+    /// Probability of each outcome id, in table order.
+    pub probabilities: Vec<(String, f64)>,
+}
+
+/// Long-run rate of one outcome category.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsolidatedRate {
+    /// Outcome id.
+    pub id: String,
+    /// Base rate from the table.
+    pub base_rate: f64,
+    /// Long-run rate including pity and soft pity.
+    pub consolidated_rate: f64,
+}
+
+/// What a player should expect to spend for a featured hero.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeaturedExpectation {
+    /// Expected pulls from a fresh state (no pity, no guarantee) to the first featured hero.
+    pub expected_pulls: f64,
+    /// Worst case in pulls (two hard pities).
+    pub max_pulls: u32,
+    /// Expected cost buying single pulls.
+    pub expected_cost_single_pulls: f64,
+    /// Expected cost buying ten-pulls (at the ten-pull price per pull).
+    pub expected_cost_ten_pulls: f64,
+}
+
+/// Probability of the pity category at the `pull`-th pull since the last one.
+fn pity_p(b: &Banner, pull: u32) -> f64 {
+    b.weights_at(pull)[b.pity_index] as f64 / PPM as f64
+}
+
+/// Stationary distribution over the pull number since the last pity result (index k-1 ↔ pull k).
+fn stationary(b: &Banner) -> Vec<f64> {
+    let mut reach = Vec::with_capacity(b.hard_pity as usize);
+    let mut r = 1.0;
+    for pull in 1..=b.hard_pity {
+        reach.push(r);
+        r *= 1.0 - pity_p(b, pull);
+    }
+    let total: f64 = reach.iter().sum();
+    reach.iter().map(|x| x / total).collect()
+}
+
+/// The per-pull probability curve for pulls 1..=hard_pity.
+pub fn curve(b: &Banner) -> Vec<CurvePoint> {
+    (1..=b.hard_pity)
+        .map(|pull| CurvePoint {
+            pull,
+            probabilities: b
+                .weights_at(pull)
+                .iter()
+                .zip(&b.outcomes)
+                .map(|(w, o)| (o.id.clone(), *w as f64 / PPM as f64))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Long-run rate of every outcome category, in table order.
+pub fn consolidated(b: &Banner) -> Vec<ConsolidatedRate> {
+    let pi = stationary(b);
+    let mut rates = vec![0.0; b.outcomes.len()];
+    for (k, p) in pi.iter().enumerate() {
+        for (i, w) in b.weights_at(k as u32 + 1).iter().enumerate() {
+            rates[i] += p * (*w as f64 / PPM as f64);
+        }
+    }
+    b.outcomes
+        .iter()
+        .zip(rates)
+        .map(|(o, r)| ConsolidatedRate { id: o.id.clone(), base_rate: o.weight_ppm as f64 / PPM as f64, consolidated_rate: r })
+        .collect()
+}
+
+/// Expected amount of the banner's own currency handed back per pull, in the long run.
+/// For a shards filler the fallback is counted, the most it could return.
+pub fn expected_own_currency_per_pull(b: &Banner) -> f64 {
+    let filler_total: f64 = b.filler.iter().map(|f| f.weight as f64).sum();
+    let filler_return: f64 = b
+        .filler
+        .iter()
+        .map(|f| {
+            let amount = match f.kind {
+                FillerKind::Currency { currency, amount } if currency == b.currency => amount,
+                FillerKind::Shards { fallback_currency, fallback_amount, .. } if fallback_currency == b.currency => fallback_amount,
+                _ => 0,
+            };
+            f.weight as f64 / filler_total * amount as f64
+        })
+        .sum();
+    consolidated(b)
+        .iter()
+        .zip(&b.outcomes)
+        .map(|(r, o)| match o.kind {
+            OutcomeKind::Currency { currency, amount } if currency == b.currency => r.consolidated_rate * amount as f64,
+            OutcomeKind::Filler => r.consolidated_rate * filler_return,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+/// Expected pulls and cost to the first featured hero, for banners that feature one.
+pub fn featured_expectation(b: &Banner) -> Option<FeaturedExpectation> {
+    if b.featured.is_empty() {
+        return None;
+    }
+    let share = b.featured_share_ppm as f64 / PPM as f64;
+    let h = b.hard_pity as usize;
+    // e_g[k]: expected further pulls at pull-count k since the last pity result,
+    // with the guarantee on; e_f the same without it. Solved backwards from hard pity.
+    let mut e_g = vec![0.0; h + 1];
+    for k in (0..h).rev() {
+        let p = pity_p(b, k as u32 + 1);
+        e_g[k] = 1.0 + (1.0 - p) * e_g[k + 1];
+    }
+    let restart = e_g[0];
+    let mut e_f = vec![0.0; h + 1];
+    for k in (0..h).rev() {
+        let p = pity_p(b, k as u32 + 1);
+        e_f[k] = 1.0 + (1.0 - p) * e_f[k + 1] + p * (1.0 - share) * restart;
+    }
+    let expected = e_f[0];
+    Some(FeaturedExpectation {
+        expected_pulls: expected,
+        max_pulls: 2 * b.hard_pity,
+        expected_cost_single_pulls: expected * b.cost_single as f64,
+        expected_cost_ten_pulls: expected * b.cost_ten as f64 / 10.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::game::data::GameData;
+
+    #[test]
+    fn consolidated_rates_sum_to_one_and_exceed_base_for_the_pity_category() {
+        let data = GameData::builtin();
+        for b in data.banners.all() {
+            let rates = consolidated(b);
+            let sum: f64 = rates.iter().map(|r| r.consolidated_rate).sum();
+            assert!((sum - 1.0).abs() < 1e-12, "{}: {sum}", b.id);
+            let p = &rates[b.pity_index];
+            assert!(p.consolidated_rate > p.base_rate, "{}", b.id);
+        }
+    }
+
+    #[test]
+    fn hard_pity_alone_matches_the_geometric_closed_form() {
+        // premium: UR at 2% with hard pity at 50 and no soft pity:
+        // long-run rate = 1 / E[pulls per UR], E = (1 - 0.98^50) / 0.02.
+        let data = GameData::builtin();
+        let b = data.banners.get("premium").unwrap();
+        let ur = consolidated(b)[b.pity_index].consolidated_rate;
+        let expected = 0.02 / (1.0 - 0.98f64.powi(50));
+        assert!((ur - expected).abs() < 1e-12, "{ur} vs {expected}");
+    }
+
+    #[test]
+    fn divine_returns_less_essence_than_it_costs() {
+        let data = GameData::builtin();
+        let b = data.banners.get("divine").unwrap();
+        let r = expected_own_currency_per_pull(b);
+        assert!(r > 0.2 && r < 1.0, "{r}");
+    }
+
+    #[test]
+    fn featured_expectation_is_between_one_and_two_pity_cycles() {
+        let data = GameData::builtin();
+        let b = data.banners.get("celestial_descent").unwrap();
+        let f = featured_expectation(b).unwrap();
+        let cycle = 1.0 / consolidated(b)[b.pity_index].consolidated_rate;
+        assert!((f.expected_pulls - 1.5 * cycle).abs() < 1e-9, "{} vs {}", f.expected_pulls, 1.5 * cycle);
+        assert_eq!(f.max_pulls, 160);
+    }
+}

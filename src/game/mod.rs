@@ -1,0 +1,10 @@
+//! Pure game rules: no IO, no async, no clock, no global RNG.
+//! Time comes in as a parameter and randomness as a seeded RNG.
+
+pub mod catalog;
+pub mod data;
+pub mod economy;
+pub mod error;
+pub mod gacha;
+pub mod player;
+pub mod rng;

@@ -1,0 +1,344 @@
+//! Layered settings: compiled-in defaults → `config/default.toml` → `--config
+//! FILE` → environment variables → CLI flags.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The JWT secret used when none is configured; refused in production.
+pub const DEV_JWT_SECRET: &str = "divine-heroes-development-secret-do-not-use";
+/// Shortest JWT secret accepted in production.
+pub const MIN_PRODUCTION_SECRET_LEN: usize = 32;
+
+/// Which modules a process mounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Players, heroes, progression (port 8001).
+    Api,
+    /// Campaign and arena (port 8002).
+    Battle,
+    /// Banners and summons (port 8003).
+    Gacha,
+    /// Everything in one process (port 8001).
+    All,
+}
+
+impl Role {
+    /// The role's default port.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Role::Api | Role::All => 8001,
+            Role::Battle => 8002,
+            Role::Gacha => 8003,
+        }
+    }
+
+    /// The role's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Battle => "battle",
+            Role::Gacha => "gacha",
+            Role::All => "all",
+        }
+    }
+
+    /// Whether this process serves `module` ("api", "battle", "gacha").
+    pub fn mounts(self, module: Role) -> bool {
+        self == Role::All || self == module
+    }
+}
+
+/// Message queue backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MqBackend {
+    /// In-process.
+    Memory,
+    /// Redis Streams.
+    Redis,
+    /// RabbitMQ.
+    Rabbitmq,
+    /// Kafka.
+    Kafka,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// Deployment environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppEnv {
+    /// Local and test runs.
+    Development,
+    /// Refuses unsafe settings.
+    Production,
+}
+
+/// Every setting of the server. Environment variable = field name upper-cased.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address to bind.
+    #[serde(default = "d_host")]
+    pub host: String,
+    /// Port to bind; unset: the role's default. 0 picks a free port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Enable the Redis cache.
+    #[serde(default)]
+    pub redis_enabled: bool,
+    /// Redis connection URL.
+    #[serde(default = "d_redis_url")]
+    pub redis_url: String,
+    /// Message queue backend: memory, redis, rabbitmq, kafka.
+    #[serde(default = "d_mq")]
+    pub mq_backend: MqBackend,
+    /// RabbitMQ URL, for `MQ_BACKEND=rabbitmq`.
+    #[serde(default = "d_rabbitmq_url")]
+    pub rabbitmq_url: String,
+    /// Requests per window per client.
+    #[serde(default = "d_rate_requests")]
+    pub rate_limit_requests: u32,
+    /// Rate limit window in seconds.
+    #[serde(default = "d_rate_window")]
+    pub rate_limit_window: u64,
+    /// Requests per window per client on register and login.
+    #[serde(default = "d_auth_rate_requests")]
+    pub auth_rate_limit_requests: u32,
+    /// Comma-separated proxy IPs whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub trusted_proxies: String,
+    /// Short cache TTL, seconds.
+    #[serde(default = "d_ttl_short")]
+    pub cache_ttl_short: u64,
+    /// Medium cache TTL, seconds.
+    #[serde(default = "d_ttl_medium")]
+    pub cache_ttl_medium: u64,
+    /// Long cache TTL, seconds.
+    #[serde(default = "d_ttl_long")]
+    pub cache_ttl_long: u64,
+    /// Serve `/metrics` and `/metrics/prometheus`.
+    #[serde(default)]
+    pub metrics_enabled: bool,
+    /// MongoDB URL; unset: the embedded store.
+    #[serde(default)]
+    pub mongo_url: Option<SecretString>,
+    /// MongoDB database name.
+    #[serde(default = "d_mongo_db")]
+    pub mongo_db: String,
+    /// Directory of the embedded store.
+    #[serde(default = "d_data_dir")]
+    pub data_dir: PathBuf,
+    /// Directory of the game data tables.
+    #[serde(default = "d_game_data_dir")]
+    pub game_data_dir: PathBuf,
+    /// HS256 secret for player tokens.
+    #[serde(default = "d_jwt_secret")]
+    pub jwt_secret: SecretString,
+    /// Token lifetime, seconds.
+    #[serde(default = "d_jwt_ttl")]
+    pub jwt_ttl_secs: u64,
+    /// development or production.
+    #[serde(default = "d_app_env")]
+    pub app_env: AppEnv,
+    /// json or pretty.
+    #[serde(default = "d_log_format")]
+    pub log_format: LogFormat,
+    /// Name in logs and metrics.
+    #[serde(default = "d_service_name")]
+    pub service_name: String,
+    /// How long in-flight requests may finish after SIGTERM, seconds.
+    #[serde(default = "d_shutdown_timeout")]
+    pub shutdown_timeout_secs: u64,
+    /// How long a readiness check waits for each dependency, milliseconds.
+    #[serde(default = "d_ready_timeout")]
+    pub ready_timeout_ms: u64,
+}
+
+fn d_host() -> String {
+    "0.0.0.0".into()
+}
+fn d_redis_url() -> String {
+    "redis://localhost:6379".into()
+}
+fn d_mq() -> MqBackend {
+    MqBackend::Memory
+}
+fn d_rabbitmq_url() -> String {
+    "amqp://guest:guest@localhost:5672/%2f".into()
+}
+fn d_rate_requests() -> u32 {
+    120
+}
+fn d_rate_window() -> u64 {
+    60
+}
+fn d_auth_rate_requests() -> u32 {
+    10
+}
+fn d_ttl_short() -> u64 {
+    30
+}
+fn d_ttl_medium() -> u64 {
+    60
+}
+fn d_ttl_long() -> u64 {
+    300
+}
+fn d_mongo_db() -> String {
+    "divine_heroes".into()
+}
+fn d_data_dir() -> PathBuf {
+    "./data".into()
+}
+fn d_game_data_dir() -> PathBuf {
+    "./config".into()
+}
+fn d_jwt_secret() -> SecretString {
+    SecretString::from(DEV_JWT_SECRET)
+}
+fn d_jwt_ttl() -> u64 {
+    86_400
+}
+fn d_app_env() -> AppEnv {
+    AppEnv::Development
+}
+fn d_log_format() -> LogFormat {
+    LogFormat::Pretty
+}
+fn d_service_name() -> String {
+    "divine-heroes".into()
+}
+fn d_shutdown_timeout() -> u64 {
+    20
+}
+fn d_ready_timeout() -> u64 {
+    1000
+}
+
+/// Environment variables read, by setting name (upper-cased).
+const ENV_KEYS: &[&str] = &[
+    "HOST", "PORT", "REDIS_ENABLED", "REDIS_URL", "MQ_BACKEND", "RABBITMQ_URL", "RATE_LIMIT_REQUESTS",
+    "RATE_LIMIT_WINDOW", "AUTH_RATE_LIMIT_REQUESTS", "TRUSTED_PROXIES", "CACHE_TTL_SHORT", "CACHE_TTL_MEDIUM",
+    "CACHE_TTL_LONG", "METRICS_ENABLED", "MONGO_URL", "MONGO_DB", "DATA_DIR", "GAME_DATA_DIR", "JWT_SECRET",
+    "JWT_TTL_SECS", "APP_ENV", "LOG_FORMAT", "SERVICE_NAME", "SHUTDOWN_TIMEOUT_SECS", "READY_TIMEOUT_MS",
+];
+
+/// A setting that cannot be used, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+impl Settings {
+    /// Loads the layers. `extra` is the `--config FILE`, if any.
+    pub fn load(extra: Option<&Path>) -> Result<Self, SettingsError> {
+        let mut fig = Figment::new();
+        let default_file = Path::new("config/default.toml");
+        if default_file.exists() {
+            fig = fig.merge(Toml::file(default_file));
+        }
+        if let Some(p) = extra {
+            if !p.exists() {
+                return Err(SettingsError(format!("config file {} does not exist", p.display())));
+            }
+            fig = fig.merge(Toml::file(p));
+        }
+        // Empty variables are treated as unset, as a blank line in a ConfigMap means "default".
+        let env = Env::raw()
+            .only(ENV_KEYS)
+            .filter(|k| std::env::var(k.as_str().to_ascii_uppercase()).is_ok_and(|v| !v.is_empty()));
+        fig = fig.merge(env);
+        let s: Settings = fig.extract().map_err(|e| SettingsError(format!("invalid settings: {e}")))?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks values that parse but cannot work, and the production rules.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |m: String| Err(SettingsError(m));
+        if self.rate_limit_requests == 0 || self.auth_rate_limit_requests == 0 {
+            return bad("RATE_LIMIT_REQUESTS and AUTH_RATE_LIMIT_REQUESTS must be at least 1".into());
+        }
+        if self.rate_limit_window == 0 {
+            return bad("RATE_LIMIT_WINDOW must be at least 1 second".into());
+        }
+        if self.cache_ttl_short == 0 || self.cache_ttl_medium == 0 || self.cache_ttl_long == 0 {
+            return bad("CACHE_TTL_SHORT, CACHE_TTL_MEDIUM and CACHE_TTL_LONG must be at least 1 second".into());
+        }
+        if self.jwt_ttl_secs == 0 {
+            return bad("JWT_TTL_SECS must be at least 1".into());
+        }
+        if let Some(bad_ip) = self.trusted_proxy_list().err() {
+            return bad(format!("TRUSTED_PROXIES: {bad_ip:?} is not an IP address"));
+        }
+        if self.mq_backend != MqBackend::Memory {
+            return bad(format!(
+                "MQ_BACKEND={:?} is not supported in this build; use MQ_BACKEND=memory",
+                self.mq_backend
+            )
+            .to_lowercase());
+        }
+        if self.app_env == AppEnv::Production {
+            let secret = self.jwt_secret.expose_secret();
+            if secret == DEV_JWT_SECRET || secret.len() < MIN_PRODUCTION_SECRET_LEN {
+                return bad(format!(
+                    "APP_ENV=production refuses the default or a short JWT secret: set JWT_SECRET to a random string of at least {MIN_PRODUCTION_SECRET_LEN} characters"
+                ));
+            }
+            if self.mongo_url.is_none() {
+                return bad("APP_ENV=production refuses the embedded store: set MONGO_URL".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The trusted proxy addresses, or the first entry that is not an IP.
+    pub fn trusted_proxy_list(&self) -> Result<Vec<std::net::IpAddr>, String> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|_| s.to_string()))
+            .collect()
+    }
+
+    /// The port for `role`.
+    pub fn port_for(&self, role: Role) -> u16 {
+        self.port.unwrap_or(role.default_port())
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("app_env", &self.app_env)
+            .field("store", &if self.mongo_url.is_some() { "mongodb" } else { "embedded" })
+            .field("mongo_db", &self.mongo_db)
+            .field("data_dir", &self.data_dir)
+            .field("game_data_dir", &self.game_data_dir)
+            .field("redis_enabled", &self.redis_enabled)
+            .field("mq_backend", &self.mq_backend)
+            .field("rate_limit", &format!("{}/{}s (auth {})", self.rate_limit_requests, self.rate_limit_window, self.auth_rate_limit_requests))
+            .field("cache_ttl", &(self.cache_ttl_short, self.cache_ttl_medium, self.cache_ttl_long))
+            .field("metrics_enabled", &self.metrics_enabled)
+            .field("log_format", &self.log_format)
+            .field("service_name", &self.service_name)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,195 @@
+//! Metrics: one process-wide Prometheus recorder, the request observer that
+//! records them with bounded labels, and the JSON view of the same figures.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use super::state::AppState;
+
+/// Requests answered below 400.
+pub const REQUEST_SUCCESS: &str = "divine_heroes_request_success";
+/// Requests answered with 400 or above.
+pub const REQUEST_ERROR: &str = "divine_heroes_request_error";
+/// Request latency histogram, milliseconds.
+pub const REQUEST_DURATION_MS: &str = "divine_heroes_request_duration_ms";
+/// Cache hits.
+pub const CACHE_HIT: &str = "divine_heroes_cache_hit";
+/// Cache misses.
+pub const CACHE_MISS: &str = "divine_heroes_cache_miss";
+/// Requests refused by a rate limit.
+pub const RATE_LIMIT_EXCEEDED: &str = "divine_heroes_rate_limit_exceeded";
+/// Summons by banner and outcome category.
+pub const GACHA_PULLS: &str = "divine_heroes_gacha_pulls";
+/// Observed share of each category per banner since the process started.
+pub const GACHA_OBSERVED_RATE: &str = "divine_heroes_gacha_observed_rate";
+/// Published consolidated rate of each category per banner.
+pub const GACHA_PUBLISHED_RATE: &str = "divine_heroes_gacha_published_rate";
+/// Store operation latency, milliseconds.
+pub const STORE_DURATION_MS: &str = "divine_heroes_store_duration_ms";
+
+const LATENCY_BUCKETS_MS: &[f64] = &[1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the recorder (once per process) and returns its handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_duration_ms".into()), LATENCY_BUCKETS_MS)
+                .expect("bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (tests); ours still renders its own.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            // Make every promised name present from the first scrape.
+            for name in [REQUEST_SUCCESS, REQUEST_ERROR, CACHE_HIT, CACHE_MISS, RATE_LIMIT_EXCEEDED] {
+                metrics::counter!(name).absolute(0);
+            }
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(REQUEST_SUCCESS, "Requests answered with a status below 400");
+    describe_counter!(REQUEST_ERROR, "Requests answered with a status of 400 or above");
+    describe_histogram!(REQUEST_DURATION_MS, Unit::Milliseconds, "Request latency in milliseconds");
+    describe_counter!(CACHE_HIT, "Cache lookups answered from the cache");
+    describe_counter!(CACHE_MISS, "Cache lookups that went to the store");
+    describe_counter!(RATE_LIMIT_EXCEEDED, "Requests refused by a rate limit");
+    describe_counter!(GACHA_PULLS, "Gacha pulls by banner and outcome category");
+    describe_gauge!(GACHA_OBSERVED_RATE, "Observed share of each outcome per banner since start");
+    describe_gauge!(GACHA_PUBLISHED_RATE, "Published long-run rate of each outcome per banner");
+    describe_histogram!(STORE_DURATION_MS, Unit::Milliseconds, "Store operation latency in milliseconds");
+}
+
+/// Probes and scrapes: neither counted nor logged, so they cannot drown real traffic.
+fn is_probe(path: &str) -> bool {
+    path.starts_with("/health/") || path.starts_with("/metrics")
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Request id, request span, access log and request metrics, around every request.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let start = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let probe = is_probe(req.path());
+    let role = req.app_data::<web::Data<AppState>>().map(|s| s.role.name()).unwrap_or("unknown");
+    let method = req.method().to_string();
+    let span = tracing::info_span!("request", %request_id, role, %method, route = tracing::field::Empty);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let mut res = next.call(req).instrument(span.clone()).await?;
+    let status = res.status().as_u16();
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+    }
+    if !probe {
+        let labels = [
+            ("role", role.to_string()),
+            ("route", route.clone()),
+            ("method", method.clone()),
+            ("status", status_class(status).to_string()),
+        ];
+        let name = if status < 400 { REQUEST_SUCCESS } else { REQUEST_ERROR };
+        metrics::counter!(name, &labels).increment(1);
+        metrics::histogram!(REQUEST_DURATION_MS, &labels[..3]).record(ms);
+        span.record("route", route.as_str());
+        span.in_scope(|| tracing::info!(status, latency_ms = format!("{ms:.2}"), "request"));
+    }
+    Ok(res)
+}
+
+/// The request id, for handlers that want it in logs.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The Prometheus text as JSON: `{name: [{labels: {...}, value}]}`, histograms as
+/// their `_bucket`, `_sum` and `_count` series.
+pub fn render_json(text: &str) -> Value {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        let mut map = serde_json::Map::new();
+        for pair in split_labels(labels) {
+            if let Some((k, v)) = pair.split_once('=') {
+                map.insert(k.to_string(), Value::String(v.trim_matches('"').to_string()));
+            }
+        }
+        let value: Value = value.parse::<f64>().map(|v| json!(v)).unwrap_or(Value::Null);
+        out.entry(name.to_string()).or_default().push(json!({"labels": map, "value": value}));
+    }
+    json!(out)
+}
+
+/// Splits `a="x",b="y,z"` on the commas outside quotes.
+fn split_labels(s: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if start < s.len() {
+        parts.push(&s[start..]);
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_becomes_json() {
+        let text = "# HELP x y\n# TYPE a counter\na{role=\"api\",route=\"/api/x,y\"} 3\nb 1.5\n";
+        let j = render_json(text);
+        assert_eq!(j["a"][0]["labels"]["route"], "/api/x,y");
+        assert_eq!(j["a"][0]["value"], 3.0);
+        assert_eq!(j["b"][0]["value"], 1.5);
+    }
+}

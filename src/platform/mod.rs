@@ -1,0 +1,12 @@
+//! Cross-cutting services: settings, auth, errors, clock, metrics, rate limits,
+//! telemetry, and the shared application state.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod idempotency;
+pub mod metrics;
+pub mod rate_limit;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,183 @@
+//! Rate limits (governor, in-process): a general bucket per client and a
+//! stricter one for register and login. The client is the player when a valid
+//! token is sent, else the client IP (`X-Forwarded-For` only from trusted proxies).
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest, ResponseError};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+
+use super::auth::bearer;
+use super::error::{AppError, ErrorCode};
+use super::metrics::RATE_LIMIT_EXCEEDED;
+use super::state::AppState;
+
+type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+/// One keyed bucket: `requests` per `window`, refilled smoothly.
+pub struct Limiter {
+    inner: Keyed,
+    limit: u32,
+    clock: DefaultClock,
+}
+
+/// The outcome of one check.
+pub enum Verdict {
+    /// Allowed, with what is left in the bucket.
+    Allowed {
+        /// Requests left before the limit.
+        remaining: u32,
+    },
+    /// Refused; retry after this long.
+    Limited {
+        /// Time until one request is allowed again.
+        retry_after: Duration,
+    },
+}
+
+impl Limiter {
+    /// A limiter of `requests` per `window_secs`.
+    pub fn new(requests: u32, window_secs: u64) -> Self {
+        let requests = NonZeroU32::new(requests.max(1)).unwrap_or(NonZeroU32::MIN);
+        let period = Duration::from_secs(window_secs.max(1)) / requests.get();
+        let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
+            .unwrap_or_else(|| Quota::per_second(requests))
+            .allow_burst(requests);
+        Self {
+            inner: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+            limit: requests.get(),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Takes one request from `key`'s bucket.
+    pub fn check(&self, key: &str) -> Verdict {
+        match self.inner.check_key(&key.to_string()) {
+            Ok(snapshot) => Verdict::Allowed { remaining: snapshot.remaining_burst_capacity() },
+            Err(not_until) => Verdict::Limited { retry_after: not_until.wait_time_from(self.clock.now()) },
+        }
+    }
+
+    /// The configured requests per window.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// Forgets buckets that are full again, so memory stays bounded.
+    pub fn prune(&self) {
+        self.inner.retain_recent();
+        self.inner.shrink_to_fit();
+    }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut candidate = peer;
+    for hop in forwarded.rsplit(',').map(str::trim) {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => candidate = ip,
+            Ok(ip) => return Some(ip),
+            Err(_) => break,
+        }
+    }
+    Some(candidate)
+}
+
+/// Which bucket a check uses.
+#[derive(Clone, Copy)]
+enum Bucket {
+    General,
+    Auth,
+}
+
+fn client_key(req: &HttpRequest, state: &AppState) -> String {
+    if let Some(player) = bearer(req).and_then(|t| state.tokens.verify(t).ok()) {
+        return format!("player:{player}");
+    }
+    match client_ip(req, &state.trusted_proxies) {
+        Some(ip) => format!("ip:{ip}"),
+        None => "ip:unknown".to_string(),
+    }
+}
+
+async fn limit(
+    bucket: Bucket,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+    };
+    if matches!(bucket, Bucket::General) && (req.path().starts_with("/health/") || req.path().starts_with("/metrics")) {
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+    }
+    let (limiter, name) = match bucket {
+        Bucket::General => (&state.limits.general, "general"),
+        Bucket::Auth => (&state.limits.auth, "auth"),
+    };
+    let key = client_key(req.request(), &state);
+    let limit_header = HeaderValue::from(limiter.limit());
+    match limiter.check(&key) {
+        Verdict::Allowed { remaining } => {
+            let mut res = next.call(req).await?;
+            let h = res.headers_mut();
+            // An inner (stricter) bucket has already reported its own figures.
+            if !h.contains_key("x-ratelimit-remaining") {
+                h.insert(HeaderName::from_static("x-ratelimit-limit"), limit_header);
+                h.insert(HeaderName::from_static("x-ratelimit-remaining"), HeaderValue::from(remaining));
+            }
+            Ok(res.map_into_left_body())
+        }
+        Verdict::Limited { retry_after } => {
+            metrics::counter!(RATE_LIMIT_EXCEEDED, "role" => state.role.name(), "bucket" => name).increment(1);
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            let mut err = AppError::new(ErrorCode::RateLimited, format!("too many requests; retry in {secs} s"))
+                .with_details(serde_json::json!({"limit": limiter.limit(), "window_secs": state.settings.rate_limit_window}));
+            err.retry_after = Some(secs.max(1));
+            let mut res = err.error_response();
+            let h = res.headers_mut();
+            h.insert(HeaderName::from_static("x-ratelimit-limit"), limit_header);
+            h.insert(HeaderName::from_static("x-ratelimit-remaining"), HeaderValue::from(0u32));
+            Ok(req.into_response(res).map_into_right_body())
+        }
+    }
+}
+
+/// The general limit, around the whole app (probes and scrapes pass untouched).
+pub async fn limit_general(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    limit(Bucket::General, req, next).await
+}
+
+/// The stricter limit, around register and login.
+pub async fn limit_auth(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    limit(Bucket::Auth, req, next).await
+}
+
+/// Both buckets.
+pub struct Limits {
+    /// Every limited route.
+    pub general: Limiter,
+    /// Register and login (per IP), and login per username.
+    pub auth: Limiter,
+}

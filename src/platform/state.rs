@@ -1,0 +1,127 @@
+//! The shared services of one process, built once and handed to every handler.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{json, Value};
+
+use super::auth::TokenKeys;
+use super::clock::Clock;
+use super::config::{Role, Settings};
+use super::rate_limit::{Limiter, Limits};
+use crate::game::data::GameData;
+use crate::store::DynStore;
+
+/// Everything a handler may need.
+pub struct AppState {
+    /// The loaded settings.
+    pub settings: Settings,
+    /// The role this process serves.
+    pub role: Role,
+    /// Persistence.
+    pub store: DynStore,
+    /// Validated game tables.
+    pub data: Arc<GameData>,
+    /// Token signing and checking.
+    pub tokens: TokenKeys,
+    /// The time source of the rules.
+    pub clock: Arc<dyn Clock>,
+    /// Rate limit buckets.
+    pub limits: Limits,
+    /// Parsed `TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Redis pool when `REDIS_ENABLED=true`.
+    pub redis: Option<deadpool_redis::Pool>,
+    /// Prometheus handle.
+    pub metrics: PrometheusHandle,
+    /// Set when shutdown begins: readiness turns 503.
+    pub shutting_down: AtomicBool,
+    /// When the process started.
+    pub started_at: Instant,
+}
+
+impl AppState {
+    /// Assembles the state from already-connected parts.
+    pub fn new(
+        settings: Settings,
+        role: Role,
+        store: DynStore,
+        data: Arc<GameData>,
+        clock: Arc<dyn Clock>,
+        redis: Option<deadpool_redis::Pool>,
+    ) -> Self {
+        let limits = Limits {
+            general: Limiter::new(settings.rate_limit_requests, settings.rate_limit_window),
+            auth: Limiter::new(settings.auth_rate_limit_requests, settings.rate_limit_window),
+        };
+        Self {
+            tokens: TokenKeys::new(&settings.jwt_secret, settings.jwt_ttl_secs),
+            trusted_proxies: settings.trusted_proxy_list().unwrap_or_default(),
+            limits,
+            role,
+            store,
+            data,
+            clock,
+            redis,
+            metrics: super::metrics::install(),
+            shutting_down: AtomicBool::new(false),
+            started_at: Instant::now(),
+            settings,
+        }
+    }
+
+    /// Marks the process as draining.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Checks every dependency within the readiness timeout. Returns whether the
+    /// process should receive traffic, and the per-dependency detail.
+    ///
+    /// The store is required. Redis only backs the cache, which falls through to
+    /// the store, so a Redis outage reports "degraded" but stays ready: otherwise
+    /// a Redis blink would take every pod out of service at once.
+    pub async fn readiness(&self) -> (bool, Value) {
+        let timeout = Duration::from_millis(self.settings.ready_timeout_ms);
+        let started = Instant::now();
+        let store = match tokio::time::timeout(timeout, self.store.ping()).await {
+            Ok(Ok(())) => json!({"status": "up", "kind": self.store.kind(), "latency_ms": started.elapsed().as_millis() as u64}),
+            Ok(Err(e)) => json!({"status": "down", "kind": self.store.kind(), "error": e.to_string()}),
+            Err(_) => json!({"status": "down", "kind": self.store.kind(), "error": format!("no answer within {} ms", timeout.as_millis())}),
+        };
+        let store_up = store["status"] == "up";
+        let mut checks = serde_json::Map::new();
+        checks.insert("store".into(), store);
+        let mut degraded = false;
+        if let Some(pool) = &self.redis {
+            let started = Instant::now();
+            let r = tokio::time::timeout(timeout, async {
+                let mut c = pool.get().await.map_err(|e| e.to_string())?;
+                deadpool_redis::redis::cmd("PING").query_async::<String>(&mut c).await.map_err(|e| e.to_string())
+            })
+            .await;
+            let redis = match r {
+                Ok(Ok(_)) => json!({"status": "up", "latency_ms": started.elapsed().as_millis() as u64}),
+                Ok(Err(e)) => json!({"status": "degraded", "error": e}),
+                Err(_) => json!({"status": "degraded", "error": format!("no answer within {} ms", timeout.as_millis())}),
+            };
+            degraded = redis["status"] != "up";
+            checks.insert("redis".into(), redis);
+        }
+        let draining = self.shutting_down.load(Ordering::SeqCst);
+        let ready = store_up && !draining;
+        let status = if draining {
+            "shutting_down"
+        } else if !store_up {
+            "not_ready"
+        } else if degraded {
+            "degraded"
+        } else {
+            "ready"
+        };
+        (ready, json!({"status": status, "role": self.role.name(), "checks": checks}))
+    }
+}

@@ -1,0 +1,91 @@
+//! Register and login.
+
+use actix_web::{web, HttpResponse};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::game::player::Player;
+use crate::platform::auth::{hash_password, verify_password};
+use crate::platform::error::{AppError, ErrorCode};
+use crate::platform::rate_limit::Verdict;
+use crate::platform::state::AppState;
+use crate::roles::views::player_view;
+
+/// Register and login body.
+#[derive(Deserialize)]
+pub struct Credentials {
+    username: String,
+    password: SecretString,
+}
+
+const PASSWORD_MIN: usize = 8;
+const PASSWORD_MAX: usize = 128;
+
+fn check_username(u: &str) -> Result<(), AppError> {
+    let ok = (3..=20).contains(&u.len()) && u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::new(ErrorCode::ValidationFailed, "username must be 3-20 characters of A-Z, a-z, 0-9 and _")
+            .with_details(json!({"field": "username"})))
+    }
+}
+
+fn check_password(p: &SecretString) -> Result<(), AppError> {
+    use secrecy::ExposeSecret;
+    let n = p.expose_secret().chars().count();
+    if (PASSWORD_MIN..=PASSWORD_MAX).contains(&n) {
+        Ok(())
+    } else {
+        Err(AppError::new(ErrorCode::ValidationFailed, format!("password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters"))
+            .with_details(json!({"field": "password"})))
+    }
+}
+
+/// `POST /api/auth/register`: the player, its starter heroes and team, and a token.
+#[tracing::instrument(skip_all, fields(username = %body.username))]
+pub async fn post_register(state: web::Data<AppState>, body: web::Json<Credentials>) -> Result<HttpResponse, AppError> {
+    let Credentials { username, password } = body.into_inner();
+    check_username(&username)?;
+    check_password(&password)?;
+    let hash = web::block(move || hash_password(&password)).await.map_err(AppError::internal)??;
+    let now = state.clock.now();
+    let player = Player::new(uuid::Uuid::new_v4().simple().to_string(), &username, hash, now);
+    state.store.create_player(&player).await?;
+    let (token, expires_at) = state.tokens.issue(&player.id, now)?;
+    tracing::info!(player_id = %player.id, "player registered");
+    Ok(HttpResponse::Created().json(json!({
+        "player": player_view(&state.data.catalog, &player, now),
+        "token": token,
+        "token_type": "Bearer",
+        "expires_at": expires_at,
+    })))
+}
+
+/// A valid argon2id hash of a random password, checked when the username is
+/// unknown so that both paths take the same time.
+static DECOY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password(&SecretString::from(uuid::Uuid::new_v4().to_string())).unwrap_or_default());
+
+/// `POST /api/auth/login`: a token for the right username and password.
+#[tracing::instrument(skip_all)]
+pub async fn post_login(state: web::Data<AppState>, body: web::Json<Credentials>) -> Result<HttpResponse, AppError> {
+    let Credentials { username, password } = body.into_inner();
+    let lower = username.to_ascii_lowercase();
+    // Per-username bucket too, so one account cannot be guessed at from many IPs.
+    if let Verdict::Limited { retry_after } = state.limits.auth.check(&format!("login:{lower}")) {
+        let mut e = AppError::new(ErrorCode::RateLimited, "too many login attempts for this username");
+        e.retry_after = Some(retry_after.as_secs().max(1));
+        metrics::counter!(crate::platform::metrics::RATE_LIMIT_EXCEEDED, "role" => state.role.name(), "bucket" => "login").increment(1);
+        return Err(e);
+    }
+    let player = if lower.len() <= 64 { state.store.player_by_username(&lower).await? } else { None };
+    let hash = player.as_ref().map(|p| p.password_hash.clone()).unwrap_or_else(|| DECOY_HASH.clone());
+    let ok = web::block(move || verify_password(&password, &hash)).await.map_err(AppError::internal)?;
+    let Some(player) = player.filter(|_| ok) else {
+        return Err(AppError::new(ErrorCode::InvalidCredentials, "wrong username or password"));
+    };
+    let (token, expires_at) = state.tokens.issue(&player.id, state.clock.now())?;
+    Ok(HttpResponse::Ok().json(json!({"token": token, "token_type": "Bearer", "expires_at": expires_at, "player_id": player.id})))
+}

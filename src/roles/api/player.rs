@@ -1,0 +1,28 @@
+//! The caller's profile and ledger.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::platform::auth::AuthPlayer;
+use crate::platform::error::{AppError, ErrorCode};
+use crate::platform::state::AppState;
+use crate::roles::views::{cursor, player_view, PageQuery};
+
+/// `GET /api/player`.
+#[tracing::instrument(skip_all, fields(player_id = %who.0))]
+pub async fn get_player(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
+    let player = state
+        .store
+        .player_by_id(&who.0)
+        .await?
+        .ok_or_else(|| AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))?;
+    Ok(HttpResponse::Ok().json(player_view(&state.data.catalog, &player, state.clock.now())))
+}
+
+/// `GET /api/player/ledger`.
+#[tracing::instrument(skip_all, fields(player_id = %who.0))]
+pub async fn get_ledger(state: web::Data<AppState>, who: AuthPlayer, q: web::Query<PageQuery>) -> Result<HttpResponse, AppError> {
+    let (limit, before) = q.parse()?;
+    let page = state.store.ledger(&who.0, limit, before).await?;
+    Ok(HttpResponse::Ok().json(json!({"items": page.items, "next_cursor": cursor(page.next_before)})))
+}

@@ -1,0 +1,177 @@
+//! Builds the server for a role: state, middleware, routes; runs it with a
+//! graceful shutdown.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+
+use crate::game::data::GameData;
+use crate::platform::clock::{Clock, SystemClock};
+use crate::platform::config::{Role, Settings};
+use crate::platform::error::{json_error, path_error, query_error};
+use crate::platform::metrics::observe;
+use crate::platform::rate_limit::limit_general;
+use crate::platform::state::AppState;
+use crate::roles;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::mongo::MongoStore;
+use crate::store::DynStore;
+
+/// Largest JSON body accepted.
+const JSON_LIMIT_BYTES: usize = 64 * 1024;
+
+/// A built, bound, not yet running server.
+pub struct Server {
+    port: u16,
+    server: actix_web::dev::Server,
+    state: web::Data<AppState>,
+}
+
+/// Opens the configured store: MongoDB when `MONGO_URL` is set, else the embedded one.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<DynStore> {
+    Ok(match &settings.mongo_url {
+        Some(url) => Arc::new(
+            MongoStore::connect(url.expose_secret(), &settings.mongo_db)
+                .await
+                .context("connecting to MongoDB (MONGO_URL)")?,
+        ),
+        None => Arc::new(
+            EmbeddedStore::open(&settings.data_dir)
+                .with_context(|| format!("opening the embedded store in {}", settings.data_dir.display()))?,
+        ),
+    })
+}
+
+impl Server {
+    /// Builds the server on the system clock.
+    pub async fn build(settings: Settings, role: Role) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, role, Arc::new(SystemClock)).await
+    }
+
+    /// Builds the server with a given time source (tests move it).
+    pub async fn build_with_clock(settings: Settings, role: Role, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let data = Arc::new(GameData::load(&settings.game_data_dir).context("loading game data")?);
+        let store = open_store(&settings).await?;
+        Self::build_with(settings, role, clock, store, data)
+    }
+
+    /// Builds the server from already-opened parts.
+    pub fn build_with(
+        settings: Settings,
+        role: Role,
+        clock: Arc<dyn Clock>,
+        store: DynStore,
+        data: Arc<GameData>,
+    ) -> anyhow::Result<Self> {
+        let redis = if settings.redis_enabled {
+            let pool = deadpool_redis::Config::from_url(settings.redis_url.clone())
+                .builder()
+                .context("REDIS_URL")?
+                .max_size(16)
+                .wait_timeout(Some(Duration::from_millis(500)))
+                .create_timeout(Some(Duration::from_millis(500)))
+                .runtime(deadpool_redis::Runtime::Tokio1)
+                .build()
+                .context("building the Redis pool")?;
+            Some(pool)
+        } else {
+            None
+        };
+        #[cfg(feature = "gacha")]
+        roles::gacha::publish_rate_metrics(&data);
+        let addr = format!("{}:{}", settings.host, settings.port_for(role));
+        let listener = TcpListener::bind(&addr).with_context(|| format!("binding {addr}"))?;
+        let port = listener.local_addr()?.port();
+        let shutdown_timeout = settings.shutdown_timeout_secs;
+        let state = web::Data::new(AppState::new(settings, role, store, data, clock, redis));
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::JsonConfig::default().limit(JSON_LIMIT_BYTES).error_handler(json_error))
+                .app_data(web::PathConfig::default().error_handler(path_error))
+                .app_data(web::QueryConfig::default().error_handler(query_error))
+                .wrap(from_fn(limit_general))
+                .wrap(from_fn(observe))
+                .configure(|cfg| roles::configure(role, cfg))
+                .default_service(web::to(roles::common::not_found))
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout)
+        .run();
+        Ok(Self { port, server, state })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (tests reach the store and clock through it).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Runs until SIGTERM or SIGINT, then drains: readiness turns 503 at once,
+    /// the listener closes, in-flight requests get `SHUTDOWN_TIMEOUT_SECS` to finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            state.begin_shutdown();
+            tracing::info!("shutdown signal received: draining in-flight requests");
+            handle.stop(true).await;
+        });
+        self.run().await
+    }
+
+    /// Runs without signal handling (tests stop it through the handle).
+    pub async fn run(self) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let pruner = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                state.limits.general.prune();
+                state.limits.auth.prune();
+            }
+        });
+        let r = self.server.await;
+        pruner.abort();
+        r
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,352 @@
+//! The embedded store: a redb file under `DATA_DIR`, ACID and crash-safe.
+//!
+//! Writes go through one writer thread that commits in groups: it takes every
+//! job waiting in its queue, runs each inside one write transaction (each job
+//! sees the ones before it, so they stay serialized and individually atomic:
+//! a refused job writes nothing), makes one durable commit, and only then
+//! answers each job. One fsync thus serves many concurrent operations.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{mpsc, Arc};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::*;
+
+const PLAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("players");
+const USERNAMES: TableDefinition<&str, &str> = TableDefinition::new("usernames");
+const LEDGER: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("ledger");
+const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
+const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
+
+/// Most jobs folded into one commit.
+const MAX_GROUP: usize = 512;
+
+/// How to answer a job once its group's commit is known.
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// One queued write.
+trait GroupJob: Send {
+    /// Runs inside the group's transaction; `Err` after a storage fault, which
+    /// aborts the group (the job has then already been answered).
+    fn run(self: Box<Self>, txn: &WriteTransaction) -> Result<Reply, ()>;
+    /// Answers without running.
+    fn fail(self: Box<Self>, e: StoreError);
+}
+
+type Job = Box<dyn GroupJob>;
+
+struct WriteJob<F, T> {
+    f: F,
+    tx: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<F, T> GroupJob for WriteJob<F, T>
+where
+    F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, txn: &WriteTransaction) -> Result<Reply, ()> {
+        let tx = self.tx;
+        match (self.f)(txn) {
+            Ok(v) => Ok(Box::new(move |committed: Result<(), StoreError>| {
+                let _ = tx.send(committed.map(|_| v));
+            })),
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                Err(())
+            }
+        }
+    }
+
+    fn fail(self: Box<Self>, e: StoreError) {
+        let _ = self.tx.send(Err(e));
+    }
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct IdemRecord {
+    fingerprint: String,
+    response: StoredResponse,
+}
+
+/// A redb-backed store.
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    jobs: mpsc::Sender<Job>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) `dir/divine-heroes.redb` and starts the writer thread.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("creating {}: {e}", dir.display())))?;
+        let path = dir.join("divine-heroes.redb");
+        let db = Database::create(&path).map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        {
+            txn.open_table(PLAYERS).map_err(unavailable)?;
+            txn.open_table(USERNAMES).map_err(unavailable)?;
+            txn.open_table(LEDGER).map_err(unavailable)?;
+            txn.open_table(HISTORY).map_err(unavailable)?;
+            txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
+        }
+        txn.commit().map_err(unavailable)?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel::<Job>();
+        let writer_db = db.clone();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(&writer_db, rx))
+            .map_err(unavailable)?;
+        Ok(Self { db, jobs: tx })
+    }
+
+    /// Queues `f` for the next group commit and waits for that commit.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(WriteJob { f, tx });
+        self.jobs.send(job).map_err(|_| unavailable("store writer stopped"))?;
+        rx.await.map_err(|_| unavailable("store writer stopped"))?
+    }
+
+    /// Runs a read-only closure on a snapshot, off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(unavailable)?;
+            f(&txn)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn writer_loop(db: &Database, rx: mpsc::Receiver<Job>) {
+    let mut queue: VecDeque<Job> = VecDeque::new();
+    while let Ok(first) = rx.recv() {
+        queue.push_back(first);
+        while queue.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => queue.push_back(j),
+                Err(_) => break,
+            }
+        }
+        while !queue.is_empty() {
+            let txn = match db.begin_write() {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "store: cannot begin write transaction");
+                    for job in queue.drain(..) {
+                        job.fail(unavailable(&e));
+                    }
+                    break;
+                }
+            };
+            let mut replies: Vec<Reply> = Vec::with_capacity(queue.len());
+            let mut aborted = false;
+            while let Some(job) = queue.pop_front() {
+                match job.run(&txn) {
+                    Ok(reply) => replies.push(reply),
+                    Err(()) => {
+                        aborted = true;
+                        break;
+                    }
+                }
+            }
+            if aborted {
+                // A storage fault mid-group: drop the transaction and tell the jobs
+                // already run that nothing of theirs was kept; the rest run next.
+                drop(txn);
+                for r in replies {
+                    r(Err(StoreError::Unavailable("write aborted by a storage fault in the same commit group; retry".into())));
+                }
+                continue;
+            }
+            let committed = txn.commit().map_err(unavailable);
+            if let Err(e) = &committed {
+                tracing::error!(error = %e, "store: commit failed");
+            }
+            for r in replies {
+                r(match &committed {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(unavailable(e)),
+                });
+            }
+        }
+    }
+}
+
+fn load_player_w(txn: &WriteTransaction, id: &str) -> Result<Option<Player>, StoreError> {
+    let t = txn.open_table(PLAYERS).map_err(unavailable)?;
+    let v = t.get(id).map_err(unavailable)?;
+    v.map(|g| decode(g.value())).transpose()
+}
+
+fn put_player(txn: &WriteTransaction, p: &Player) -> Result<(), StoreError> {
+    let mut t = txn.open_table(PLAYERS).map_err(unavailable)?;
+    t.insert(p.id.as_str(), encode(p)?.as_slice()).map_err(unavailable)?;
+    Ok(())
+}
+
+fn put_ledger(txn: &WriteTransaction, entries: &[LedgerEntry]) -> Result<(), StoreError> {
+    let mut t = txn.open_table(LEDGER).map_err(unavailable)?;
+    for e in entries {
+        t.insert((e.player_id.as_str(), e.seq), encode(e)?.as_slice()).map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn put_history(txn: &WriteTransaction, rows: &[HistoryRow]) -> Result<(), StoreError> {
+    let mut t = txn.open_table(HISTORY).map_err(unavailable)?;
+    for r in rows {
+        t.insert((r.player_id.as_str(), r.seq), encode(r)?.as_slice()).map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn page<T: DeserializeOwned>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<(&str, u64), &[u8]>,
+    player_id: &str,
+    limit: usize,
+    before: Option<u64>,
+) -> Result<Page<T>, StoreError> {
+    let t = txn.open_table(def).map_err(unavailable)?;
+    let end = before.unwrap_or(u64::MAX);
+    let mut items = Vec::with_capacity(limit);
+    let mut last_seq = None;
+    let mut more = false;
+    for row in t.range((player_id, 0)..(player_id, end)).map_err(unavailable)?.rev() {
+        let (k, v) = row.map_err(unavailable)?;
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        last_seq = Some(k.value().1);
+        items.push(decode(v.value())?);
+    }
+    Ok(Page { items, next_before: if more { last_seq } else { None } })
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|txn| txn.open_table(PLAYERS).map(|_| ()).map_err(unavailable)).await
+    }
+
+    async fn create_player(&self, player: &Player) -> Result<(), StoreError> {
+        let player = player.clone();
+        self.write(move |txn| {
+            {
+                let mut names = txn.open_table(USERNAMES).map_err(unavailable)?;
+                if names.get(player.username_lower.as_str()).map_err(unavailable)?.is_some() {
+                    return Ok(Err(StoreError::UsernameTaken));
+                }
+                names.insert(player.username_lower.as_str(), player.id.as_str()).map_err(unavailable)?;
+            }
+            put_player(txn, &player)?;
+            put_ledger(txn, &starting_ledger(&player))?;
+            Ok(Ok(()))
+        })
+        .await?
+    }
+
+    async fn player_by_id(&self, id: &str) -> Result<Option<Player>, StoreError> {
+        let id = id.to_string();
+        self.read(move |txn| {
+            let t = txn.open_table(PLAYERS).map_err(unavailable)?;
+            let v = t.get(id.as_str()).map_err(unavailable)?;
+            v.map(|g| decode(g.value())).transpose()
+        })
+        .await
+    }
+
+    async fn player_by_username(&self, username_lower: &str) -> Result<Option<Player>, StoreError> {
+        let name = username_lower.to_string();
+        self.read(move |txn| {
+            let names = txn.open_table(USERNAMES).map_err(unavailable)?;
+            let Some(id) = names.get(name.as_str()).map_err(unavailable)? else { return Ok(None) };
+            let t = txn.open_table(PLAYERS).map_err(unavailable)?;
+            let v = t.get(id.value()).map_err(unavailable)?;
+            v.map(|g| decode(g.value())).transpose()
+        })
+        .await
+    }
+
+    async fn mutate(
+        &self,
+        player_id: &str,
+        idempotency: Option<IdempotencyRequest>,
+        now: DateTime<Utc>,
+        op: Mutation,
+    ) -> Result<MutateOutcome, StoreError> {
+        let player_id = player_id.to_string();
+        self.write(move |txn| {
+            if let Some(idem) = &idempotency {
+                let t = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
+                let v = t.get((player_id.as_str(), idem.key.as_str())).map_err(unavailable)?;
+                if let Some(g) = v {
+                    let rec: IdemRecord = decode(g.value())?;
+                    return Ok(if rec.fingerprint == idem.fingerprint {
+                        MutateOutcome::Replayed(rec.response)
+                    } else {
+                        MutateOutcome::KeyReused
+                    });
+                }
+            }
+            let Some(player) = load_player_w(txn, &player_id)? else { return Ok(MutateOutcome::PlayerNotFound) };
+            let (player, _before, effects, ledger, history) = match apply_mutation(player, &op, now) {
+                Ok(x) => x,
+                Err(e) => return Ok(MutateOutcome::Rejected(e)),
+            };
+            put_player(txn, &player)?;
+            put_ledger(txn, &ledger)?;
+            put_history(txn, &history)?;
+            if let Some(idem) = &idempotency {
+                let rec = IdemRecord { fingerprint: idem.fingerprint.clone(), response: effects.response.clone() };
+                let mut t = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
+                t.insert((player_id.as_str(), idem.key.as_str()), encode(&rec)?.as_slice()).map_err(unavailable)?;
+            }
+            Ok(MutateOutcome::Applied(effects.response, Box::new(player)))
+        })
+        .await
+    }
+
+    async fn ledger(&self, player_id: &str, limit: usize, before: Option<u64>) -> Result<Page<LedgerEntry>, StoreError> {
+        let id = player_id.to_string();
+        self.read(move |txn| page(txn, LEDGER, &id, limit, before)).await
+    }
+
+    async fn history(&self, player_id: &str, limit: usize, before: Option<u64>) -> Result<Page<HistoryRow>, StoreError> {
+        let id = player_id.to_string();
+        self.read(move |txn| page(txn, HISTORY, &id, limit, before)).await
+    }
+}

@@ -1,0 +1,214 @@
+//! Persistence behind domain operations that are atomic as a whole.
+//!
+//! Every write to a player goes through [`Store::mutate`]: the store loads the
+//! player, brings lazy values up to date, runs a pure rule on it and then, in
+//! one atomic unit, writes the new player (guarded by its version), one ledger
+//! entry per changed currency, any history rows and the idempotency record.
+
+pub mod embedded;
+pub mod mongo;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::game::economy::{Balances, Currency};
+use crate::game::error::GameError;
+use crate::game::player::Player;
+
+/// A fault of the storage itself (never a rule refusal).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The username is taken (case-insensitively).
+    #[error("username is taken")]
+    UsernameTaken,
+    /// The backend could not be reached or failed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// Too many concurrent writers on one player; safe to retry.
+    #[error("too much contention, retry")]
+    Contention,
+}
+
+/// One currency change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// Position in the player's ledger (increasing).
+    pub seq: u64,
+    /// Whose.
+    pub player_id: String,
+    /// Which currency.
+    pub currency: Currency,
+    /// Signed change.
+    pub delta: i64,
+    /// Balance after the change.
+    pub balance_after: i64,
+    /// Why ("summon", "starting_grant", ...).
+    pub reason: String,
+    /// What caused it (summon id, battle id, claim id).
+    pub ref_id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A row of a player's history (one gacha pull, for now), stored as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRow {
+    /// Position in the player's history (increasing).
+    pub seq: u64,
+    /// Whose.
+    pub player_id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The row itself.
+    pub data: serde_json::Value,
+}
+
+/// The response kept with an idempotency key, replayed on a repeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: serde_json::Value,
+}
+
+/// An idempotency key and the fingerprint of the request that carried it.
+#[derive(Debug, Clone)]
+pub struct IdempotencyRequest {
+    /// Client-chosen key.
+    pub key: String,
+    /// Hash of what was asked (route and body).
+    pub fingerprint: String,
+}
+
+/// What a successful rule produced, for the store to write with the player.
+#[derive(Debug, Clone)]
+pub struct Effects {
+    /// Ledger reason for every currency change.
+    pub reason: String,
+    /// Ledger reference (summon id, claim id).
+    pub ref_id: String,
+    /// History rows to append (JSON, in order).
+    pub history: Vec<serde_json::Value>,
+    /// The response to return and keep with the idempotency key.
+    pub response: StoredResponse,
+}
+
+/// A pure rule run on the up-to-date player; may be re-run on a retry.
+pub type Mutation = Arc<dyn Fn(&mut Player) -> Result<Effects, GameError> + Send + Sync>;
+
+/// How a mutation ended, short of a storage fault.
+#[derive(Debug)]
+pub enum MutateOutcome {
+    /// Applied now; the player after it.
+    Applied(StoredResponse, Box<Player>),
+    /// The key was seen before with the same request: the first response.
+    Replayed(StoredResponse),
+    /// The key was seen before with a different request.
+    KeyReused,
+    /// The rule refused; nothing was written.
+    Rejected(GameError),
+    /// No such player.
+    PlayerNotFound,
+}
+
+/// A page of a newest-first list.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    /// Items, newest first.
+    pub items: Vec<T>,
+    /// Pass back as `before` for the next page; `None` at the end.
+    pub next_before: Option<u64>,
+}
+
+/// Ledger and history sequence numbers: the player version in the high bits, the
+/// position within that write in the low 8, so that they increase per player
+/// without a shared counter.
+pub fn seq(version: u64, i: usize) -> u64 {
+    (version << 8) | (i as u64 & 0xff)
+}
+
+/// Ledger entries for the change from `before` to `after`.
+pub fn ledger_entries(player: &Player, before: &Balances, reason: &str, ref_id: &str, at: DateTime<Utc>) -> Vec<LedgerEntry> {
+    player
+        .balances
+        .deltas_since(before)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (currency, delta))| LedgerEntry {
+            seq: seq(player.version, i),
+            player_id: player.id.clone(),
+            currency,
+            delta,
+            balance_after: player.balances.get(currency),
+            reason: reason.to_string(),
+            ref_id: ref_id.to_string(),
+            at,
+        })
+        .collect()
+}
+
+/// History rows for a write at `player.version`.
+pub fn history_rows(player: &Player, rows: &[serde_json::Value], at: DateTime<Utc>) -> Vec<HistoryRow> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, data)| HistoryRow { seq: seq(player.version, i), player_id: player.id.clone(), at, data: data.clone() })
+        .collect()
+}
+
+/// Runs a mutation on a loaded player: refresh, rule, version bump, ledger.
+/// Shared by both stores so that they apply rules identically.
+pub fn apply_mutation(
+    mut player: Player,
+    op: &Mutation,
+    now: DateTime<Utc>,
+) -> Result<(Player, Balances, Effects, Vec<LedgerEntry>, Vec<HistoryRow>), GameError> {
+    player.refresh(now);
+    let before = player.balances;
+    let effects = op(&mut player)?;
+    player.version += 1;
+    let ledger = ledger_entries(&player, &before, &effects.reason, &effects.ref_id, now);
+    let history = history_rows(&player, &effects.history, now);
+    Ok((player, before, effects, ledger, history))
+}
+
+/// Persistence, as atomic domain operations.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// "embedded" or "mongodb", for health details and logs.
+    fn kind(&self) -> &'static str;
+    /// Answers when the backend is reachable.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Creates a player and its starting-grant ledger entries atomically.
+    async fn create_player(&self, player: &Player) -> Result<(), StoreError>;
+    /// Loads a player by id.
+    async fn player_by_id(&self, id: &str) -> Result<Option<Player>, StoreError>;
+    /// Loads a player by lower-cased username.
+    async fn player_by_username(&self, username_lower: &str) -> Result<Option<Player>, StoreError>;
+    /// Applies `op` to the player atomically, with the idempotency key if given.
+    async fn mutate(
+        &self,
+        player_id: &str,
+        idempotency: Option<IdempotencyRequest>,
+        now: DateTime<Utc>,
+        op: Mutation,
+    ) -> Result<MutateOutcome, StoreError>;
+    /// The player's ledger, newest first, entries with `seq < before`.
+    async fn ledger(&self, player_id: &str, limit: usize, before: Option<u64>) -> Result<Page<LedgerEntry>, StoreError>;
+    /// The player's history, newest first, rows with `seq < before`.
+    async fn history(&self, player_id: &str, limit: usize, before: Option<u64>) -> Result<Page<HistoryRow>, StoreError>;
+}
+
+/// Ledger entries of a new player's starting balances.
+pub fn starting_ledger(player: &Player) -> Vec<LedgerEntry> {
+    ledger_entries(player, &Balances::default(), "starting_grant", &player.id, player.created_at)
+}
+
+/// Shared handle to the configured store.
+pub type DynStore = Arc<dyn Store>;

@@ -1,0 +1,344 @@
+//! The MongoDB store (official driver).
+//!
+//! Atomicity: a mutation is one multi-document transaction (player, ledger,
+//! history, idempotency record). Inside it the player update is conditional on
+//! the version read and on every debited balance still covering its debit, and
+//! balances change by `$inc`, never by writing back a value read earlier. A
+//! write conflict or a transient error retries the whole transaction. Writers
+//! to one player inside one process queue on a striped lock first, so that a
+//! burst on one player does not turn into a storm of conflicting transactions.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mongodb::bson::{self, doc, Document};
+use mongodb::error::{ErrorKind, WriteFailure, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
+use mongodb::options::{ClientOptions, IndexOptions, ReadConcern, TransactionOptions, WriteConcern};
+use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use super::*;
+
+const MAX_ATTEMPTS: u32 = 60;
+const LOCK_STRIPES: usize = 256;
+
+#[derive(Serialize, Deserialize)]
+struct IdemDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    fingerprint: String,
+    response: StoredResponse,
+}
+
+/// A MongoDB-backed store.
+pub struct MongoStore {
+    client: Client,
+    db: Database,
+    stripes: Vec<Mutex<()>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    match &*e.kind {
+        ErrorKind::Write(WriteFailure::WriteError(we)) => we.code == 11000,
+        ErrorKind::InsertMany(im) => im.write_errors.as_ref().is_some_and(|w| w.iter().any(|x| x.code == 11000)),
+        ErrorKind::Command(c) => c.code == 11000,
+        _ => false,
+    }
+}
+
+fn is_retryable(e: &mongodb::error::Error) -> bool {
+    e.contains_label(TRANSIENT_TRANSACTION_ERROR)
+        || e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
+        || matches!(&*e.kind, ErrorKind::Command(c) if c.code == 112 /* WriteConflict */ || c.code == 251 /* NoSuchTransaction */)
+}
+
+fn player_doc(p: &Player) -> Result<Document, StoreError> {
+    let mut d = bson::to_document(p).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    if let Some(id) = d.remove("id") {
+        d.insert("_id", id);
+    }
+    Ok(d)
+}
+
+fn player_from(mut d: Document) -> Result<Player, StoreError> {
+    if let Some(id) = d.remove("_id") {
+        d.insert("id", id);
+    }
+    bson::from_document(d).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn row_doc<T: Serialize>(player_id: &str, seq: u64, v: &T) -> Result<Document, StoreError> {
+    let mut d = bson::to_document(v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    d.insert("_id", format!("{player_id}:{seq:020}"));
+    Ok(d)
+}
+
+/// How one transaction attempt ended.
+enum Attempt {
+    Done(MutateOutcome),
+    Retry,
+}
+
+impl MongoStore {
+    /// Connects, checks the server answers and creates the indexes.
+    pub async fn connect(url: &str, db_name: &str) -> Result<Self, StoreError> {
+        let mut opts = ClientOptions::parse(url).await.map_err(|e| unavailable(format!("parsing MONGO_URL: {e}")))?;
+        opts.app_name = Some("divine-heroes".into());
+        opts.server_selection_timeout = Some(opts.server_selection_timeout.unwrap_or(Duration::from_secs(5)));
+        let client = Client::with_options(opts).map_err(unavailable)?;
+        let db = client.database(db_name);
+        let store = Self { client, db, stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect() };
+        store.ping().await?;
+        store.create_indexes().await?;
+        Ok(store)
+    }
+
+    async fn create_indexes(&self) -> Result<(), StoreError> {
+        let unique = IndexOptions::builder().unique(true).build();
+        self.players()
+            .create_index(IndexModel::builder().keys(doc! {"username_lower": 1}).options(unique).build())
+            .await
+            .map_err(unavailable)?;
+        for c in ["ledger", "history"] {
+            self.db
+                .collection::<Document>(c)
+                .create_index(IndexModel::builder().keys(doc! {"player_id": 1, "seq": -1}).build())
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    fn players(&self) -> Collection<Document> {
+        self.db.collection("players")
+    }
+
+    fn stripe(&self, player_id: &str) -> &Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        player_id.hash(&mut h);
+        &self.stripes[(h.finish() as usize) % LOCK_STRIPES]
+    }
+
+    async fn start(&self) -> Result<ClientSession, mongodb::error::Error> {
+        let mut s = self.client.start_session().await?;
+        let opts = TransactionOptions::builder()
+            .read_concern(ReadConcern::snapshot())
+            .write_concern(WriteConcern::majority())
+            .build();
+        s.start_transaction().with_options(opts).await?;
+        Ok(s)
+    }
+
+    async fn commit(s: &mut ClientSession) -> Result<(), mongodb::error::Error> {
+        loop {
+            match s.commit_transaction().await {
+                Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => continue,
+                r => return r,
+            }
+        }
+    }
+
+    async fn try_mutate(
+        &self,
+        s: &mut ClientSession,
+        player_id: &str,
+        idem: &Option<IdempotencyRequest>,
+        now: DateTime<Utc>,
+        op: &Mutation,
+    ) -> Result<Attempt, mongodb::error::Error> {
+        let idem_coll = self.db.collection::<IdemDoc>("idempotency");
+        if let Some(i) = idem {
+            let id = format!("{player_id}:{}", i.key);
+            if let Some(rec) = idem_coll.find_one(doc! {"_id": &id}).session(&mut *s).await? {
+                return Ok(Attempt::Done(if rec.fingerprint == i.fingerprint {
+                    MutateOutcome::Replayed(rec.response)
+                } else {
+                    MutateOutcome::KeyReused
+                }));
+            }
+        }
+        let Some(d) = self.players().find_one(doc! {"_id": player_id}).session(&mut *s).await? else {
+            return Ok(Attempt::Done(MutateOutcome::PlayerNotFound));
+        };
+        let player = player_from(d).map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
+        let read_version = player.version;
+        let stored = player.balances;
+        let (player, _before, effects, ledger, history) = match apply_mutation(player, op, now) {
+            Ok(x) => x,
+            Err(e) => return Ok(Attempt::Done(MutateOutcome::Rejected(e))),
+        };
+        let mut filter = doc! {"_id": player_id, "version": read_version as i64};
+        let mut inc = doc! {"version": 1i64};
+        for (c, delta) in player.balances.deltas_since(&stored) {
+            let path = format!("balances.{}", c.name());
+            if delta < 0 {
+                filter.insert(path.clone(), doc! {"$gte": -delta});
+            }
+            inc.insert(path, delta);
+        }
+        let mut set = player_doc(&player).map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
+        for k in ["_id", "version", "balances"] {
+            set.remove(k);
+        }
+        let r = self.players().update_one(filter, doc! {"$set": set, "$inc": inc}).session(&mut *s).await?;
+        if r.matched_count == 0 {
+            return Ok(Attempt::Retry);
+        }
+        if !ledger.is_empty() {
+            let docs: Vec<Document> = ledger.iter().map(|e| row_doc(player_id, e.seq, e)).collect::<Result<_, _>>().map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
+            self.db.collection::<Document>("ledger").insert_many(docs).session(&mut *s).await?;
+        }
+        if !history.is_empty() {
+            let docs: Vec<Document> = history.iter().map(|e| row_doc(player_id, e.seq, e)).collect::<Result<_, _>>().map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
+            self.db.collection::<Document>("history").insert_many(docs).session(&mut *s).await?;
+        }
+        if let Some(i) = idem {
+            let rec = IdemDoc { id: format!("{player_id}:{}", i.key), fingerprint: i.fingerprint.clone(), response: effects.response.clone() };
+            idem_coll.insert_one(rec).session(&mut *s).await?;
+        }
+        Ok(Attempt::Done(MutateOutcome::Applied(effects.response, Box::new(player))))
+    }
+
+    async fn page<T: serde::de::DeserializeOwned + Send + Sync>(
+        &self,
+        coll: &str,
+        player_id: &str,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<Page<T>, StoreError> {
+        use futures_util::TryStreamExt;
+        let mut filter = doc! {"player_id": player_id};
+        if let Some(b) = before {
+            filter.insert("seq", doc! {"$lt": b as i64});
+        }
+        let docs: Vec<Document> = self
+            .db
+            .collection::<Document>(coll)
+            .find(filter)
+            .sort(doc! {"seq": -1})
+            .limit(limit as i64 + 1)
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        let more = docs.len() > limit;
+        let mut items = Vec::with_capacity(limit);
+        let mut last = None;
+        for mut d in docs.into_iter().take(limit) {
+            d.remove("_id");
+            last = d.get_i64("seq").ok().map(|s| s as u64);
+            items.push(bson::from_document(d).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+        Ok(Page { items, next_before: if more { last } else { None } })
+    }
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    fn kind(&self) -> &'static str {
+        "mongodb"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db.run_command(doc! {"ping": 1}).await.map(|_| ()).map_err(unavailable)
+    }
+
+    async fn create_player(&self, player: &Player) -> Result<(), StoreError> {
+        let pdoc = player_doc(player)?;
+        let ledger: Vec<Document> = starting_ledger(player).iter().map(|e| row_doc(&player.id, e.seq, e)).collect::<Result<_, _>>()?;
+        for attempt in 0..MAX_ATTEMPTS {
+            let result: Result<(), mongodb::error::Error> = async {
+                let mut s = self.start().await?;
+                self.players().insert_one(pdoc.clone()).session(&mut s).await?;
+                self.db.collection::<Document>("ledger").insert_many(ledger.clone()).session(&mut s).await?;
+                Self::commit(&mut s).await
+            }
+            .await;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if is_duplicate_key(&e) => return Err(StoreError::UsernameTaken),
+                Err(e) if is_retryable(&e) => backoff(attempt).await,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    async fn player_by_id(&self, id: &str) -> Result<Option<Player>, StoreError> {
+        self.players().find_one(doc! {"_id": id}).await.map_err(unavailable)?.map(player_from).transpose()
+    }
+
+    async fn player_by_username(&self, username_lower: &str) -> Result<Option<Player>, StoreError> {
+        self.players()
+            .find_one(doc! {"username_lower": username_lower})
+            .await
+            .map_err(unavailable)?
+            .map(player_from)
+            .transpose()
+    }
+
+    async fn mutate(
+        &self,
+        player_id: &str,
+        idempotency: Option<IdempotencyRequest>,
+        now: DateTime<Utc>,
+        op: Mutation,
+    ) -> Result<MutateOutcome, StoreError> {
+        let _turn = self.stripe(player_id).lock().await;
+        for attempt in 0..MAX_ATTEMPTS {
+            let mut s = match self.start().await {
+                Ok(s) => s,
+                Err(e) => return Err(unavailable(e)),
+            };
+            let outcome = match self.try_mutate(&mut s, player_id, &idempotency, now, &op).await {
+                Ok(Attempt::Done(o @ MutateOutcome::Applied(..))) => match Self::commit(&mut s).await {
+                    Ok(()) => return Ok(o),
+                    Err(e) => Err(e),
+                },
+                Ok(Attempt::Done(o)) => {
+                    let _ = s.abort_transaction().await;
+                    return Ok(o);
+                }
+                Ok(Attempt::Retry) => {
+                    let _ = s.abort_transaction().await;
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = s.abort_transaction().await;
+                    Err(e)
+                }
+            };
+            match outcome {
+                Ok(()) => backoff(attempt).await,
+                // A concurrent insert of the same idempotency key: the retry replays it.
+                Err(e) if is_retryable(&e) || is_duplicate_key(&e) => backoff(attempt).await,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    async fn ledger(&self, player_id: &str, limit: usize, before: Option<u64>) -> Result<Page<LedgerEntry>, StoreError> {
+        self.page("ledger", player_id, limit, before).await
+    }
+
+    async fn history(&self, player_id: &str, limit: usize, before: Option<u64>) -> Result<Page<HistoryRow>, StoreError> {
+        self.page("history", player_id, limit, before).await
+    }
+}
+
+/// Short randomized backoff between retries, growing with the attempt.
+async fn backoff(attempt: u32) {
+    use rand::Rng;
+    let cap = 2u64.saturating_pow(attempt.min(6)).min(50);
+    let ms = rand::rngs::OsRng.gen_range(0..=cap);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
