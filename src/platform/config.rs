@@ -244,6 +244,11 @@ const ENV_KEYS: &[&str] = &[
 pub struct SettingsError(pub String);
 
 impl Settings {
+    /// The compiled-in defaults alone (no files, no environment), for tests and tools.
+    pub fn defaults() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every setting has a default")
+    }
+
     /// Loads the layers. `extra` is the `--config FILE`, if any.
     pub fn load(extra: Option<&Path>) -> Result<Self, SettingsError> {
         let mut fig = Figment::new();

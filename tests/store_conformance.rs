@@ -1,0 +1,182 @@
+//! The store conformance suite: the same behaviour, checked on every store.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use common::{open_store, set_balance, StoreKind};
+use divine_heroes::game::economy::Currency;
+use divine_heroes::game::error::GameError;
+use divine_heroes::game::player::Player;
+use divine_heroes::store::{DynStore, Effects, IdempotencyRequest, MutateOutcome, Mutation, StoreError, StoredResponse};
+use serde_json::json;
+
+fn new_player(name: &str) -> Player {
+    Player::new(uuid::Uuid::new_v4().simple().to_string(), name, "hash".into(), Utc::now())
+}
+
+/// Debits `amount` gold; the response carries a value drawn inside the rule, so
+/// identical responses prove a replay rather than a second run.
+fn debit(amount: i64) -> Mutation {
+    Arc::new(move |p: &mut Player| {
+        p.balances.debit(Currency::Gold, amount)?;
+        Ok(Effects {
+            reason: "test_debit".into(),
+            ref_id: "r".into(),
+            history: vec![json!({"debited": amount})],
+            response: StoredResponse { status: 200, body: json!({"run": uuid::Uuid::new_v4().to_string(), "gold": p.balances.gold}) },
+        })
+    })
+}
+
+async fn ledger_count(store: &DynStore, id: &str, reason: &str) -> usize {
+    let page = store.ledger(id, 100, None).await.expect("ledger");
+    page.items.iter().filter(|e| e.reason == reason).count()
+}
+
+async fn concurrent_debits_never_overdraw(kind: StoreKind) {
+    let Some(ts) = open_store(kind).await else { return };
+    let store = ts.store.clone();
+    let p = new_player("Debtor");
+    store.create_player(&p).await.expect("create");
+    set_balance(&store, &p.id, Currency::Gold, 1000).await;
+
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let store = store.clone();
+            let id = p.id.clone();
+            tokio::spawn(async move { store.mutate(&id, None, Utc::now(), debit(100)).await })
+        })
+        .collect();
+    let (mut applied, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.expect("task").expect("store ok") {
+            MutateOutcome::Applied(..) => applied += 1,
+            MutateOutcome::Rejected(GameError::InsufficientFunds(f)) => {
+                assert_eq!((f.currency, f.needed), (Currency::Gold, 100));
+                refused += 1
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((applied, refused), (10, 40));
+    let after = store.player_by_id(&p.id).await.unwrap().unwrap();
+    assert_eq!(after.balances.gold, 0);
+    assert_eq!(ledger_count(&store, &p.id, "test_debit").await, 10);
+    let ledger = store.ledger(&p.id, 100, None).await.unwrap();
+    let last = ledger.items.iter().find(|e| e.reason == "test_debit").unwrap();
+    assert_eq!((last.delta, last.balance_after), (-100, 0), "newest entry first");
+    assert_eq!(store.history(&p.id, 100, None).await.unwrap().items.len(), 10);
+}
+
+async fn one_idempotency_key_has_one_effect(kind: StoreKind) {
+    let Some(ts) = open_store(kind).await else { return };
+    let store = ts.store.clone();
+    let p = new_player("Replayer");
+    store.create_player(&p).await.expect("create");
+    let key = IdempotencyRequest { key: "same-key".into(), fingerprint: "f1".into() };
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, id, key) = (store.clone(), p.id.clone(), key.clone());
+            tokio::spawn(async move { store.mutate(&id, Some(key), Utc::now(), debit(100)).await })
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    let mut fresh = 0;
+    for t in tasks {
+        match t.await.expect("task").expect("store ok") {
+            MutateOutcome::Applied(r, _) => {
+                fresh += 1;
+                bodies.push(r.body)
+            }
+            MutateOutcome::Replayed(r) => bodies.push(r.body),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(fresh, 1, "exactly one request applied the effect");
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "20 identical responses");
+    let after = store.player_by_id(&p.id).await.unwrap().unwrap();
+    assert_eq!(after.balances.gold, 5000 - 100);
+    assert_eq!(ledger_count(&store, &p.id, "test_debit").await, 1);
+
+    let other = IdempotencyRequest { key: "same-key".into(), fingerprint: "f2".into() };
+    assert!(matches!(store.mutate(&p.id, Some(other), Utc::now(), debit(1)).await.unwrap(), MutateOutcome::KeyReused));
+    // Keys are per player: another player may use the same key.
+    let q = new_player("Other");
+    store.create_player(&q).await.unwrap();
+    assert!(matches!(store.mutate(&q.id, Some(key), Utc::now(), debit(1)).await.unwrap(), MutateOutcome::Applied(..)));
+}
+
+async fn usernames_are_unique_case_insensitively(kind: StoreKind) {
+    let Some(ts) = open_store(kind).await else { return };
+    let store = ts.store.clone();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            let name = if i % 2 == 0 { "Twin" } else { "tWIN" };
+            tokio::spawn(async move { store.create_player(&new_player(name)).await })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => created += 1,
+            Err(StoreError::UsernameTaken) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(created, 1);
+    let found = store.player_by_username("twin").await.unwrap().expect("one player");
+    assert_eq!(found.username_lower, "twin");
+    assert_eq!(found.heroes.len(), 3);
+    assert_eq!(ledger_count(&store, &found.id, "starting_grant").await, 6, "one entry per non-zero starting balance");
+}
+
+async fn a_refused_rule_writes_nothing(kind: StoreKind) {
+    let Some(ts) = open_store(kind).await else { return };
+    let store = ts.store.clone();
+    let p = new_player("Careful");
+    store.create_player(&p).await.unwrap();
+    let before = store.player_by_id(&p.id).await.unwrap().unwrap();
+    let key = IdempotencyRequest { key: "k".into(), fingerprint: "f".into() };
+    let out = store.mutate(&p.id, Some(key.clone()), Utc::now(), debit(1_000_000)).await.unwrap();
+    assert!(matches!(out, MutateOutcome::Rejected(GameError::InsufficientFunds(_))));
+    let after = store.player_by_id(&p.id).await.unwrap().unwrap();
+    assert_eq!(after.version, before.version);
+    assert_eq!(after.balances, before.balances);
+    assert_eq!(ledger_count(&store, &p.id, "test_debit").await, 0);
+    // The key was not consumed by the refusal: the same request can succeed later.
+    assert!(matches!(store.mutate(&p.id, Some(key), Utc::now(), debit(10)).await.unwrap(), MutateOutcome::Applied(..)));
+    assert!(matches!(store.mutate("nobody", None, Utc::now(), debit(1)).await.unwrap(), MutateOutcome::PlayerNotFound));
+}
+
+async fn ledger_pages_newest_first(kind: StoreKind) {
+    let Some(ts) = open_store(kind).await else { return };
+    let store = ts.store.clone();
+    let p = new_player("Pager");
+    store.create_player(&p).await.unwrap();
+    for _ in 0..7 {
+        store.mutate(&p.id, None, Utc::now(), debit(1)).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.ledger(&p.id, 4, before).await.unwrap();
+        seen.extend(page.items.iter().map(|e| e.seq));
+        match page.next_before {
+            Some(b) => before = Some(b),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7 + 6);
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "strictly newest first: {seen:?}");
+}
+
+on_both_stores!(
+    concurrent_debits_never_overdraw,
+    one_idempotency_key_has_one_effect,
+    usernames_are_unique_case_insensitively,
+    a_refused_rule_writes_nothing,
+    ledger_pages_newest_first,
+);
