@@ -1,0 +1,236 @@
+//! Accounts, errors, limits, health and metrics over real HTTP.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{StoreKind, TestApp};
+use divine_heroes::platform::auth::TokenKeys;
+use divine_heroes::platform::clock::SystemClock;
+use divine_heroes::platform::config::Role;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn assert_error(r: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(r.status().as_u16(), status, "status for {code}");
+    let body: Value = r.json().await.expect("error body is JSON");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    body
+}
+
+async fn register_login_and_profile(kind: StoreKind) {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let (_, id) = app.register("Nova_1").await;
+    let r = app.post("/api/auth/login", None, None, json!({"username": "NOVA_1", "password": "correct-horse-1"})).await;
+    assert_eq!(r.status(), 200);
+    let token = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+
+    let profile: Value = app.get("/api/player", Some(&token)).await.json().await.unwrap();
+    assert_eq!(profile["id"], id.as_str());
+    assert_eq!(profile["username"], "Nova_1");
+    assert_eq!(
+        profile["balances"],
+        json!({"gold": 5000, "coins": 10000, "crystals": 300, "divine_essence": 10, "stamina": 100, "arena_tickets": 5, "arena_medals": 0})
+    );
+    let heroes: Vec<&str> = profile["heroes"].as_array().unwrap().iter().map(|h| h["hero_id"].as_str().unwrap()).collect();
+    assert_eq!(heroes.len(), 3);
+    for h in ["marcus_the_shield", "soren_the_flame", "kai_the_tempest"] {
+        assert!(heroes.contains(&h), "{h} in {heroes:?}");
+    }
+    assert_eq!(profile["team"], json!(["marcus_the_shield", "soren_the_flame", "kai_the_tempest", null, null, null]));
+    // Marcus 855, Soren 90+540+140+100 = 870, Kai 100+510+160+115 = 885
+    assert_eq!(profile["team_power"], 855 + 870 + 885);
+    assert!(profile.get("password_hash").is_none() && !profile.to_string().contains("argon2"));
+
+    let wrong = app.post("/api/auth/login", None, None, json!({"username": "nova_1", "password": "not-the-password"})).await;
+    assert_error(wrong, 401, "INVALID_CREDENTIALS").await;
+    let unknown = app.post("/api/auth/login", None, None, json!({"username": "nobody", "password": "whatever-123"})).await;
+    assert_error(unknown, 401, "INVALID_CREDENTIALS").await;
+    let taken = app.post("/api/auth/register", None, None, json!({"username": "nOvA_1", "password": "another-pass"})).await;
+    assert_error(taken, 409, "USERNAME_TAKEN").await;
+}
+
+async fn bad_input_is_a_4xx_with_the_error_shape(kind: StoreKind) {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let raw = |body: &'static str| {
+        app.http.post(app.url("/api/auth/register")).header("content-type", "application/json").body(body).send()
+    };
+    assert_error(raw("{\"username\": ").await.unwrap(), 400, "MALFORMED_JSON").await;
+    assert_error(raw("{\"username\": \"abc\"}").await.unwrap(), 422, "VALIDATION_FAILED").await;
+    assert_error(raw("{\"username\": 5, \"password\": \"abcdefgh\"}").await.unwrap(), 422, "VALIDATION_FAILED").await;
+    let long = app.post("/api/auth/register", None, None, json!({"username": "a".repeat(200), "password": "long-enough"})).await;
+    let body = assert_error(long, 422, "VALIDATION_FAILED").await;
+    assert_eq!(body["error"]["details"]["field"], "username");
+    let short = app.post("/api/auth/register", None, None, json!({"username": "shorty", "password": "abc"})).await;
+    assert_error(short, 422, "VALIDATION_FAILED").await;
+    let bad_chars = app.post("/api/auth/register", None, None, json!({"username": "no spaces!", "password": "long-enough"})).await;
+    assert_error(bad_chars, 422, "VALIDATION_FAILED").await;
+    let text = app.http.post(app.url("/api/auth/register")).header("content-type", "text/plain").body("hi").send().await.unwrap();
+    assert_error(text, 415, "UNSUPPORTED_MEDIA_TYPE").await;
+
+    assert_error(app.get("/api/player", None).await, 401, "UNAUTHORIZED").await;
+    assert_error(app.get("/api/player", Some("not.a.token")).await, 401, "INVALID_TOKEN").await;
+    let forged = TokenKeys::new(&"someone-else's-secret-0123456789".to_string().into(), 3600);
+    let (t, _) = forged.issue("any-player", chrono::Utc::now()).unwrap();
+    assert_error(app.get("/api/player", Some(&t)).await, 401, "INVALID_TOKEN").await;
+    let (expired, _) = app.state.tokens.issue("any-player", chrono::Utc::now() - chrono::Duration::days(2)).unwrap();
+    assert_error(app.get("/api/player", Some(&expired)).await, 401, "TOKEN_EXPIRED").await;
+    assert_error(app.get("/api/nowhere", None).await, 404, "NOT_FOUND").await;
+    assert_error(app.get("/api/player/ledger?limit=1000", Some(&app.register("Limits").await.0)).await, 422, "VALIDATION_FAILED").await;
+}
+
+on_both_stores!(register_login_and_profile, bad_input_is_a_4xx_with_the_error_shape);
+
+#[tokio::test]
+async fn the_sixth_request_in_a_window_is_refused() {
+    let app = TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| {
+        s.rate_limit_requests = 5;
+        s.rate_limit_window = 60;
+    }, Arc::new(SystemClock))
+    .await
+    .unwrap();
+    let before = app.metric_sum("divine_heroes_rate_limit_exceeded").await;
+    for i in 0..5 {
+        let r = app.get("/api/gacha/banners", None).await;
+        assert_eq!(r.status(), 200, "request {i}");
+        assert_eq!(r.headers()["x-ratelimit-limit"], "5");
+        assert_eq!(r.headers()["x-ratelimit-remaining"], (4 - i).to_string().as_str());
+    }
+    let r = app.get("/api/gacha/banners", None).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=12).contains(&retry), "retry after {retry}");
+    assert_error(r, 429, "RATE_LIMITED").await;
+    // Health and metrics are never limited.
+    for _ in 0..10 {
+        assert_eq!(app.get("/health/live", None).await.status(), 200);
+        assert_eq!(app.get("/health/ready", None).await.status(), 200);
+    }
+    assert!(app.metric_sum("divine_heroes_rate_limit_exceeded").await >= before + 1.0);
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    let app = TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| {
+        s.rate_limit_requests = 2;
+        s.trusted_proxies = "127.0.0.1".into();
+    }, Arc::new(SystemClock))
+    .await
+    .unwrap();
+    let get = |ip: &'static str| app.http.get(app.url("/api/gacha/banners")).header("x-forwarded-for", ip).send();
+    // Each forwarded client has its own bucket behind the trusted proxy.
+    for ip in ["203.0.113.1", "203.0.113.2"] {
+        assert_eq!(get(ip).await.unwrap().status(), 200);
+        assert_eq!(get(ip).await.unwrap().status(), 200);
+        assert_eq!(get(ip).await.unwrap().status(), 429);
+    }
+    let untrusted = TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| s.rate_limit_requests = 2, Arc::new(SystemClock)).await.unwrap();
+    let get = |ip: &'static str| untrusted.http.get(untrusted.url("/api/gacha/banners")).header("x-forwarded-for", ip).send();
+    assert_eq!(get("198.51.100.1").await.unwrap().status(), 200);
+    assert_eq!(get("198.51.100.2").await.unwrap().status(), 200);
+    assert_eq!(get("198.51.100.3").await.unwrap().status(), 429, "a spoofed header does not buy a new bucket");
+}
+
+#[tokio::test]
+async fn login_has_a_stricter_bucket() {
+    let app = TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| s.auth_rate_limit_requests = 3, Arc::new(SystemClock)).await.unwrap();
+    for _ in 0..3 {
+        let r = app.post("/api/auth/login", None, None, json!({"username": "ghost", "password": "whatever-123"})).await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = app.post("/api/auth/login", None, None, json!({"username": "ghost", "password": "whatever-123"})).await;
+    assert_error(r, 429, "RATE_LIMITED").await;
+    assert_eq!(app.get("/api/gacha/banners", None).await.status(), 200, "other routes keep the general bucket");
+}
+
+#[tokio::test]
+async fn metrics_are_404_unless_enabled() {
+    let app = TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| s.metrics_enabled = false, Arc::new(SystemClock)).await.unwrap();
+    assert_error(app.get("/metrics", None).await, 404, "NOT_FOUND").await;
+    assert_error(app.get("/metrics/prometheus", None).await, 404, "NOT_FOUND").await;
+}
+
+#[tokio::test]
+async fn prometheus_exposition_has_the_promised_names_and_passes_promtool() {
+    let app = TestApp::spawn(StoreKind::Embedded).await.unwrap();
+    app.register("Scraped").await;
+    app.get("/api/nowhere", None).await;
+    let text = app.get("/metrics/prometheus", None).await.text().await.unwrap();
+    for name in [
+        "divine_heroes_request_success",
+        "divine_heroes_request_error",
+        "divine_heroes_request_duration_ms_bucket",
+        "divine_heroes_cache_hit",
+        "divine_heroes_cache_miss",
+        "divine_heroes_rate_limit_exceeded",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{name} missing");
+    }
+    assert!(text.contains("route=\"/api/auth/register\""), "route pattern label");
+    assert!(!text.contains("/api/nowhere"), "raw paths never become labels");
+    let json: Value = app.get("/metrics", None).await.json().await.unwrap();
+    assert!(json["divine_heroes_request_success"].as_array().is_some_and(|a| !a.is_empty()));
+
+    match std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(mut child) => {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        }
+        Err(e) if std::env::var_os("CI").is_some() => panic!("promtool is required in CI: {e}"),
+        Err(e) => eprintln!("promtool not installed, skipping its check: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn each_role_mounts_only_its_routes() {
+    let gacha = TestApp::spawn_with(StoreKind::Embedded, Role::Gacha, |_| {}, Arc::new(SystemClock)).await.unwrap();
+    let r = gacha.post("/api/auth/register", None, None, json!({"username": "Nope", "password": "long-enough"})).await;
+    assert_error(r, 404, "NOT_FOUND").await;
+    assert_eq!(gacha.get("/health/live", None).await.status(), 200);
+    assert_eq!(gacha.get("/api/gacha/banners", None).await.status(), 200);
+    let doc: Value = gacha.get("/api/openapi.json", None).await.json().await.unwrap();
+    assert!(doc["paths"]["/api/gacha/summon"]["post"].is_object());
+    assert!(doc["paths"].get("/api/auth/register").is_none());
+
+    let api = TestApp::spawn_with(StoreKind::Embedded, Role::Api, |_| {}, Arc::new(SystemClock)).await.unwrap();
+    assert_error(api.get("/api/gacha/banners", None).await, 404, "NOT_FOUND").await;
+    let doc: Value = api.get("/api/openapi.json", None).await.json().await.unwrap();
+    assert!(doc["paths"]["/api/auth/register"]["post"].is_object());
+}
+
+#[tokio::test]
+async fn readiness_turns_503_when_draining() {
+    let app = TestApp::spawn(StoreKind::Embedded).await.unwrap();
+    let ready: Value = app.get("/health/ready", None).await.json().await.unwrap();
+    assert_eq!(ready["checks"]["store"]["status"], "up");
+    app.state.begin_shutdown();
+    let r = app.get("/health/ready", None).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "shutting_down");
+    assert_eq!(app.get("/health/live", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn readiness_reports_an_unreachable_redis_without_failing() {
+    let app = TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| {
+        s.redis_enabled = true;
+        s.redis_url = "redis://127.0.0.1:1".into();
+        s.ready_timeout_ms = 300;
+    }, Arc::new(SystemClock))
+    .await
+    .unwrap();
+    let r = app.get("/health/ready", None).await;
+    assert_eq!(r.status(), 200, "the cache is optional: Redis down degrades, it does not unready");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["checks"]["redis"]["status"], "degraded");
+}
