@@ -1,0 +1,199 @@
+//! Summons over real HTTP: prices, atomicity under concurrency, idempotency,
+//! disclosure, pity and history.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{StoreKind, TestApp};
+use divine_heroes::game::economy::Currency;
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+
+async fn prices_are_the_published_ones(kind: StoreKind) {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let (token, id) = app.register("Pricey").await;
+    app.set_balance(&id, Currency::Crystals, 3000).await;
+    let cases = [("premium", 1, "crystals", 300), ("premium", 10, "crystals", 2700), ("standard", 1, "coins", 1000), ("standard", 10, "coins", 9000), ("divine", 1, "divine_essence", 1), ("divine", 10, "divine_essence", 10)];
+    app.set_balance(&id, Currency::Coins, 10_000).await;
+    app.set_balance(&id, Currency::DivineEssence, 11).await;
+    for (i, (banner, count, currency, price)) in cases.into_iter().enumerate() {
+        let before = app.player(&id).await.balances.get(currency_of(currency));
+        let r = app.summon(&token, banner, count, &format!("price-{i}")).await;
+        assert_eq!(r.status(), 200, "{banner} x{count}");
+        let receipt: Value = r.json().await.unwrap();
+        assert_eq!(receipt["cost"], json!({"currency": currency, "amount": price}));
+        assert_eq!(receipt["results"].as_array().unwrap().len(), count as usize);
+        let after = receipt["balances_after"][currency].as_i64().unwrap();
+        let refunds: i64 = receipt["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["grant"]["type"] == "currency" && r["grant"]["currency"] == currency)
+            .map(|r| r["grant"]["amount"].as_i64().unwrap())
+            .sum();
+        assert_eq!(before - price + refunds, after, "{banner} x{count} charged exactly {price}");
+    }
+}
+
+fn currency_of(name: &str) -> Currency {
+    match name {
+        "crystals" => Currency::Crystals,
+        "coins" => Currency::Coins,
+        _ => Currency::DivineEssence,
+    }
+}
+
+async fn bad_summons_are_refused_and_change_nothing(kind: StoreKind) {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let (token, id) = app.register("Broke").await;
+    let before = app.player(&id).await;
+    let r = app.summon(&token, "premium", 10, "too-poor").await;
+    assert_eq!(r.status(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "INSUFFICIENT_FUNDS");
+    assert_eq!(body["error"]["details"], json!({"currency": "crystals", "needed": 2700, "has": 300}));
+    assert_eq!(app.summon(&token, "premium", 3, "k3").await.status(), 422);
+    assert_eq!(app.summon(&token, "nope", 1, "k4").await.status(), 404);
+    let r = app.post("/api/gacha/summon", Some(&token), None, json!({"banner_id": "premium", "count": 1})).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "IDEMPOTENCY_KEY_INVALID");
+    let r = app.post("/api/gacha/summon", Some(&token), Some("bad key!"), json!({"banner_id": "premium", "count": 1})).await;
+    assert_eq!(r.status(), 400);
+    let r = app.post("/api/gacha/summon", Some(&token), Some("k5"), json!({"banner_id": "premium", "count": -1})).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(app.player(&id).await, before, "nothing changed");
+    // Same key, other body → 409; the first receipt stays the answer for the first body.
+    let first: Value = app.summon(&token, "premium", 1, "mine").await.json().await.unwrap();
+    let r = app.summon(&token, "standard", 1, "mine").await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "IDEMPOTENCY_KEY_REUSED");
+    let again = app.summon(&token, "premium", 1, "mine").await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+}
+
+/// 200 concurrent ten-pulls on a wallet that affords exactly ten.
+async fn concurrent_ten_pulls_spend_the_wallet_exactly(kind: StoreKind) {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let (token, id) = app.register("Whale").await;
+    app.set_balance(&id, Currency::Crystals, 27_000).await;
+    let responses = join_all((0..200).map(|i| {
+        let (app, token) = (&app, &token);
+        async move {
+            let r = app.summon(token, "premium", 10, &format!("burst-{i}")).await;
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    }))
+    .await;
+    let receipts: Vec<&Value> = responses.iter().filter(|(s, _)| *s == 200).map(|(_, b)| b).collect();
+    let refused = responses.iter().filter(|(s, b)| *s == 409 && b["error"]["code"] == "INSUFFICIENT_FUNDS").count();
+    assert_eq!((receipts.len(), refused), (10, 190), "statuses: {:?}", responses.iter().map(|r| r.0).collect::<BTreeSet<_>>());
+
+    let player = app.player(&id).await;
+    assert_eq!(player.balances.crystals, 0);
+    // Heroes and shards are exactly what the receipts granted.
+    let mut new_heroes = BTreeSet::new();
+    let mut shards: BTreeMap<String, u64> = BTreeMap::new();
+    for r in receipts.iter().flat_map(|r| r["results"].as_array().unwrap()) {
+        let g = &r["grant"];
+        let hero = g["hero_id"].as_str().unwrap().to_string();
+        match g["type"].as_str().unwrap() {
+            "new_hero" => assert!(new_heroes.insert(hero), "a hero is new only once"),
+            "duplicate" => *shards.entry(hero).or_default() += g["shards"].as_u64().unwrap(),
+            t => panic!("premium grants only heroes, got {t}"),
+        }
+    }
+    assert_eq!(player.heroes.len(), 3 + new_heroes.len());
+    for (hero, owned) in &player.heroes {
+        assert_eq!(owned.shards as u64, shards.get(hero).copied().unwrap_or(0), "{hero} shards");
+    }
+    let history = app.get("/api/gacha/history?limit=100", Some(&token)).await.json::<Value>().await.unwrap();
+    assert_eq!(history["items"].as_array().unwrap().len(), 100);
+    assert!(history["next_cursor"].is_null());
+    let ledger: Value = app.get("/api/player/ledger?limit=100", Some(&token)).await.json().await.unwrap();
+    let summon_entries: Vec<&Value> = ledger["items"].as_array().unwrap().iter().filter(|e| e["reason"] == "summon").collect();
+    assert_eq!(summon_entries.len(), 10);
+    assert!(summon_entries.iter().all(|e| e["delta"] == -2700 && e["currency"] == "crystals"));
+    let receipt_ids: BTreeSet<&str> = receipts.iter().map(|r| r["summon_id"].as_str().unwrap()).collect();
+    let ledger_ids: BTreeSet<&str> = summon_entries.iter().map(|e| e["ref_id"].as_str().unwrap()).collect();
+    assert_eq!(receipt_ids, ledger_ids);
+    // The pity counter continued across the ten summons in order.
+    let pity: Value = app.get("/api/gacha/pity", Some(&token)).await.json().await.unwrap();
+    let premium = pity["items"].as_array().unwrap().iter().find(|p| p["banner_id"] == "premium").unwrap();
+    let results: Vec<&Value> = history["items"].as_array().unwrap().iter().collect();
+    let since_last_ur = results.iter().take_while(|r| r["result"]["category"] != "UR").count();
+    assert_eq!(premium["pulls_since_pity"], since_last_ur);
+}
+
+/// One key sent 20 times at once: one charge, 20 identical receipts.
+async fn one_key_twenty_times_charges_once(kind: StoreKind) {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let (token, id) = app.register("Twice").await;
+    app.set_balance(&id, Currency::Crystals, 5400).await;
+    let bodies = join_all((0..20).map(|_| async {
+        let r = app.summon(&token, "premium", 10, "only-once").await;
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()
+    }))
+    .await;
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "identical receipts");
+    assert_eq!(app.player(&id).await.balances.crystals, 2700);
+    let history: Value = app.get("/api/gacha/history?limit=100", Some(&token)).await.json().await.unwrap();
+    assert_eq!(history["items"].as_array().unwrap().len(), 10);
+}
+
+async fn history_pages_newest_first(kind: StoreKind) {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let (token, _) = app.register("Historian").await;
+    for i in 0..3 {
+        assert_eq!(app.summon(&token, "divine", 1, &format!("h{i}")).await.status(), 200);
+    }
+    let mut seen = Vec::new();
+    let mut next = String::new();
+    loop {
+        let path = if next.is_empty() { "/api/gacha/history?limit=2".to_string() } else { format!("/api/gacha/history?limit=2&cursor={next}") };
+        let page: Value = app.get(&path, Some(&token)).await.json().await.unwrap();
+        seen.extend(page["items"].as_array().unwrap().iter().map(|i| i["summon_id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => next = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 3);
+    let ledger: Value = app.get("/api/player/ledger?limit=3", Some(&token)).await.json().await.unwrap();
+    let summons: Vec<&str> = ledger["items"].as_array().unwrap().iter().filter(|e| e["reason"] == "summon").map(|e| e["ref_id"].as_str().unwrap()).collect();
+    assert_eq!(summons.first().copied(), seen.first().map(|s| s.as_str()), "newest summon first in both");
+    assert_eq!(app.get("/api/gacha/history?cursor=zz", Some(&token)).await.status(), 422);
+}
+
+on_both_stores!(
+    prices_are_the_published_ones,
+    bad_summons_are_refused_and_change_nothing,
+    concurrent_ten_pulls_spend_the_wallet_exactly,
+    one_key_twenty_times_charges_once,
+    history_pages_newest_first,
+);
+
+#[tokio::test]
+async fn rates_are_disclosed_from_the_engine_tables() {
+    let app = TestApp::spawn(StoreKind::Embedded).await.unwrap();
+    let rates: Value = app.get("/api/gacha/banners/celestial_descent/rates", None).await.json().await.unwrap();
+    let consolidated = rates["consolidated"].as_array().unwrap();
+    let total: f64 = consolidated.iter().map(|r| r["consolidated_rate"].as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-9);
+    let curve = rates["per_pull_curve"].as_array().unwrap();
+    assert_eq!(curve.len(), 80);
+    assert!((curve[65]["probabilities"]["UR"].as_f64().unwrap() - 0.082).abs() < 1e-12, "66th pull 8.2%");
+    assert_eq!(curve[79]["probabilities"]["UR"], 1.0);
+    let f = &rates["featured_expectation"];
+    assert!(f["expected_pulls"].as_f64().unwrap() > 60.0 && f["expected_pulls"].as_f64().unwrap() < 160.0);
+    assert_eq!(app.get("/api/gacha/banners/nope/rates", None).await.status(), 404);
+
+    let (token, _) = app.register("Looker").await;
+    let banners: Value = app.get("/api/gacha/banners", Some(&token)).await.json().await.unwrap();
+    let premium = banners["items"].as_array().unwrap().iter().find(|b| b["id"] == "premium").unwrap();
+    assert_eq!((premium["cost_single"].as_i64(), premium["cost_ten"].as_i64()), (Some(300), Some(2700)));
+    assert_eq!(premium["pity"]["since_pity"], 0);
+    let anonymous: Value = app.get("/api/gacha/banners", None).await.json().await.unwrap();
+    assert!(anonymous["items"][0].get("pity").is_none());
+}
