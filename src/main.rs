@@ -37,6 +37,26 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Credit a player's balance in the configured store (operator compensation).
+    /// Ledgered with reason "operator_grant". Stop the server first when it uses
+    /// the embedded store: its file is opened by one process at a time.
+    Grant {
+        /// Username (case-insensitive).
+        #[arg(long)]
+        to: String,
+        /// Currency: gold, coins, crystals, divine_essence, stamina, arena_tickets, arena_medals.
+        #[arg(long)]
+        currency: String,
+        /// Amount to add (positive).
+        #[arg(long)]
+        amount: i64,
+        /// Why, kept in the ledger reference.
+        #[arg(long, default_value = "operator")]
+        note: String,
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Gacha tools for designers.
     Gacha {
         #[command(subcommand)]
@@ -99,15 +119,36 @@ fn main() -> ExitCode {
             match GameData::load(&settings.game_data_dir) {
                 Ok(data) => {
                     println!("settings: {settings:#?}");
-                    println!("heroes: {} in {}", data.catalog.all().len(), settings.game_data_dir.join("heroes.toml").display());
+                    println!(
+                        "heroes: {} in {}",
+                        data.catalog.all().len(),
+                        settings.game_data_dir.join("heroes.toml").display()
+                    );
                     println!("banners:");
                     for b in data.banners.all() {
-                        println!("  {} ({}): {} {}/{}, hard pity {} on {}", b.id, b.name, b.currency, b.cost_single, b.cost_ten, b.hard_pity, b.pity_category);
+                        println!(
+                            "  {} ({}): {} {}/{}, hard pity {} on {}",
+                            b.id, b.name, b.currency, b.cost_single, b.cost_ten, b.hard_pity, b.pity_category
+                        );
                     }
                     println!("configuration OK");
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&format!("invalid game data: {e}")),
+            }
+        }
+        Command::Grant { to, currency, amount, note, config } => {
+            let settings = match load(config.as_ref()) {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
+            let result = actix_web::rt::System::new().block_on(grant(settings, to, currency, amount, note));
+            match result {
+                Ok(msg) => {
+                    println!("{msg}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&format!("{e:#}")),
             }
         }
         Command::Gacha { command: GachaCommand::Simulate { banner, pulls, seed, config } } => {
@@ -147,6 +188,33 @@ fn main() -> ExitCode {
                 fail("observed shares outside the 99.9% band")
             }
         }
+    }
+}
+
+async fn grant(settings: Settings, to: String, currency: String, amount: i64, note: String) -> anyhow::Result<String> {
+    use std::sync::Arc;
+
+    use divine_heroes::game::economy::Currency;
+    use divine_heroes::store::{Effects, MutateOutcome, Mutation, StoredResponse};
+
+    let currency: Currency =
+        serde_json::from_value(serde_json::json!(currency)).map_err(|_| anyhow::anyhow!("unknown currency"))?;
+    anyhow::ensure!(amount > 0, "amount must be positive");
+    let store = divine_heroes::server::open_store(&settings).await?;
+    let player =
+        store.player_by_username(&to.to_ascii_lowercase()).await?.ok_or_else(|| anyhow::anyhow!("no player {to:?}"))?;
+    let op: Mutation = Arc::new(move |p| {
+        p.balances.credit(currency, amount);
+        Ok(Effects {
+            reason: "operator_grant".into(),
+            ref_id: note.clone(),
+            history: vec![],
+            response: StoredResponse { status: 200, body: serde_json::json!({}) },
+        })
+    });
+    match store.mutate(&player.id, None, chrono::Utc::now(), op).await? {
+        MutateOutcome::Applied(_, p) => Ok(format!("{} now has {} {currency}", p.username, p.balances.get(currency))),
+        other => anyhow::bail!("grant not applied: {other:?}"),
     }
 }
 

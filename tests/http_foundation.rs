@@ -33,7 +33,8 @@ async fn register_login_and_profile(kind: StoreKind) {
         profile["balances"],
         json!({"gold": 5000, "coins": 10000, "crystals": 300, "divine_essence": 10, "stamina": 100, "arena_tickets": 5, "arena_medals": 0})
     );
-    let heroes: Vec<&str> = profile["heroes"].as_array().unwrap().iter().map(|h| h["hero_id"].as_str().unwrap()).collect();
+    let heroes: Vec<&str> =
+        profile["heroes"].as_array().unwrap().iter().map(|h| h["hero_id"].as_str().unwrap()).collect();
     assert_eq!(heroes.len(), 3);
     for h in ["marcus_the_shield", "soren_the_flame", "kai_the_tempest"] {
         assert!(heroes.contains(&h), "{h} in {heroes:?}");
@@ -43,11 +44,14 @@ async fn register_login_and_profile(kind: StoreKind) {
     assert_eq!(profile["team_power"], 855 + 870 + 885);
     assert!(profile.get("password_hash").is_none() && !profile.to_string().contains("argon2"));
 
-    let wrong = app.post("/api/auth/login", None, None, json!({"username": "nova_1", "password": "not-the-password"})).await;
+    let wrong =
+        app.post("/api/auth/login", None, None, json!({"username": "nova_1", "password": "not-the-password"})).await;
     assert_error(wrong, 401, "INVALID_CREDENTIALS").await;
-    let unknown = app.post("/api/auth/login", None, None, json!({"username": "nobody", "password": "whatever-123"})).await;
+    let unknown =
+        app.post("/api/auth/login", None, None, json!({"username": "nobody", "password": "whatever-123"})).await;
     assert_error(unknown, 401, "INVALID_CREDENTIALS").await;
-    let taken = app.post("/api/auth/register", None, None, json!({"username": "nOvA_1", "password": "another-pass"})).await;
+    let taken =
+        app.post("/api/auth/register", None, None, json!({"username": "nOvA_1", "password": "another-pass"})).await;
     assert_error(taken, 409, "USERNAME_TAKEN").await;
 }
 
@@ -59,14 +63,24 @@ async fn bad_input_is_a_4xx_with_the_error_shape(kind: StoreKind) {
     assert_error(raw("{\"username\": ").await.unwrap(), 400, "MALFORMED_JSON").await;
     assert_error(raw("{\"username\": \"abc\"}").await.unwrap(), 422, "VALIDATION_FAILED").await;
     assert_error(raw("{\"username\": 5, \"password\": \"abcdefgh\"}").await.unwrap(), 422, "VALIDATION_FAILED").await;
-    let long = app.post("/api/auth/register", None, None, json!({"username": "a".repeat(200), "password": "long-enough"})).await;
+    let long = app
+        .post("/api/auth/register", None, None, json!({"username": "a".repeat(200), "password": "long-enough"}))
+        .await;
     let body = assert_error(long, 422, "VALIDATION_FAILED").await;
     assert_eq!(body["error"]["details"]["field"], "username");
     let short = app.post("/api/auth/register", None, None, json!({"username": "shorty", "password": "abc"})).await;
     assert_error(short, 422, "VALIDATION_FAILED").await;
-    let bad_chars = app.post("/api/auth/register", None, None, json!({"username": "no spaces!", "password": "long-enough"})).await;
+    let bad_chars =
+        app.post("/api/auth/register", None, None, json!({"username": "no spaces!", "password": "long-enough"})).await;
     assert_error(bad_chars, 422, "VALIDATION_FAILED").await;
-    let text = app.http.post(app.url("/api/auth/register")).header("content-type", "text/plain").body("hi").send().await.unwrap();
+    let text = app
+        .http
+        .post(app.url("/api/auth/register"))
+        .header("content-type", "text/plain")
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
     assert_error(text, 415, "UNSUPPORTED_MEDIA_TYPE").await;
 
     assert_error(app.get("/api/player", None).await, 401, "UNAUTHORIZED").await;
@@ -77,17 +91,27 @@ async fn bad_input_is_a_4xx_with_the_error_shape(kind: StoreKind) {
     let (expired, _) = app.state.tokens.issue("any-player", chrono::Utc::now() - chrono::Duration::days(2)).unwrap();
     assert_error(app.get("/api/player", Some(&expired)).await, 401, "TOKEN_EXPIRED").await;
     assert_error(app.get("/api/nowhere", None).await, 404, "NOT_FOUND").await;
-    assert_error(app.get("/api/player/ledger?limit=1000", Some(&app.register("Limits").await.0)).await, 422, "VALIDATION_FAILED").await;
+    assert_error(
+        app.get("/api/player/ledger?limit=1000", Some(&app.register("Limits").await.0)).await,
+        422,
+        "VALIDATION_FAILED",
+    )
+    .await;
 }
 
 on_both_stores!(register_login_and_profile, bad_input_is_a_4xx_with_the_error_shape);
 
 #[tokio::test]
 async fn the_sixth_request_in_a_window_is_refused() {
-    let app = TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| {
-        s.rate_limit_requests = 5;
-        s.rate_limit_window = 60;
-    }, Arc::new(SystemClock))
+    let app = TestApp::spawn_with(
+        StoreKind::Embedded,
+        Role::All,
+        |s| {
+            s.rate_limit_requests = 5;
+            s.rate_limit_window = 60;
+        },
+        Arc::new(SystemClock),
+    )
     .await
     .unwrap();
     let before = app.metric_sum("divine_heroes_rate_limit_exceeded").await;
@@ -112,10 +136,15 @@ async fn the_sixth_request_in_a_window_is_refused() {
 
 #[tokio::test]
 async fn forwarded_for_is_believed_only_from_trusted_proxies() {
-    let app = TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| {
-        s.rate_limit_requests = 2;
-        s.trusted_proxies = "127.0.0.1".into();
-    }, Arc::new(SystemClock))
+    let app = TestApp::spawn_with(
+        StoreKind::Embedded,
+        Role::All,
+        |s| {
+            s.rate_limit_requests = 2;
+            s.trusted_proxies = "127.0.0.1".into();
+        },
+        Arc::new(SystemClock),
+    )
     .await
     .unwrap();
     let get = |ip: &'static str| app.http.get(app.url("/api/gacha/banners")).header("x-forwarded-for", ip).send();
@@ -125,8 +154,12 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
         assert_eq!(get(ip).await.unwrap().status(), 200);
         assert_eq!(get(ip).await.unwrap().status(), 429);
     }
-    let untrusted = TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| s.rate_limit_requests = 2, Arc::new(SystemClock)).await.unwrap();
-    let get = |ip: &'static str| untrusted.http.get(untrusted.url("/api/gacha/banners")).header("x-forwarded-for", ip).send();
+    let untrusted =
+        TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| s.rate_limit_requests = 2, Arc::new(SystemClock))
+            .await
+            .unwrap();
+    let get =
+        |ip: &'static str| untrusted.http.get(untrusted.url("/api/gacha/banners")).header("x-forwarded-for", ip).send();
     assert_eq!(get("198.51.100.1").await.unwrap().status(), 200);
     assert_eq!(get("198.51.100.2").await.unwrap().status(), 200);
     assert_eq!(get("198.51.100.3").await.unwrap().status(), 429, "a spoofed header does not buy a new bucket");
@@ -134,7 +167,10 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
 
 #[tokio::test]
 async fn login_has_a_stricter_bucket() {
-    let app = TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| s.auth_rate_limit_requests = 3, Arc::new(SystemClock)).await.unwrap();
+    let app =
+        TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| s.auth_rate_limit_requests = 3, Arc::new(SystemClock))
+            .await
+            .unwrap();
     for _ in 0..3 {
         let r = app.post("/api/auth/login", None, None, json!({"username": "ghost", "password": "whatever-123"})).await;
         assert_eq!(r.status(), 401);
@@ -146,7 +182,9 @@ async fn login_has_a_stricter_bucket() {
 
 #[tokio::test]
 async fn metrics_are_404_unless_enabled() {
-    let app = TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| s.metrics_enabled = false, Arc::new(SystemClock)).await.unwrap();
+    let app = TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| s.metrics_enabled = false, Arc::new(SystemClock))
+        .await
+        .unwrap();
     assert_error(app.get("/metrics", None).await, 404, "NOT_FOUND").await;
     assert_error(app.get("/metrics/prometheus", None).await, 404, "NOT_FOUND").await;
 }
@@ -183,7 +221,12 @@ async fn prometheus_exposition_has_the_promised_names_and_passes_promtool() {
             use std::io::Write;
             child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
             let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "promtool: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Err(e) if std::env::var_os("CI").is_some() => panic!("promtool is required in CI: {e}"),
         Err(e) => eprintln!("promtool not installed, skipping its check: {e}"),
@@ -221,11 +264,16 @@ async fn readiness_turns_503_when_draining() {
 
 #[tokio::test]
 async fn readiness_reports_an_unreachable_redis_without_failing() {
-    let app = TestApp::spawn_with(StoreKind::Embedded, Role::All, |s| {
-        s.redis_enabled = true;
-        s.redis_url = "redis://127.0.0.1:1".into();
-        s.ready_timeout_ms = 300;
-    }, Arc::new(SystemClock))
+    let app = TestApp::spawn_with(
+        StoreKind::Embedded,
+        Role::All,
+        |s| {
+            s.redis_enabled = true;
+            s.redis_url = "redis://127.0.0.1:1".into();
+            s.ready_timeout_ms = 300;
+        },
+        Arc::new(SystemClock),
+    )
     .await
     .unwrap();
     let r = app.get("/health/ready", None).await;

@@ -14,7 +14,14 @@ async fn prices_are_the_published_ones(kind: StoreKind) {
     let Some(app) = TestApp::spawn(kind).await else { return };
     let (token, id) = app.register("Pricey").await;
     app.set_balance(&id, Currency::Crystals, 3000).await;
-    let cases = [("premium", 1, "crystals", 300), ("premium", 10, "crystals", 2700), ("standard", 1, "coins", 1000), ("standard", 10, "coins", 9000), ("divine", 1, "divine_essence", 1), ("divine", 10, "divine_essence", 10)];
+    let cases = [
+        ("premium", 1, "crystals", 300),
+        ("premium", 10, "crystals", 2700),
+        ("standard", 1, "coins", 1000),
+        ("standard", 10, "coins", 9000),
+        ("divine", 1, "divine_essence", 1),
+        ("divine", 10, "divine_essence", 10),
+    ];
     app.set_balance(&id, Currency::Coins, 10_000).await;
     app.set_balance(&id, Currency::DivineEssence, 11).await;
     for (i, (banner, count, currency, price)) in cases.into_iter().enumerate() {
@@ -57,7 +64,9 @@ async fn bad_summons_are_refused_and_change_nothing(kind: StoreKind) {
     assert_eq!(app.summon(&token, "nope", 1, "k4").await.status(), 404);
     let r = app.post("/api/gacha/summon", Some(&token), None, json!({"banner_id": "premium", "count": 1})).await;
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "IDEMPOTENCY_KEY_INVALID");
-    let r = app.post("/api/gacha/summon", Some(&token), Some("bad key!"), json!({"banner_id": "premium", "count": 1})).await;
+    let r = app
+        .post("/api/gacha/summon", Some(&token), Some("bad key!"), json!({"banner_id": "premium", "count": 1}))
+        .await;
     assert_eq!(r.status(), 400);
     let r = app.post("/api/gacha/summon", Some(&token), Some("k5"), json!({"banner_id": "premium", "count": -1})).await;
     assert_eq!(r.status(), 422);
@@ -87,7 +96,12 @@ async fn concurrent_ten_pulls_spend_the_wallet_exactly(kind: StoreKind) {
     .await;
     let receipts: Vec<&Value> = responses.iter().filter(|(s, _)| *s == 200).map(|(_, b)| b).collect();
     let refused = responses.iter().filter(|(s, b)| *s == 409 && b["error"]["code"] == "INSUFFICIENT_FUNDS").count();
-    assert_eq!((receipts.len(), refused), (10, 190), "statuses: {:?}", responses.iter().map(|r| r.0).collect::<BTreeSet<_>>());
+    assert_eq!(
+        (receipts.len(), refused),
+        (10, 190),
+        "statuses: {:?}",
+        responses.iter().map(|r| r.0).collect::<BTreeSet<_>>()
+    );
 
     let player = app.player(&id).await;
     assert_eq!(player.balances.crystals, 0);
@@ -111,7 +125,8 @@ async fn concurrent_ten_pulls_spend_the_wallet_exactly(kind: StoreKind) {
     assert_eq!(history["items"].as_array().unwrap().len(), 100);
     assert!(history["next_cursor"].is_null());
     let ledger: Value = app.get("/api/player/ledger?limit=100", Some(&token)).await.json().await.unwrap();
-    let summon_entries: Vec<&Value> = ledger["items"].as_array().unwrap().iter().filter(|e| e["reason"] == "summon").collect();
+    let summon_entries: Vec<&Value> =
+        ledger["items"].as_array().unwrap().iter().filter(|e| e["reason"] == "summon").collect();
     assert_eq!(summon_entries.len(), 10);
     assert!(summon_entries.iter().all(|e| e["delta"] == -2700 && e["currency"] == "crystals"));
     let receipt_ids: BTreeSet<&str> = receipts.iter().map(|r| r["summon_id"].as_str().unwrap()).collect();
@@ -151,7 +166,11 @@ async fn history_pages_newest_first(kind: StoreKind) {
     let mut seen = Vec::new();
     let mut next = String::new();
     loop {
-        let path = if next.is_empty() { "/api/gacha/history?limit=2".to_string() } else { format!("/api/gacha/history?limit=2&cursor={next}") };
+        let path = if next.is_empty() {
+            "/api/gacha/history?limit=2".to_string()
+        } else {
+            format!("/api/gacha/history?limit=2&cursor={next}")
+        };
         let page: Value = app.get(&path, Some(&token)).await.json().await.unwrap();
         seen.extend(page["items"].as_array().unwrap().iter().map(|i| i["summon_id"].as_str().unwrap().to_string()));
         match page["next_cursor"].as_str() {
@@ -161,7 +180,13 @@ async fn history_pages_newest_first(kind: StoreKind) {
     }
     assert_eq!(seen.len(), 3);
     let ledger: Value = app.get("/api/player/ledger?limit=3", Some(&token)).await.json().await.unwrap();
-    let summons: Vec<&str> = ledger["items"].as_array().unwrap().iter().filter(|e| e["reason"] == "summon").map(|e| e["ref_id"].as_str().unwrap()).collect();
+    let summons: Vec<&str> = ledger["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "summon")
+        .map(|e| e["ref_id"].as_str().unwrap())
+        .collect();
     assert_eq!(summons.first().copied(), seen.first().map(|s| s.as_str()), "newest summon first in both");
     assert_eq!(app.get("/api/gacha/history?cursor=zz", Some(&token)).await.status(), 422);
 }

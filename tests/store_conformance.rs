@@ -9,7 +9,9 @@ use common::{open_store, set_balance, StoreKind};
 use divine_heroes::game::economy::Currency;
 use divine_heroes::game::error::GameError;
 use divine_heroes::game::player::Player;
-use divine_heroes::store::{DynStore, Effects, IdempotencyRequest, MutateOutcome, Mutation, StoreError, StoredResponse};
+use divine_heroes::store::{
+    DynStore, Effects, IdempotencyRequest, MutateOutcome, Mutation, StoreError, StoredResponse,
+};
 use serde_json::json;
 
 fn new_player(name: &str) -> Player {
@@ -25,7 +27,10 @@ fn debit(amount: i64) -> Mutation {
             reason: "test_debit".into(),
             ref_id: "r".into(),
             history: vec![json!({"debited": amount})],
-            response: StoredResponse { status: 200, body: json!({"run": uuid::Uuid::new_v4().to_string(), "gold": p.balances.gold}) },
+            response: StoredResponse {
+                status: 200,
+                body: json!({"run": uuid::Uuid::new_v4().to_string(), "gold": p.balances.gold}),
+            },
         })
     })
 }

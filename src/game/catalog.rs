@@ -175,7 +175,8 @@ impl Catalog {
         let parsed: HeroFile = toml::from_str(text).map_err(|e| DataError::new(file, "(file)", e.to_string()))?;
         let mut by_id = BTreeMap::new();
         for (i, h) in parsed.hero.iter().enumerate() {
-            let valid_slug = !h.id.is_empty() && h.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            let valid_slug =
+                !h.id.is_empty() && h.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !valid_slug {
                 return Err(DataError::new(file, &h.id, "id must be a non-empty slug of [a-z0-9_]"));
             }

@@ -85,7 +85,15 @@ pub struct InsufficientFunds {
 impl Balances {
     /// The starting balances of a new player (GAME.md, Currencies).
     pub fn starting() -> Self {
-        Self { gold: 5_000, coins: 10_000, crystals: 300, divine_essence: 10, stamina: 100, arena_tickets: 5, arena_medals: 0 }
+        Self {
+            gold: 5_000,
+            coins: 10_000,
+            crystals: 300,
+            divine_essence: 10,
+            stamina: 100,
+            arena_tickets: 5,
+            arena_medals: 0,
+        }
     }
 
     /// The balance of one currency.

@@ -83,7 +83,9 @@ impl Player {
     pub fn new(id: String, username: &str, password_hash: String, now: DateTime<Utc>) -> Self {
         let heroes = STARTER_HEROES
             .iter()
-            .map(|h| (h.to_string(), OwnedHero { hero_id: h.to_string(), level: 1, stars: 1, shards: 0, acquired_at: now }))
+            .map(|h| {
+                (h.to_string(), OwnedHero { hero_id: h.to_string(), level: 1, stars: 1, shards: 0, acquired_at: now })
+            })
             .collect();
         let mut team: Vec<Option<String>> = STARTER_HEROES.iter().map(|h| Some(h.to_string())).collect();
         team.resize(TEAM_SLOTS, None);

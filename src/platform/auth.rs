@@ -58,7 +58,8 @@ impl TokenKeys {
     pub fn issue(&self, player_id: &str, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), AppError> {
         let exp = now.timestamp() + self.ttl_secs;
         let claims = Claims { sub: player_id.to_string(), iat: now.timestamp(), exp };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)?;
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(AppError::internal)?;
         Ok((token, DateTime::from_timestamp(exp, 0).unwrap_or(now)))
     }
 
@@ -68,7 +69,9 @@ impl TokenKeys {
         v.leeway = 0;
         v.set_required_spec_claims(&["exp", "sub"]);
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map(|d| d.claims.sub).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => AppError::new(ErrorCode::TokenExpired, "the token has expired; log in again"),
+            ErrorKind::ExpiredSignature => {
+                AppError::new(ErrorCode::TokenExpired, "the token has expired; log in again")
+            }
             _ => AppError::new(ErrorCode::InvalidToken, "the token is not valid"),
         })
     }

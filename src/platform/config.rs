@@ -232,10 +232,31 @@ fn d_ready_timeout() -> u64 {
 
 /// Environment variables read, by setting name (upper-cased).
 const ENV_KEYS: &[&str] = &[
-    "HOST", "PORT", "REDIS_ENABLED", "REDIS_URL", "MQ_BACKEND", "RABBITMQ_URL", "RATE_LIMIT_REQUESTS",
-    "RATE_LIMIT_WINDOW", "AUTH_RATE_LIMIT_REQUESTS", "TRUSTED_PROXIES", "CACHE_TTL_SHORT", "CACHE_TTL_MEDIUM",
-    "CACHE_TTL_LONG", "METRICS_ENABLED", "MONGO_URL", "MONGO_DB", "DATA_DIR", "GAME_DATA_DIR", "JWT_SECRET",
-    "JWT_TTL_SECS", "APP_ENV", "LOG_FORMAT", "SERVICE_NAME", "SHUTDOWN_TIMEOUT_SECS", "READY_TIMEOUT_MS",
+    "HOST",
+    "PORT",
+    "REDIS_ENABLED",
+    "REDIS_URL",
+    "MQ_BACKEND",
+    "RABBITMQ_URL",
+    "RATE_LIMIT_REQUESTS",
+    "RATE_LIMIT_WINDOW",
+    "AUTH_RATE_LIMIT_REQUESTS",
+    "TRUSTED_PROXIES",
+    "CACHE_TTL_SHORT",
+    "CACHE_TTL_MEDIUM",
+    "CACHE_TTL_LONG",
+    "METRICS_ENABLED",
+    "MONGO_URL",
+    "MONGO_DB",
+    "DATA_DIR",
+    "GAME_DATA_DIR",
+    "JWT_SECRET",
+    "JWT_TTL_SECS",
+    "APP_ENV",
+    "LOG_FORMAT",
+    "SERVICE_NAME",
+    "SHUTDOWN_TIMEOUT_SECS",
+    "READY_TIMEOUT_MS",
 ];
 
 /// A setting that cannot be used, with what to do about it.
@@ -339,7 +360,13 @@ impl fmt::Debug for Settings {
             .field("game_data_dir", &self.game_data_dir)
             .field("redis_enabled", &self.redis_enabled)
             .field("mq_backend", &self.mq_backend)
-            .field("rate_limit", &format!("{}/{}s (auth {})", self.rate_limit_requests, self.rate_limit_window, self.auth_rate_limit_requests))
+            .field(
+                "rate_limit",
+                &format!(
+                    "{}/{}s (auth {})",
+                    self.rate_limit_requests, self.rate_limit_window, self.auth_rate_limit_requests
+                ),
+            )
             .field("cache_ttl", &(self.cache_ttl_short, self.cache_ttl_medium, self.cache_ttl_long))
             .field("metrics_enabled", &self.metrics_enabled)
             .field("log_format", &self.log_format)

@@ -34,7 +34,9 @@ impl FromRequest for IdempotencyKey {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let r = match req.headers().get("idempotency-key").map(|v| v.to_str()) {
-            None => Err(AppError::new(ErrorCode::IdempotencyKeyInvalid, "this request needs an Idempotency-Key header")),
+            None => {
+                Err(AppError::new(ErrorCode::IdempotencyKeyInvalid, "this request needs an Idempotency-Key header"))
+            }
             Some(Ok(k)) if valid(k) => Ok(IdempotencyKey(k.to_string())),
             Some(_) => Err(AppError::new(
                 ErrorCode::IdempotencyKeyInvalid,

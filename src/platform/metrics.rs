@@ -37,7 +37,8 @@ pub const GACHA_PUBLISHED_RATE: &str = "divine_heroes_gacha_published_rate";
 /// Store operation latency, milliseconds.
 pub const STORE_DURATION_MS: &str = "divine_heroes_store_duration_ms";
 
-const LATENCY_BUCKETS_MS: &[f64] = &[1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0];
+const LATENCY_BUCKETS_MS: &[f64] =
+    &[1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

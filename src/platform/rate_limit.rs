@@ -147,7 +147,9 @@ async fn limit(
             metrics::counter!(RATE_LIMIT_EXCEEDED, "role" => state.role.name(), "bucket" => name).increment(1);
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             let mut err = AppError::new(ErrorCode::RateLimited, format!("too many requests; retry in {secs} s"))
-                .with_details(serde_json::json!({"limit": limiter.limit(), "window_secs": state.settings.rate_limit_window}));
+                .with_details(
+                    serde_json::json!({"limit": limiter.limit(), "window_secs": state.settings.rate_limit_window}),
+                );
             err.retry_after = Some(secs.max(1));
             let mut res = err.error_response();
             let h = res.headers_mut();

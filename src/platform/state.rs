@@ -88,9 +88,13 @@ impl AppState {
         let timeout = Duration::from_millis(self.settings.ready_timeout_ms);
         let started = Instant::now();
         let store = match tokio::time::timeout(timeout, self.store.ping()).await {
-            Ok(Ok(())) => json!({"status": "up", "kind": self.store.kind(), "latency_ms": started.elapsed().as_millis() as u64}),
+            Ok(Ok(())) => {
+                json!({"status": "up", "kind": self.store.kind(), "latency_ms": started.elapsed().as_millis() as u64})
+            }
             Ok(Err(e)) => json!({"status": "down", "kind": self.store.kind(), "error": e.to_string()}),
-            Err(_) => json!({"status": "down", "kind": self.store.kind(), "error": format!("no answer within {} ms", timeout.as_millis())}),
+            Err(_) => {
+                json!({"status": "down", "kind": self.store.kind(), "error": format!("no answer within {} ms", timeout.as_millis())})
+            }
         };
         let store_up = store["status"] == "up";
         let mut checks = serde_json::Map::new();
@@ -106,7 +110,9 @@ impl AppState {
             let redis = match r {
                 Ok(Ok(_)) => json!({"status": "up", "latency_ms": started.elapsed().as_millis() as u64}),
                 Ok(Err(e)) => json!({"status": "degraded", "error": e}),
-                Err(_) => json!({"status": "degraded", "error": format!("no answer within {} ms", timeout.as_millis())}),
+                Err(_) => {
+                    json!({"status": "degraded", "error": format!("no answer within {} ms", timeout.as_millis())})
+                }
             };
             degraded = redis["status"] != "up";
             checks.insert("redis".into(), redis);

@@ -135,7 +135,9 @@ pub async fn mutation_outcome(
             "this Idempotency-Key was already used for a different request",
         )),
         MutateOutcome::Rejected(e) => Err(e.into()),
-        MutateOutcome::PlayerNotFound => Err(AppError::new(ErrorCode::InvalidToken, "the token's player does not exist")),
+        MutateOutcome::PlayerNotFound => {
+            Err(AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))
+        }
     }
 }
 
@@ -166,7 +168,8 @@ impl PageQuery {
         let cursor = match &self.cursor {
             None => None,
             Some(c) => Some(
-                u64::from_str_radix(c, 16).map_err(|_| AppError::new(ErrorCode::ValidationFailed, "cursor is not one this server issued"))?,
+                u64::from_str_radix(c, 16)
+                    .map_err(|_| AppError::new(ErrorCode::ValidationFailed, "cursor is not one this server issued"))?,
             ),
         };
         Ok((limit, cursor))
@@ -177,4 +180,3 @@ impl PageQuery {
 pub fn cursor(next: Option<u64>) -> Option<String> {
     next.map(|n| format!("{n:x}"))
 }
-

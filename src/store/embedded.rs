@@ -182,7 +182,9 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<Job>) {
                 // already run that nothing of theirs was kept; the rest run next.
                 drop(txn);
                 for r in replies {
-                    r(Err(StoreError::Unavailable("write aborted by a storage fault in the same commit group; retry".into())));
+                    r(Err(StoreError::Unavailable(
+                        "write aborted by a storage fault in the same commit group; retry".into(),
+                    )));
                 }
                 continue;
             }
@@ -340,12 +342,22 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn ledger(&self, player_id: &str, limit: usize, before: Option<u64>) -> Result<Page<LedgerEntry>, StoreError> {
+    async fn ledger(
+        &self,
+        player_id: &str,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<Page<LedgerEntry>, StoreError> {
         let id = player_id.to_string();
         self.read(move |txn| page(txn, LEDGER, &id, limit, before)).await
     }
 
-    async fn history(&self, player_id: &str, limit: usize, before: Option<u64>) -> Result<Page<HistoryRow>, StoreError> {
+    async fn history(
+        &self,
+        player_id: &str,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<Page<HistoryRow>, StoreError> {
         let id = player_id.to_string();
         self.read(move |txn| page(txn, HISTORY, &id, limit, before)).await
     }

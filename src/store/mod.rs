@@ -135,7 +135,13 @@ pub fn seq(version: u64, i: usize) -> u64 {
 }
 
 /// Ledger entries for the change from `before` to `after`.
-pub fn ledger_entries(player: &Player, before: &Balances, reason: &str, ref_id: &str, at: DateTime<Utc>) -> Vec<LedgerEntry> {
+pub fn ledger_entries(
+    player: &Player,
+    before: &Balances,
+    reason: &str,
+    ref_id: &str,
+    at: DateTime<Utc>,
+) -> Vec<LedgerEntry> {
     player
         .balances
         .deltas_since(before)
@@ -158,7 +164,12 @@ pub fn ledger_entries(player: &Player, before: &Balances, reason: &str, ref_id: 
 pub fn history_rows(player: &Player, rows: &[serde_json::Value], at: DateTime<Utc>) -> Vec<HistoryRow> {
     rows.iter()
         .enumerate()
-        .map(|(i, data)| HistoryRow { seq: seq(player.version, i), player_id: player.id.clone(), at, data: data.clone() })
+        .map(|(i, data)| HistoryRow {
+            seq: seq(player.version, i),
+            player_id: player.id.clone(),
+            at,
+            data: data.clone(),
+        })
         .collect()
 }
 
@@ -200,9 +211,11 @@ pub trait Store: Send + Sync + 'static {
         op: Mutation,
     ) -> Result<MutateOutcome, StoreError>;
     /// The player's ledger, newest first, entries with `seq < before`.
-    async fn ledger(&self, player_id: &str, limit: usize, before: Option<u64>) -> Result<Page<LedgerEntry>, StoreError>;
+    async fn ledger(&self, player_id: &str, limit: usize, before: Option<u64>)
+        -> Result<Page<LedgerEntry>, StoreError>;
     /// The player's history, newest first, rows with `seq < before`.
-    async fn history(&self, player_id: &str, limit: usize, before: Option<u64>) -> Result<Page<HistoryRow>, StoreError>;
+    async fn history(&self, player_id: &str, limit: usize, before: Option<u64>)
+        -> Result<Page<HistoryRow>, StoreError>;
 }
 
 /// Ledger entries of a new player's starting balances.

@@ -192,15 +192,27 @@ impl MongoStore {
             return Ok(Attempt::Retry);
         }
         if !ledger.is_empty() {
-            let docs: Vec<Document> = ledger.iter().map(|e| row_doc(player_id, e.seq, e)).collect::<Result<_, _>>().map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
+            let docs: Vec<Document> = ledger
+                .iter()
+                .map(|e| row_doc(player_id, e.seq, e))
+                .collect::<Result<_, _>>()
+                .map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
             self.db.collection::<Document>("ledger").insert_many(docs).session(&mut *s).await?;
         }
         if !history.is_empty() {
-            let docs: Vec<Document> = history.iter().map(|e| row_doc(player_id, e.seq, e)).collect::<Result<_, _>>().map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
+            let docs: Vec<Document> = history
+                .iter()
+                .map(|e| row_doc(player_id, e.seq, e))
+                .collect::<Result<_, _>>()
+                .map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
             self.db.collection::<Document>("history").insert_many(docs).session(&mut *s).await?;
         }
         if let Some(i) = idem {
-            let rec = IdemDoc { id: format!("{player_id}:{}", i.key), fingerprint: i.fingerprint.clone(), response: effects.response.clone() };
+            let rec = IdemDoc {
+                id: format!("{player_id}:{}", i.key),
+                fingerprint: i.fingerprint.clone(),
+                response: effects.response.clone(),
+            };
             idem_coll.insert_one(rec).session(&mut *s).await?;
         }
         Ok(Attempt::Done(MutateOutcome::Applied(effects.response, Box::new(player))))
@@ -253,7 +265,8 @@ impl Store for MongoStore {
 
     async fn create_player(&self, player: &Player) -> Result<(), StoreError> {
         let pdoc = player_doc(player)?;
-        let ledger: Vec<Document> = starting_ledger(player).iter().map(|e| row_doc(&player.id, e.seq, e)).collect::<Result<_, _>>()?;
+        let ledger: Vec<Document> =
+            starting_ledger(player).iter().map(|e| row_doc(&player.id, e.seq, e)).collect::<Result<_, _>>()?;
         for attempt in 0..MAX_ATTEMPTS {
             let result: Result<(), mongodb::error::Error> = async {
                 let mut s = self.start().await?;
@@ -326,11 +339,21 @@ impl Store for MongoStore {
         Err(StoreError::Contention)
     }
 
-    async fn ledger(&self, player_id: &str, limit: usize, before: Option<u64>) -> Result<Page<LedgerEntry>, StoreError> {
+    async fn ledger(
+        &self,
+        player_id: &str,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<Page<LedgerEntry>, StoreError> {
         self.page("ledger", player_id, limit, before).await
     }
 
-    async fn history(&self, player_id: &str, limit: usize, before: Option<u64>) -> Result<Page<HistoryRow>, StoreError> {
+    async fn history(
+        &self,
+        player_id: &str,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<Page<HistoryRow>, StoreError> {
         self.page("history", player_id, limit, before).await
     }
 }

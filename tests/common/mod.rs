@@ -92,7 +92,12 @@ impl TestApp {
     }
 
     /// Spawns a role with adjusted settings and a clock.
-    pub async fn spawn_with(kind: StoreKind, role: Role, tweak: impl FnOnce(&mut Settings), clock: Arc<dyn Clock>) -> Option<Self> {
+    pub async fn spawn_with(
+        kind: StoreKind,
+        role: Role,
+        tweak: impl FnOnce(&mut Settings),
+        clock: Arc<dyn Clock>,
+    ) -> Option<Self> {
         let store = open_store(kind).await?;
         let mut settings = test_settings();
         tweak(&mut settings);
@@ -131,7 +136,9 @@ impl TestApp {
 
     /// Registers a player; returns (token, player id).
     pub async fn register(&self, username: &str) -> (String, String) {
-        let r = self.post("/api/auth/register", None, None, json!({"username": username, "password": "correct-horse-1"})).await;
+        let r = self
+            .post("/api/auth/register", None, None, json!({"username": username, "password": "correct-horse-1"}))
+            .await;
         assert_eq!(r.status(), 201, "register {username}");
         let body: Value = r.json().await.expect("json");
         (body["token"].as_str().expect("token").to_string(), body["player"]["id"].as_str().expect("id").to_string())
@@ -176,7 +183,12 @@ pub async fn set_balance(store: &DynStore, player_id: &str, currency: Currency, 
         } else {
             p.balances.credit(currency, amount - has);
         }
-        Ok(Effects { reason: "test_adjustment".into(), ref_id: "test".into(), history: vec![], response: StoredResponse { status: 200, body: json!({}) } })
+        Ok(Effects {
+            reason: "test_adjustment".into(),
+            ref_id: "test".into(),
+            history: vec![],
+            response: StoredResponse { status: 200, body: json!({}) },
+        })
     });
     let out = store.mutate(player_id, None, chrono::Utc::now(), op).await.expect("store");
     assert!(matches!(out, MutateOutcome::Applied(..)), "adjustment applied: {out:?}");

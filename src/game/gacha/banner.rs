@@ -289,10 +289,15 @@ fn validate(file: &str, rb: RawBanner, catalog: &Catalog) -> Result<Banner, Data
     let mut outcomes = Vec::new();
     for o in rb.outcome {
         let kind = match o.kind.as_str() {
-            "hero" => OutcomeKind::Hero { rarity: o.rarity.ok_or_else(|| err(format!("outcome {}: hero needs a rarity", o.id)))? },
+            "hero" => OutcomeKind::Hero {
+                rarity: o.rarity.ok_or_else(|| err(format!("outcome {}: hero needs a rarity", o.id)))?,
+            },
             "currency" => {
                 let currency = o.currency.ok_or_else(|| err(format!("outcome {}: currency missing", o.id)))?;
-                let amount = o.amount.filter(|a| *a > 0).ok_or_else(|| err(format!("outcome {}: amount must be positive", o.id)))?;
+                let amount = o
+                    .amount
+                    .filter(|a| *a > 0)
+                    .ok_or_else(|| err(format!("outcome {}: amount must be positive", o.id)))?;
                 OutcomeKind::Currency { currency, amount }
             }
             "filler" => OutcomeKind::Filler,
@@ -360,7 +365,9 @@ fn validate(file: &str, rb: RawBanner, catalog: &Catalog) -> Result<Banner, Data
             },
             "shards" => FillerKind::Shards {
                 amount: u32::try_from(f.amount).map_err(|_| err("filler: shard amount out of range".into()))?,
-                fallback_currency: f.fallback_currency.ok_or_else(|| err("filler: shards need fallback_currency".into()))?,
+                fallback_currency: f
+                    .fallback_currency
+                    .ok_or_else(|| err("filler: shards need fallback_currency".into()))?,
                 fallback_amount: f.fallback_amount.ok_or_else(|| err("filler: shards need fallback_amount".into()))?,
             },
             k => return Err(err(format!("filler: unknown kind {k:?} (currency, shards)"))),
@@ -382,7 +389,10 @@ fn validate(file: &str, rb: RawBanner, catalog: &Catalog) -> Result<Banner, Data
             }
             let mut take_from = Vec::new();
             for t in &sp.take_from {
-                let i = outcomes.iter().position(|o| &o.id == t).ok_or_else(|| err(format!("soft_pity.take_from: unknown outcome {t:?}")))?;
+                let i = outcomes
+                    .iter()
+                    .position(|o| &o.id == t)
+                    .ok_or_else(|| err(format!("soft_pity.take_from: unknown outcome {t:?}")))?;
                 if i == pity_index {
                     return Err(err("soft_pity.take_from must not include the pity category".into()));
                 }
@@ -419,7 +429,9 @@ fn validate(file: &str, rb: RawBanner, catalog: &Catalog) -> Result<Banner, Data
             let w = banner.weights_at(pull);
             let s: u64 = w.iter().map(|&x| x as u64).sum();
             if s != PPM as u64 {
-                return Err(err(format!("soft pity at pull {pull}: weights sum to {s} ppm; take_from cannot fund the boost")));
+                return Err(err(format!(
+                    "soft pity at pull {pull}: weights sum to {s} ppm; take_from cannot fund the boost"
+                )));
             }
         }
     }
@@ -459,7 +471,11 @@ mod tests {
     fn invalid_tables_are_refused_with_file_entry_and_problem() {
         let data = GameData::builtin();
         let base = include_str!("../../../config/banners.toml");
-        let bad_sum = base.replacen("weight_ppm = 908000 },\n  { id = \"SSR\",  kind = \"hero\", rarity = \"SSR\",  weight_ppm = 80000", "weight_ppm = 908001 },\n  { id = \"SSR\",  kind = \"hero\", rarity = \"SSR\",  weight_ppm = 80000", 1);
+        let bad_sum = base.replacen(
+            "weight_ppm = 908000 },\n  { id = \"SSR\",  kind = \"hero\", rarity = \"SSR\",  weight_ppm = 80000",
+            "weight_ppm = 908001 },\n  { id = \"SSR\",  kind = \"hero\", rarity = \"SSR\",  weight_ppm = 80000",
+            1,
+        );
         let e = BannerTable::from_toml("banners.toml", &bad_sum, &data.catalog).unwrap_err();
         assert_eq!((e.file.as_str(), e.entry.as_str()), ("banners.toml", "standard"));
         assert!(e.problem.contains("1000001"), "{e}");

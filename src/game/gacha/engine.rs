@@ -91,7 +91,13 @@ fn pick_uniform<'a, T>(rng: &mut GameRng, items: &'a [T]) -> &'a T {
 
 /// Runs `count` pulls. `owned` is the set of owned hero ids; heroes won are added
 /// to it as they come, so a second copy inside one summon is a duplicate.
-pub fn pull(banner: &Banner, mut pity: PityState, owned: &mut BTreeMap<String, ()>, count: u32, rng: &mut GameRng) -> Pulls {
+pub fn pull(
+    banner: &Banner,
+    mut pity: PityState,
+    owned: &mut BTreeMap<String, ()>,
+    count: u32,
+    rng: &mut GameRng,
+) -> Pulls {
     let mut results = Vec::with_capacity(count as usize);
     for index in 0..count {
         let pull_no = pity.since_pity + 1;
@@ -105,9 +111,8 @@ pub fn pull(banner: &Banner, mut pity: PityState, owned: &mut BTreeMap<String, (
             OutcomeKind::Hero { rarity } => {
                 let hero_id = if is_pity && !banner.featured.is_empty() {
                     let off = banner.off_featured_pool(*rarity);
-                    let featured_now = pity.featured_guaranteed
-                        || off.is_empty()
-                        || rng.gen_range(0..PPM) < banner.featured_share_ppm;
+                    let featured_now =
+                        pity.featured_guaranteed || off.is_empty() || rng.gen_range(0..PPM) < banner.featured_share_ppm;
                     featured = Some(featured_now);
                     pity.featured_guaranteed = !featured_now;
                     if featured_now {
@@ -125,12 +130,16 @@ pub fn pull(banner: &Banner, mut pity: PityState, owned: &mut BTreeMap<String, (
                 };
                 (Some(*rarity), grant)
             }
-            OutcomeKind::Currency { currency, amount } => (None, Grant::Currency { currency: *currency, amount: *amount }),
+            OutcomeKind::Currency { currency, amount } => {
+                (None, Grant::Currency { currency: *currency, amount: *amount })
+            }
             OutcomeKind::Filler => {
                 let total: u32 = banner.filler.iter().map(|f| f.weight).sum();
                 let f = &banner.filler[pick_weighted(rng, banner.filler.iter().map(|f| f.weight), total)];
                 let grant = match &f.kind {
-                    FillerKind::Currency { currency, amount } => Grant::Currency { currency: *currency, amount: *amount },
+                    FillerKind::Currency { currency, amount } => {
+                        Grant::Currency { currency: *currency, amount: *amount }
+                    }
                     FillerKind::Shards { amount, fallback_currency, fallback_amount } => {
                         if owned.is_empty() {
                             Grant::Currency { currency: *fallback_currency, amount: *fallback_amount }
@@ -176,7 +185,13 @@ pub struct Summon {
 
 /// Debits the player, runs the pulls and applies every grant and the new pity.
 /// On error nothing about the player has changed.
-pub fn summon(player: &mut Player, banner: &Banner, count: u32, rng: &mut GameRng, now: DateTime<Utc>) -> Result<Summon, SummonError> {
+pub fn summon(
+    player: &mut Player,
+    banner: &Banner,
+    count: u32,
+    rng: &mut GameRng,
+    now: DateTime<Utc>,
+) -> Result<Summon, SummonError> {
     let cost = banner.cost(count).ok_or(SummonError::InvalidCount(count))?;
     if !banner.is_active(now) {
         return Err(SummonError::NotActive(banner.id.clone()));
@@ -294,7 +309,15 @@ mod tests {
         let data = GameData::builtin();
         for banner in data.banners.all() {
             for r in crate::game::gacha::simulate::simulate(banner, 1_000_000, 20_261_126) {
-                assert!(r.within_band(), "{} {}: observed {:.6}, exact {:.6} ± {:.6}", banner.id, r.id, r.observed, r.published, r.band);
+                assert!(
+                    r.within_band(),
+                    "{} {}: observed {:.6}, exact {:.6} ± {:.6}",
+                    banner.id,
+                    r.id,
+                    r.observed,
+                    r.published,
+                    r.band
+                );
             }
         }
     }

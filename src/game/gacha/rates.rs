@@ -88,7 +88,11 @@ pub fn consolidated(b: &Banner) -> Vec<ConsolidatedRate> {
     b.outcomes
         .iter()
         .zip(rates)
-        .map(|(o, r)| ConsolidatedRate { id: o.id.clone(), base_rate: o.weight_ppm as f64 / PPM as f64, consolidated_rate: r })
+        .map(|(o, r)| ConsolidatedRate {
+            id: o.id.clone(),
+            base_rate: o.weight_ppm as f64 / PPM as f64,
+            consolidated_rate: r,
+        })
         .collect()
 }
 
@@ -102,7 +106,9 @@ pub fn expected_own_currency_per_pull(b: &Banner) -> f64 {
         .map(|f| {
             let amount = match f.kind {
                 FillerKind::Currency { currency, amount } if currency == b.currency => amount,
-                FillerKind::Shards { fallback_currency, fallback_amount, .. } if fallback_currency == b.currency => fallback_amount,
+                FillerKind::Shards { fallback_currency, fallback_amount, .. } if fallback_currency == b.currency => {
+                    fallback_amount
+                }
                 _ => 0,
             };
             f.weight as f64 / filler_total * amount as f64

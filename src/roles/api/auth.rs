@@ -38,8 +38,11 @@ fn check_password(p: &SecretString) -> Result<(), AppError> {
     if (PASSWORD_MIN..=PASSWORD_MAX).contains(&n) {
         Ok(())
     } else {
-        Err(AppError::new(ErrorCode::ValidationFailed, format!("password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters"))
-            .with_details(json!({"field": "password"})))
+        Err(AppError::new(
+            ErrorCode::ValidationFailed,
+            format!("password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters"),
+        )
+        .with_details(json!({"field": "password"})))
     }
 }
 
@@ -65,8 +68,9 @@ pub async fn post_register(state: web::Data<AppState>, body: web::Json<Credentia
 
 /// A valid argon2id hash of a random password, checked when the username is
 /// unknown so that both paths take the same time.
-static DECOY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| hash_password(&SecretString::from(uuid::Uuid::new_v4().to_string())).unwrap_or_default());
+static DECOY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    hash_password(&SecretString::from(uuid::Uuid::new_v4().to_string())).unwrap_or_default()
+});
 
 /// `POST /api/auth/login`: a token for the right username and password.
 #[tracing::instrument(skip_all)]
@@ -87,5 +91,6 @@ pub async fn post_login(state: web::Data<AppState>, body: web::Json<Credentials>
         return Err(AppError::new(ErrorCode::InvalidCredentials, "wrong username or password"));
     };
     let (token, expires_at) = state.tokens.issue(&player.id, state.clock.now())?;
-    Ok(HttpResponse::Ok().json(json!({"token": token, "token_type": "Bearer", "expires_at": expires_at, "player_id": player.id})))
+    Ok(HttpResponse::Ok()
+        .json(json!({"token": token, "token_type": "Bearer", "expires_at": expires_at, "player_id": player.id})))
 }

@@ -11,10 +11,28 @@ use crate::platform::rate_limit::limit_auth;
 
 /// Routes of the api role.
 pub const ROUTES: &[RouteDoc] = &[
-    RouteDoc { method: "post", path: "/api/auth/register", summary: "Create a player; returns the profile and a token", auth: false, idempotent: false },
-    RouteDoc { method: "post", path: "/api/auth/login", summary: "Exchange username and password for a token", auth: false, idempotent: false },
+    RouteDoc {
+        method: "post",
+        path: "/api/auth/register",
+        summary: "Create a player; returns the profile and a token",
+        auth: false,
+        idempotent: false,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/auth/login",
+        summary: "Exchange username and password for a token",
+        auth: false,
+        idempotent: false,
+    },
     RouteDoc { method: "get", path: "/api/player", summary: "The caller's profile", auth: true, idempotent: false },
-    RouteDoc { method: "get", path: "/api/player/ledger", summary: "The caller's currency ledger, newest first", auth: true, idempotent: false },
+    RouteDoc {
+        method: "get",
+        path: "/api/player/ledger",
+        summary: "The caller's currency ledger, newest first",
+        auth: true,
+        idempotent: false,
+    },
 ];
 
 /// Mounts the api role.

@@ -21,7 +21,11 @@ pub async fn get_player(state: web::Data<AppState>, who: AuthPlayer) -> Result<H
 
 /// `GET /api/player/ledger`.
 #[tracing::instrument(skip_all, fields(player_id = %who.0))]
-pub async fn get_ledger(state: web::Data<AppState>, who: AuthPlayer, q: web::Query<PageQuery>) -> Result<HttpResponse, AppError> {
+pub async fn get_ledger(
+    state: web::Data<AppState>,
+    who: AuthPlayer,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
     let (limit, before) = q.parse()?;
     let page = state.store.ledger(&who.0, limit, before).await?;
     Ok(HttpResponse::Ok().json(json!({"items": page.items, "next_cursor": cursor(page.next_before)})))

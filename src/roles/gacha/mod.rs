@@ -24,11 +24,41 @@ use crate::store::{Effects, Mutation, StoredResponse};
 
 /// Routes of the gacha role.
 pub const ROUTES: &[RouteDoc] = &[
-    RouteDoc { method: "get", path: "/api/gacha/banners", summary: "Active banners, costs, and the caller's pity with a token", auth: false, idempotent: false },
-    RouteDoc { method: "get", path: "/api/gacha/banners/{id}/rates", summary: "Rate disclosure: base rates, rules, per-pull curve, long-run rates", auth: false, idempotent: false },
-    RouteDoc { method: "post", path: "/api/gacha/summon", summary: "Summon {banner_id, count: 1|10}; returns the receipt", auth: true, idempotent: true },
-    RouteDoc { method: "get", path: "/api/gacha/pity", summary: "The caller's pity counters and guarantees", auth: true, idempotent: false },
-    RouteDoc { method: "get", path: "/api/gacha/history", summary: "The caller's pulls, newest first", auth: true, idempotent: false },
+    RouteDoc {
+        method: "get",
+        path: "/api/gacha/banners",
+        summary: "Active banners, costs, and the caller's pity with a token",
+        auth: false,
+        idempotent: false,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/gacha/banners/{id}/rates",
+        summary: "Rate disclosure: base rates, rules, per-pull curve, long-run rates",
+        auth: false,
+        idempotent: false,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/gacha/summon",
+        summary: "Summon {banner_id, count: 1|10}; returns the receipt",
+        auth: true,
+        idempotent: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/gacha/pity",
+        summary: "The caller's pity counters and guarantees",
+        auth: true,
+        idempotent: false,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/gacha/history",
+        summary: "The caller's pulls, newest first",
+        auth: true,
+        idempotent: false,
+    },
 ];
 
 /// Mounts the gacha role.
@@ -48,7 +78,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub fn publish_rate_metrics(data: &GameData) {
     for b in data.banners.all() {
         for r in rates::consolidated(b) {
-            metrics::gauge!(GACHA_PUBLISHED_RATE, "banner" => b.id.clone(), "category" => r.id.clone()).set(r.consolidated_rate);
+            metrics::gauge!(GACHA_PUBLISHED_RATE, "banner" => b.id.clone(), "category" => r.id.clone())
+                .set(r.consolidated_rate);
         }
     }
 }
@@ -68,7 +99,8 @@ fn record_pulls(banner: &Banner, results: &[PullResult]) {
     let total: u64 = counts.values().sum();
     for o in &banner.outcomes {
         let n = counts.get(&o.id).copied().unwrap_or(0);
-        metrics::gauge!(GACHA_OBSERVED_RATE, "banner" => banner.id.clone(), "category" => o.id.clone()).set(n as f64 / total as f64);
+        metrics::gauge!(GACHA_OBSERVED_RATE, "banner" => banner.id.clone(), "category" => o.id.clone())
+            .set(n as f64 / total as f64);
     }
 }
 
@@ -178,11 +210,8 @@ async fn post_summon(
     let op: Mutation = Arc::new(move |p: &mut Player| {
         let banner = &*op_banner;
         let s = engine::summon(p, banner, count, &mut rng::seeded(seed), now)?;
-        let history = s
-            .results
-            .iter()
-            .map(|r| json!({"summon_id": summon_id, "banner_id": banner.id, "result": r}))
-            .collect();
+        let history =
+            s.results.iter().map(|r| json!({"summon_id": summon_id, "banner_id": banner.id, "result": r})).collect();
         let receipt = json!({
             "summon_id": summon_id,
             "banner_id": banner.id,
@@ -193,7 +222,12 @@ async fn post_summon(
             "balances_after": p.balances,
             "at": now,
         });
-        Ok(Effects { reason: "summon".into(), ref_id: summon_id.clone(), history, response: StoredResponse { status: 200, body: receipt } })
+        Ok(Effects {
+            reason: "summon".into(),
+            ref_id: summon_id.clone(),
+            history,
+            response: StoredResponse { status: 200, body: receipt },
+        })
     });
     let (response, fresh) = mutation_outcome(&state, &who.0, Some(idem), op).await?;
     if fresh {
@@ -227,7 +261,11 @@ async fn get_pity(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpRes
 }
 
 /// `GET /api/gacha/history`: every pull, newest first, paged.
-async fn get_history(state: web::Data<AppState>, who: AuthPlayer, q: web::Query<PageQuery>) -> Result<HttpResponse, AppError> {
+async fn get_history(
+    state: web::Data<AppState>,
+    who: AuthPlayer,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
     let (limit, before) = q.parse()?;
     let page = state.store.history(&who.0, limit, before).await?;
     let items: Vec<Value> = page

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Bounded summon load against a local server on 127.0.0.1, with wrk.
+# Starts `serve --role all` on the embedded store in a scratch directory,
+# registers 64 players, gives each a large coin wallet with the operator
+# `grant` command (server stopped, as the embedded file has one owner), restarts
+# the server and runs wrk for DURATION seconds with CONNECTIONS connections:
+# every request is a real standard-banner summon with a fresh Idempotency-Key.
+# Prints requests/s and latency percentiles. Usage: scripts/load-summon.sh [DURATION=10] [CONNECTIONS=32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+CONNECTIONS=${2:-32}
+BIN=${BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/divine-heroes-target}/release/divine-heroes}
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+
+PORT=${PORT:-18731}
+DATA=$(mktemp -d)
+trap 'kill "$PID" 2>/dev/null || true; rm -rf "$DATA"' EXIT
+DATA_DIR=$DATA RATE_LIMIT_REQUESTS=100000000 LOG_FORMAT=json RUST_LOG=warn HOST=127.0.0.1 \
+  "$BIN" serve --role all --port "$PORT" >"$DATA/server.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.05; done
+
+# Many players, so that the load is not one player's writes in a queue.
+TOKENS=$DATA/tokens.lua
+echo "tokens = {" >"$TOKENS"
+for i in $(seq 1 64); do
+  t=$(curl -sf -XPOST "http://127.0.0.1:$PORT/api/auth/register" -H 'content-type: application/json' \
+        -d "{\"username\":\"load_$i\",\"password\":\"load-test-password\"}" | python3 -c 'import sys,json;print(json.load(sys.stdin)["token"])')
+  echo "  \"$t\"," >>"$TOKENS"
+done
+echo "}" >>"$TOKENS"
+
+kill "$PID"; wait "$PID" || true
+for i in $(seq 1 64); do
+  DATA_DIR=$DATA "$BIN" grant --to "load_$i" --currency coins --amount 1000000000 --note load-test >/dev/null
+done
+DATA_DIR=$DATA RATE_LIMIT_REQUESTS=100000000 LOG_FORMAT=json RUST_LOG=warn HOST=127.0.0.1 \
+  "$BIN" serve --role all --port "$PORT" >>"$DATA/server.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.05; done
+
+cat >"$DATA/summon.lua" <<LUA
+dofile("$TOKENS")
+local n = 0
+request = function()
+  n = n + 1
+  local t = tokens[(n % #tokens) + 1]
+  -- A fresh key per request: every request is a real summon.
+  return wrk.format("POST", "/api/gacha/summon", {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer " .. t,
+    ["Idempotency-Key"] = "load-" .. n .. "-" .. math.random(1, 1000000000),
+  }, '{"banner_id":"standard","count":1}')
+end
+done = function(summary, latency, requests)
+  io.write(string.format("requests/s: %.0f\n", summary.requests / (summary.duration / 1e6)))
+  for _, p in ipairs({50, 90, 99, 99.9}) do
+    io.write(string.format("p%s: %.2f ms\n", p, latency:percentile(p) / 1000))
+  end
+  io.write(string.format("non-2xx: %d\n", summary.errors.status))
+end
+LUA
+wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$DATA/summon.lua" "http://127.0.0.1:$PORT"

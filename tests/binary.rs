@@ -1,0 +1,159 @@
+//! The real binary: start-up checks, persistence across restarts and kill -9,
+//! graceful shutdown, check-config.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_divine-heroes");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn command(data_dir: &Path, port: u16) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["serve", "--role", "all", "--port", &port.to_string()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATA_DIR", data_dir)
+        .env("HOST", "127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+struct Running {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(data_dir: &Path) -> Running {
+    let port = free_port();
+    let child = command(data_dir, port).spawn().expect("binary starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = http.get(format!("{base}/health/ready")).send().await {
+            if r.status() == 200 {
+                return Running { child, base };
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("not ready within 5 s");
+}
+
+async fn login(base: &str, user: &str) -> Option<String> {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": user, "password": "persist-me-123"}))
+        .send()
+        .await
+        .unwrap();
+    (r.status() == 200).then_some(r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn players_survive_a_restart_and_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = start(dir.path()).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/auth/register", first.base))
+        .json(&json!({"username": "Durable", "password": "persist-me-123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // A graceful stop: SIGTERM, exit 0.
+    unsafe_sigterm(first.child.id());
+    let status = first.child.wait().unwrap();
+    assert!(status.success(), "SIGTERM exits 0, got {status}");
+
+    let mut second = start(dir.path()).await;
+    let token = login(&second.base, "durable").await.expect("player still there after a restart");
+    let r = http
+        .post(format!("{}/api/gacha/summon", second.base))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "before-the-crash")
+        .json(&json!({"banner_id": "premium", "count": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    second.child.kill().unwrap(); // SIGKILL: no chance to flush anything
+    second.child.wait().unwrap();
+
+    let third = start(dir.path()).await;
+    let token = login(&third.base, "durable").await.expect("player still there after kill -9");
+    let profile: Value =
+        http.get(format!("{}/api/player", third.base)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(profile["balances"]["crystals"], 0, "the acknowledged summon was durable");
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let ok = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success();
+    assert!(ok);
+}
+
+#[test]
+fn production_refuses_the_default_secret_and_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path(), free_port()).env("APP_ENV", "production").stderr(Stdio::piped()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("JWT_SECRET"), "{err}");
+
+    let out = command(dir.path(), free_port())
+        .env("APP_ENV", "production")
+        .env("JWT_SECRET", "a-long-and-random-production-secret-0123456789")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MONGO_URL"));
+}
+
+#[test]
+fn check_config_names_the_file_the_entry_and_the_problem() {
+    let ok = Command::new(BIN).current_dir(env!("CARGO_MANIFEST_DIR")).arg("check-config").output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(out.contains("heroes: 23") && out.contains("celestial_descent"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    std::fs::copy(src.join("heroes.toml"), dir.path().join("heroes.toml")).unwrap();
+    let banners = std::fs::read_to_string(src.join("banners.toml")).unwrap().replace("hard_pity = 40", "hard_pity = 0");
+    std::fs::write(dir.path().join("banners.toml"), banners).unwrap();
+    let bad = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("check-config")
+        .env("GAME_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("banners.toml") && err.contains("divine") && err.contains("hard_pity"), "{err}");
+
+    let bad_env = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("check-config")
+        .env("RATE_LIMIT_WINDOW", "soon")
+        .output()
+        .unwrap();
+    assert!(!bad_env.status.success());
+    assert!(String::from_utf8_lossy(&bad_env.stderr).contains("RATE_LIMIT_WINDOW"));
+}
