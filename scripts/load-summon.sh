@@ -17,7 +17,7 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2;
 PORT=${PORT:-18731}
 DATA=$(mktemp -d)
 trap 'kill "$PID" 2>/dev/null || true; rm -rf "$DATA"' EXIT
-DATA_DIR=$DATA RATE_LIMIT_REQUESTS=100000000 LOG_FORMAT=json RUST_LOG=warn HOST=127.0.0.1 \
+DATA_DIR=$DATA RATE_LIMIT_REQUESTS=100000000 AUTH_RATE_LIMIT_REQUESTS=100000000 LOG_FORMAT=json RUST_LOG=warn HOST=127.0.0.1 \
   "$BIN" serve --role all --port "$PORT" >"$DATA/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.05; done
@@ -36,7 +36,7 @@ kill "$PID"; wait "$PID" || true
 for i in $(seq 1 64); do
   DATA_DIR=$DATA "$BIN" grant --to "load_$i" --currency coins --amount 1000000000 --note load-test >/dev/null
 done
-DATA_DIR=$DATA RATE_LIMIT_REQUESTS=100000000 LOG_FORMAT=json RUST_LOG=warn HOST=127.0.0.1 \
+DATA_DIR=$DATA RATE_LIMIT_REQUESTS=100000000 AUTH_RATE_LIMIT_REQUESTS=100000000 LOG_FORMAT=json RUST_LOG=warn HOST=127.0.0.1 \
   "$BIN" serve --role all --port "$PORT" >>"$DATA/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.05; done
