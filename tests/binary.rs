@@ -43,11 +43,13 @@ async fn start(data_dir: &Path) -> Running {
     let port = free_port();
     let child = command(data_dir, port).spawn().expect("binary starts");
     let base = format!("http://127.0.0.1:{port}");
+    // Owned at once, so that a failed start still kills the process.
+    let running = Running { child, base: base.clone() };
     let http = reqwest::Client::new();
     for _ in 0..200 {
         if let Ok(r) = http.get(format!("{base}/health/ready")).send().await {
             if r.status() == 200 {
-                return Running { child, base };
+                return running;
             }
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

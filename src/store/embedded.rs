@@ -325,7 +325,7 @@ impl Store for EmbeddedStore {
                 }
             }
             let Some(player) = load_player_w(txn, &player_id)? else { return Ok(MutateOutcome::PlayerNotFound) };
-            let (player, _before, effects, ledger, history) = match apply_mutation(player, &op, now) {
+            let Applied { player, effects, ledger, history } = match apply_mutation(player, &op, now) {
                 Ok(x) => x,
                 Err(e) => return Ok(MutateOutcome::Rejected(e)),
             };

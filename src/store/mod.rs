@@ -173,20 +173,28 @@ pub fn history_rows(player: &Player, rows: &[serde_json::Value], at: DateTime<Ut
         .collect()
 }
 
+/// Everything one applied mutation writes.
+pub struct Applied {
+    /// The player after the rule, version bumped.
+    pub player: Player,
+    /// What the rule produced.
+    pub effects: Effects,
+    /// One entry per changed currency.
+    pub ledger: Vec<LedgerEntry>,
+    /// History rows.
+    pub history: Vec<HistoryRow>,
+}
+
 /// Runs a mutation on a loaded player: refresh, rule, version bump, ledger.
 /// Shared by both stores so that they apply rules identically.
-pub fn apply_mutation(
-    mut player: Player,
-    op: &Mutation,
-    now: DateTime<Utc>,
-) -> Result<(Player, Balances, Effects, Vec<LedgerEntry>, Vec<HistoryRow>), GameError> {
+pub fn apply_mutation(mut player: Player, op: &Mutation, now: DateTime<Utc>) -> Result<Applied, GameError> {
     player.refresh(now);
     let before = player.balances;
     let effects = op(&mut player)?;
     player.version += 1;
     let ledger = ledger_entries(&player, &before, &effects.reason, &effects.ref_id, now);
     let history = history_rows(&player, &effects.history, now);
-    Ok((player, before, effects, ledger, history))
+    Ok(Applied { player, effects, ledger, history })
 }
 
 /// Persistence, as atomic domain operations.

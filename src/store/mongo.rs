@@ -170,7 +170,7 @@ impl MongoStore {
         let player = player_from(d).map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
         let read_version = player.version;
         let stored = player.balances;
-        let (player, _before, effects, ledger, history) = match apply_mutation(player, op, now) {
+        let Applied { player, effects, ledger, history } = match apply_mutation(player, op, now) {
             Ok(x) => x,
             Err(e) => return Ok(Attempt::Done(MutateOutcome::Rejected(e))),
         };
