@@ -189,22 +189,26 @@ async fn metrics_are_404_unless_enabled() {
     assert_error(app.get("/metrics/prometheus", None).await, 404, "NOT_FOUND").await;
 }
 
+/// The six names of the operators' guide.
+const PROMISED: [&str; 6] = [
+    "divine_heroes_request_success",
+    "divine_heroes_request_error",
+    "divine_heroes_request_duration_ms",
+    "divine_heroes_cache_hit",
+    "divine_heroes_cache_miss",
+    "divine_heroes_rate_limit_exceeded",
+];
+
 #[tokio::test]
 async fn prometheus_exposition_has_the_promised_names_and_passes_promtool() {
     let app = TestApp::spawn(StoreKind::Embedded).await.unwrap();
     app.register("Scraped").await;
     app.get("/api/nowhere", None).await;
     let text = app.get("/metrics/prometheus", None).await.text().await.unwrap();
-    for name in [
-        "divine_heroes_request_success",
-        "divine_heroes_request_error",
-        "divine_heroes_request_duration_ms_bucket",
-        "divine_heroes_cache_hit",
-        "divine_heroes_cache_miss",
-        "divine_heroes_rate_limit_exceeded",
-    ] {
-        assert!(text.lines().any(|l| l.starts_with(name)), "{name} missing");
+    for name in PROMISED {
+        assert!(text.lines().any(|l| l.starts_with(name) && !l.starts_with('#')), "{name} missing");
     }
+    assert!(text.contains("# TYPE divine_heroes_request_duration_ms histogram"));
     assert!(text.contains("route=\"/api/auth/register\""), "route pattern label");
     assert!(!text.contains("/api/nowhere"), "raw paths never become labels");
     let json: Value = app.get("/metrics", None).await.json().await.unwrap();
@@ -221,12 +225,22 @@ async fn prometheus_exposition_has_the_promised_names_and_passes_promtool() {
             use std::io::Write;
             child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
             let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "promtool: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            // Exit 1 is a parse error: never acceptable. Exit 3 is naming lints only;
+            // the operators' guide promised six names that break two of them (no
+            // `_total` on counters, `_ms` in a name), so those and only those pass.
+            match out.status.code() {
+                Some(0) => {}
+                Some(3) => {
+                    for finding in report.lines().filter(|l| !l.trim().is_empty()) {
+                        let promised = PROMISED.iter().any(|n| finding.starts_with(&format!("{n} ")));
+                        let naming =
+                            finding.contains("should have \"_total\" suffix") || finding.contains("abbreviated units");
+                        assert!(promised && naming, "promtool finding beyond the promised names: {finding}");
+                    }
+                }
+                _ => panic!("promtool rejected the exposition: {report}"),
+            }
         }
         Err(e) if std::env::var_os("CI").is_some() => panic!("promtool is required in CI: {e}"),
         Err(e) => eprintln!("promtool not installed, skipping its check: {e}"),

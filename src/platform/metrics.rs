@@ -29,16 +29,18 @@ pub const CACHE_MISS: &str = "divine_heroes_cache_miss";
 /// Requests refused by a rate limit.
 pub const RATE_LIMIT_EXCEEDED: &str = "divine_heroes_rate_limit_exceeded";
 /// Summons by banner and outcome category.
-pub const GACHA_PULLS: &str = "divine_heroes_gacha_pulls";
+pub const GACHA_PULLS: &str = "divine_heroes_gacha_pulls_total";
 /// Observed share of each category per banner since the process started.
 pub const GACHA_OBSERVED_RATE: &str = "divine_heroes_gacha_observed_rate";
 /// Published consolidated rate of each category per banner.
 pub const GACHA_PUBLISHED_RATE: &str = "divine_heroes_gacha_published_rate";
-/// Store operation latency, milliseconds.
-pub const STORE_DURATION_MS: &str = "divine_heroes_store_duration_ms";
+/// Store operation latency, seconds (our own names follow Prometheus conventions;
+/// the six promised in the operators' guide keep their names as promised).
+pub const STORE_SECONDS: &str = "divine_heroes_store_operation_seconds";
 
 const LATENCY_BUCKETS_MS: &[f64] =
     &[1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0];
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -47,8 +49,9 @@ pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_duration_ms".into()), LATENCY_BUCKETS_MS)
-                .expect("bucket list is not empty")
+                .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION_MS.into()), LATENCY_BUCKETS_MS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(STORE_SECONDS.into()), LATENCY_BUCKETS_SECONDS))
+                .expect("bucket lists are not empty")
                 .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (tests); ours still renders its own.
@@ -74,7 +77,7 @@ fn describe() {
     describe_counter!(GACHA_PULLS, "Gacha pulls by banner and outcome category");
     describe_gauge!(GACHA_OBSERVED_RATE, "Observed share of each outcome per banner since start");
     describe_gauge!(GACHA_PUBLISHED_RATE, "Published long-run rate of each outcome per banner");
-    describe_histogram!(STORE_DURATION_MS, Unit::Milliseconds, "Store operation latency in milliseconds");
+    describe_histogram!(STORE_SECONDS, Unit::Seconds, "Store operation latency in seconds");
 }
 
 /// Probes and scrapes: neither counted nor logged, so they cannot drown real traffic.

@@ -125,8 +125,8 @@ pub async fn mutation_outcome(
 ) -> Result<(StoredResponse, bool), AppError> {
     let started = std::time::Instant::now();
     let outcome = state.store.mutate(player_id, idempotency, state.clock.now(), op).await;
-    metrics::histogram!(crate::platform::metrics::STORE_DURATION_MS, "op" => "mutate", "store" => state.store.kind())
-        .record(started.elapsed().as_secs_f64() * 1000.0);
+    metrics::histogram!(crate::platform::metrics::STORE_SECONDS, "op" => "mutate", "store" => state.store.kind())
+        .record(started.elapsed().as_secs_f64());
     match outcome? {
         MutateOutcome::Applied(r, _) => Ok((r, true)),
         MutateOutcome::Replayed(r) => Ok((r, false)),
