@@ -9,6 +9,16 @@ pub enum GameError {
     /// A balance would go negative.
     #[error(transparent)]
     InsufficientFunds(#[from] InsufficientFunds),
+    /// Not enough shards of a hero.
+    #[error("needs {needed} shards of {hero_id}, has {has}")]
+    NotEnoughShards {
+        /// Which hero.
+        hero_id: String,
+        /// Shards needed.
+        needed: u32,
+        /// Shards owned.
+        has: u32,
+    },
     /// The thing asked for does not exist (or is not the caller's).
     #[error("{0}")]
     NotFound(String),

@@ -7,4 +7,5 @@ pub mod economy;
 pub mod error;
 pub mod gacha;
 pub mod player;
+pub mod progression;
 pub mod rng;

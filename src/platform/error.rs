@@ -35,6 +35,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// Not enough currency.
     InsufficientFunds,
+    /// Not enough shards of a hero.
+    InsufficientShards,
     /// The `Idempotency-Key` header is required or malformed.
     IdempotencyKeyInvalid,
     /// The key was used with a different request.
@@ -66,6 +68,7 @@ impl ErrorCode {
             NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
             InsufficientFunds => (StatusCode::CONFLICT, "INSUFFICIENT_FUNDS"),
+            InsufficientShards => (StatusCode::CONFLICT, "INSUFFICIENT_SHARDS"),
             IdempotencyKeyInvalid => (StatusCode::BAD_REQUEST, "IDEMPOTENCY_KEY_INVALID"),
             IdempotencyKeyReused => (StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED"),
             Conflict => (StatusCode::CONFLICT, "CONFLICT"),
@@ -151,6 +154,10 @@ impl From<GameError> for AppError {
         match e {
             GameError::InsufficientFunds(f) => AppError::new(ErrorCode::InsufficientFunds, f.to_string())
                 .with_details(json!({"currency": f.currency, "needed": f.needed, "has": f.has})),
+            GameError::NotEnoughShards { hero_id, needed, has } => {
+                AppError::new(ErrorCode::InsufficientShards, format!("needs {needed} shards of {hero_id}, has {has}"))
+                    .with_details(json!({"hero_id": hero_id, "needed": needed, "has": has}))
+            }
             GameError::NotFound(m) => AppError::new(ErrorCode::NotFound, m),
             GameError::Invalid(m) => AppError::new(ErrorCode::ValidationFailed, m),
             GameError::Conflict(m) => AppError::new(ErrorCode::Conflict, m),

@@ -1,6 +1,7 @@
 //! The api role: accounts and the player's own data.
 
 mod auth;
+mod heroes;
 mod player;
 
 use actix_web::middleware::from_fn;
@@ -44,5 +45,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/login", web::post().to(auth::post_login)),
     )
     .route("/api/player", web::get().to(player::get_player))
-    .route("/api/player/ledger", web::get().to(player::get_ledger));
+    .route("/api/player/ledger", web::get().to(player::get_ledger))
+    .service(
+        web::scope("/api/heroes")
+            .route("", web::get().to(heroes::get_heroes))
+            .route("/catalog", web::get().to(heroes::get_catalog))
+            .route("/{hero_id}/level-up", web::post().to(heroes::post_level_up))
+            .route("/{hero_id}/promote", web::post().to(heroes::post_promote)),
+    )
+    .route("/api/team", web::get().to(heroes::get_team))
+    .route("/api/team", web::put().to(heroes::put_team));
 }

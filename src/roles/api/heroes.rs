@@ -1,0 +1,144 @@
+//! The hero catalog, owned heroes, level-ups, promotions and the team.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::game::player::Player;
+use crate::game::progression;
+use crate::platform::auth::AuthPlayer;
+use crate::platform::error::{AppError, ErrorCode};
+use crate::platform::idempotency::IdempotencyKey;
+use crate::platform::state::AppState;
+use crate::roles::views::{hero_view, run_mutation};
+use crate::store::{Effects, Mutation, StoredResponse};
+
+/// `GET /api/heroes/catalog`: static data, cacheable, with an ETag.
+pub async fn get_catalog(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+    let body = serde_json::to_vec(&json!({"items": state.data.catalog.all()})).map_err(AppError::internal)?;
+    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..12]));
+    let cache = ("Cache-Control", format!("public, max-age={}", state.settings.cache_ttl_long));
+    let matches = req.headers().get("if-none-match").and_then(|v| v.to_str().ok()).is_some_and(|v| v == etag);
+    if matches {
+        return Ok(HttpResponse::NotModified().insert_header(("ETag", etag)).insert_header(cache).finish());
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header(("ETag", etag))
+        .insert_header(cache)
+        .content_type("application/json")
+        .body(body))
+}
+
+async fn load(state: &AppState, id: &str) -> Result<Player, AppError> {
+    state
+        .store
+        .player_by_id(id)
+        .await?
+        .ok_or_else(|| AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))
+}
+
+/// `GET /api/heroes`: owned heroes with current stats and power.
+pub async fn get_heroes(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
+    let p = load(&state, &who.0).await?;
+    let items: Vec<_> = p.heroes.keys().filter_map(|h| hero_view(&state.data.catalog, &p, h)).collect();
+    Ok(HttpResponse::Ok().json(json!({"items": items})))
+}
+
+/// Level-up body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelUpRequest {
+    levels: u32,
+}
+
+/// `POST /api/heroes/{hero_id}/level-up`.
+#[tracing::instrument(skip_all, fields(player_id = %who.0, hero_id = %hero_id))]
+pub async fn post_level_up(
+    state: web::Data<AppState>,
+    who: AuthPlayer,
+    key: IdempotencyKey,
+    hero_id: web::Path<String>,
+    body: web::Json<LevelUpRequest>,
+) -> Result<HttpResponse, AppError> {
+    let hero_id = hero_id.into_inner();
+    let levels = body.levels;
+    let idem = key.for_request(&format!("POST /api/heroes/{hero_id}/level-up"), &body.into_inner());
+    let data = state.data.clone();
+    let op: Mutation = Arc::new(move |p: &mut Player| {
+        let done = progression::level_up(p, &data.catalog, &hero_id, levels)?;
+        let body =
+            json!({"level_up": done, "hero": hero_view(&data.catalog, p, &hero_id), "gold_after": p.balances.gold});
+        Ok(Effects {
+            reason: "hero_level_up".into(),
+            ref_id: hero_id.clone(),
+            history: vec![],
+            response: StoredResponse { status: 200, body },
+        })
+    });
+    run_mutation(&state, &who.0, Some(idem), op).await
+}
+
+/// `POST /api/heroes/{hero_id}/promote`.
+#[tracing::instrument(skip_all, fields(player_id = %who.0, hero_id = %hero_id))]
+pub async fn post_promote(
+    state: web::Data<AppState>,
+    who: AuthPlayer,
+    key: IdempotencyKey,
+    hero_id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let hero_id = hero_id.into_inner();
+    let idem = key.for_request(&format!("POST /api/heroes/{hero_id}/promote"), &());
+    let data = state.data.clone();
+    let op: Mutation = Arc::new(move |p: &mut Player| {
+        let done = progression::promote(p, &data.catalog, &hero_id)?;
+        let body = json!({"promotion": done, "hero": hero_view(&data.catalog, p, &hero_id)});
+        Ok(Effects {
+            reason: "hero_promotion".into(),
+            ref_id: hero_id.clone(),
+            history: vec![],
+            response: StoredResponse { status: 200, body },
+        })
+    });
+    run_mutation(&state, &who.0, Some(idem), op).await
+}
+
+fn team_view(state: &AppState, p: &Player) -> serde_json::Value {
+    json!({"slots": p.team, "power": p.team_power(&state.data.catalog)})
+}
+
+/// `GET /api/team`.
+pub async fn get_team(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
+    let p = load(&state, &who.0).await?;
+    Ok(HttpResponse::Ok().json(team_view(&state, &p)))
+}
+
+/// Team body: six slots of hero ids or null.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamRequest {
+    slots: Vec<Option<String>>,
+}
+
+/// `PUT /api/team`: replaces the six slots (idempotent by nature; no key needed).
+pub async fn put_team(
+    state: web::Data<AppState>,
+    who: AuthPlayer,
+    body: web::Json<TeamRequest>,
+) -> Result<HttpResponse, AppError> {
+    let slots = body.into_inner().slots;
+    let data = state.data.clone();
+    let op: Mutation = Arc::new(move |p: &mut Player| {
+        progression::set_team(p, slots.clone())?;
+        let body = json!({"slots": p.team, "power": p.team_power(&data.catalog)});
+        Ok(Effects {
+            reason: "team".into(),
+            ref_id: String::new(),
+            history: vec![],
+            response: StoredResponse { status: 200, body },
+        })
+    });
+    run_mutation(&state, &who.0, None, op).await
+}
