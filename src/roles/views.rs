@@ -103,6 +103,15 @@ pub fn player_view(catalog: &Catalog, p: &Player, now: DateTime<Utc>) -> PlayerV
     }
 }
 
+/// Loads the caller's player; a valid token for a player that no longer exists is an invalid token.
+pub async fn load_player(state: &AppState, id: &str) -> Result<Player, AppError> {
+    state
+        .store
+        .player_by_id(id)
+        .await?
+        .ok_or_else(|| AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))
+}
+
 /// Runs a mutation for the caller and turns its outcome into a response: the
 /// stored response (first time or replayed), or the error of the refusal.
 pub async fn run_mutation(

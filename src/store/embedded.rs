@@ -169,7 +169,9 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<Job>) {
             let mut replies: Vec<Reply> = Vec::with_capacity(queue.len());
             let mut aborted = false;
             while let Some(job) = queue.pop_front() {
-                match job.run(&txn) {
+                // A panicking rule must not take the writer thread (and every later write) with it.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&txn)));
+                match ran.unwrap_or(Err(())) {
                     Ok(reply) => replies.push(reply),
                     Err(()) => {
                         aborted = true;

@@ -10,10 +10,10 @@ use sha2::{Digest, Sha256};
 use crate::game::player::Player;
 use crate::game::progression;
 use crate::platform::auth::AuthPlayer;
-use crate::platform::error::{AppError, ErrorCode};
+use crate::platform::error::AppError;
 use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::state::AppState;
-use crate::roles::views::{hero_view, run_mutation};
+use crate::roles::views::{hero_view, load_player, run_mutation};
 use crate::store::{Effects, Mutation, StoredResponse};
 
 /// `GET /api/heroes/catalog`: static data, cacheable, with an ETag.
@@ -32,17 +32,9 @@ pub async fn get_catalog(state: web::Data<AppState>, req: HttpRequest) -> Result
         .body(body))
 }
 
-async fn load(state: &AppState, id: &str) -> Result<Player, AppError> {
-    state
-        .store
-        .player_by_id(id)
-        .await?
-        .ok_or_else(|| AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))
-}
-
 /// `GET /api/heroes`: owned heroes with current stats and power.
 pub async fn get_heroes(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let p = load(&state, &who.0).await?;
+    let p = load_player(&state, &who.0).await?;
     let items: Vec<_> = p.heroes.keys().filter_map(|h| hero_view(&state.data.catalog, &p, h)).collect();
     Ok(HttpResponse::Ok().json(json!({"items": items})))
 }
@@ -111,7 +103,7 @@ fn team_view(state: &AppState, p: &Player) -> serde_json::Value {
 
 /// `GET /api/team`.
 pub async fn get_team(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let p = load(&state, &who.0).await?;
+    let p = load_player(&state, &who.0).await?;
     Ok(HttpResponse::Ok().json(team_view(&state, &p)))
 }
 

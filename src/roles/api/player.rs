@@ -4,18 +4,14 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::platform::auth::AuthPlayer;
-use crate::platform::error::{AppError, ErrorCode};
+use crate::platform::error::AppError;
 use crate::platform::state::AppState;
-use crate::roles::views::{cursor, player_view, PageQuery};
+use crate::roles::views::{cursor, load_player, player_view, PageQuery};
 
 /// `GET /api/player`.
 #[tracing::instrument(skip_all, fields(player_id = %who.0))]
 pub async fn get_player(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let player = state
-        .store
-        .player_by_id(&who.0)
-        .await?
-        .ok_or_else(|| AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))?;
+    let player = load_player(&state, &who.0).await?;
     Ok(HttpResponse::Ok().json(player_view(&state.data.catalog, &player, state.clock.now())))
 }
 

@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::views::{cursor, mutation_outcome, stored, PageQuery};
+use super::views::{cursor, load_player, mutation_outcome, stored, PageQuery};
 use super::RouteDoc;
 use crate::game::data::GameData;
 use crate::game::gacha::banner::Banner;
@@ -106,14 +106,6 @@ fn record_pulls(banner: &Banner, results: &[PullResult]) {
 
 fn banner_or_404<'a>(state: &'a AppState, id: &str) -> Result<&'a Banner, AppError> {
     state.data.banners.get(id).ok_or_else(|| AppError::new(ErrorCode::NotFound, format!("no banner {id:?}")))
-}
-
-async fn load_player(state: &AppState, id: &str) -> Result<Player, AppError> {
-    state
-        .store
-        .player_by_id(id)
-        .await?
-        .ok_or_else(|| AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))
 }
 
 /// `GET /api/gacha/banners`.
