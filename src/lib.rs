@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod game;
+pub mod ops;
 pub mod platform;
 pub mod roles;
 pub mod server;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use divine_heroes::game::data::GameData;
 use divine_heroes::game::gacha::simulate::simulate;
+use divine_heroes::ops;
 use divine_heroes::platform::config::{Role, Settings};
 use divine_heroes::platform::telemetry::init_telemetry;
 use divine_heroes::server::Server;
@@ -57,10 +58,41 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// System mail to players.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
     /// Gacha tools for designers.
     Gacha {
         #[command(subcommand)]
         command: GachaCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// Send a mail (with optional currency attachments) to one player or to all.
+    /// With the embedded store, stop the server first: one process owns its file.
+    Send {
+        /// Username (case-insensitive).
+        #[arg(long, conflicts_with = "all")]
+        to: Option<String>,
+        /// Every player.
+        #[arg(long)]
+        all: bool,
+        /// Subject line.
+        #[arg(long)]
+        subject: String,
+        /// Text.
+        #[arg(long, default_value = "")]
+        body: String,
+        /// Attachment such as crystals=100; repeat for more.
+        #[arg(long)]
+        attach: Vec<String>,
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -131,25 +163,40 @@ fn main() -> ExitCode {
                             b.id, b.name, b.currency, b.cost_single, b.cost_ten, b.hard_pity, b.pity_category
                         );
                     }
+                    let r = &data.rewards;
+                    println!(
+                        "rewards: idle {} gold/h (+{}/stage) capped at {} h; {}-day login cycle; mail kept {} days",
+                        r.idle.gold_per_hour,
+                        r.idle.gold_per_hour_per_stage,
+                        r.idle.cap_hours,
+                        r.daily_login.len(),
+                        r.mail.expiry_days
+                    );
                     println!("configuration OK");
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&format!("invalid game data: {e}")),
             }
         }
-        Command::Grant { to, currency, amount, note, config } => {
-            let settings = match load(config.as_ref()) {
-                Ok(s) => s,
-                Err(e) => return fail(&e),
-            };
-            let result = actix_web::rt::System::new().block_on(grant(settings, to, currency, amount, note));
-            match result {
-                Ok(msg) => {
-                    println!("{msg}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&format!("{e:#}")),
-            }
+        Command::Grant { to, currency, amount, note, config } => run_op(config.as_ref(), |store, _| async move {
+            let currency = ops::parse_attachment(&format!("{currency}={amount}"))?.currency;
+            let p = ops::grant(&store, &to, currency, amount, &note).await?;
+            Ok(format!("{} now has {} {currency}", p.username, p.balances.get(currency)))
+        }),
+        Command::Mail { command: MailCommand::Send { to, all, subject, body, attach, config } } => {
+            run_op(config.as_ref(), |store, data| async move {
+                let attachments =
+                    attach.iter().map(|a| ops::parse_attachment(a)).collect::<anyhow::Result<Vec<_>>>()?;
+                let recipients = match (to, all) {
+                    (Some(name), false) => ops::Recipients::One(name),
+                    (None, true) => ops::Recipients::All,
+                    _ => anyhow::bail!("give exactly one of --to USERNAME or --all"),
+                };
+                let expiry = data.rewards.mail.expiry_days;
+                let n = ops::send_mail(&store, recipients, &subject, &body, attachments, expiry, chrono::Utc::now())
+                    .await?;
+                Ok(format!("mail sent to {n} player(s)"))
+            })
         }
         Command::Gacha { command: GachaCommand::Simulate { banner, pulls, seed, config } } => {
             let settings = match load(config.as_ref()) {
@@ -191,30 +238,30 @@ fn main() -> ExitCode {
     }
 }
 
-async fn grant(settings: Settings, to: String, currency: String, amount: i64, note: String) -> anyhow::Result<String> {
-    use std::sync::Arc;
-
-    use divine_heroes::game::economy::Currency;
-    use divine_heroes::store::{Effects, MutateOutcome, Mutation, StoredResponse};
-
-    let currency: Currency =
-        serde_json::from_value(serde_json::json!(currency)).map_err(|_| anyhow::anyhow!("unknown currency"))?;
-    anyhow::ensure!(amount > 0, "amount must be positive");
-    let store = divine_heroes::server::open_store(&settings).await?;
-    let player =
-        store.player_by_username(&to.to_ascii_lowercase()).await?.ok_or_else(|| anyhow::anyhow!("no player {to:?}"))?;
-    let op: Mutation = Arc::new(move |p| {
-        p.balances.credit(currency, amount);
-        Ok(Effects {
-            reason: "operator_grant".into(),
-            ref_id: note.clone(),
-            history: vec![],
-            response: StoredResponse { status: 200, body: serde_json::json!({}) },
-        })
+/// Runs an operator command against the configured store and game data.
+fn run_op<F, Fut>(config: Option<&PathBuf>, f: F) -> ExitCode
+where
+    F: FnOnce(divine_heroes::store::DynStore, GameData) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    let settings = match load(config) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let data = match GameData::load(&settings.game_data_dir) {
+        Ok(d) => d,
+        Err(e) => return fail(&format!("invalid game data: {e}")),
+    };
+    let result = actix_web::rt::System::new().block_on(async move {
+        let store = divine_heroes::server::open_store(&settings).await?;
+        f(store, data).await
     });
-    match store.mutate(&player.id, None, chrono::Utc::now(), op).await? {
-        MutateOutcome::Applied(_, p) => Ok(format!("{} now has {} {currency}", p.username, p.balances.get(currency))),
-        other => anyhow::bail!("grant not applied: {other:?}"),
+    match result {
+        Ok(msg) => {
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("{e:#}")),
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::catalog::Catalog;
 use super::gacha::banner::BannerTable;
+use super::rewards::RewardTable;
 
 /// A problem in a data table: which file, which entry, what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,8 @@ pub struct GameData {
     pub catalog: Catalog,
     /// Gacha banners.
     pub banners: BannerTable,
+    /// Idle, daily login and mail rules.
+    pub rewards: RewardTable,
 }
 
 impl GameData {
@@ -41,7 +44,9 @@ impl GameData {
         let catalog = Catalog::from_toml(&display(&heroes_path), &read(&heroes_path)?)?;
         let banners_path = dir.join("banners.toml");
         let banners = BannerTable::from_toml(&display(&banners_path), &read(&banners_path)?, &catalog)?;
-        Ok(Self { catalog, banners })
+        let rewards_path = dir.join("rewards.toml");
+        let rewards = RewardTable::from_toml(&display(&rewards_path), &read(&rewards_path)?)?;
+        Ok(Self { catalog, banners, rewards })
     }
 
     /// The tables compiled into the binary, for tests and benches.
@@ -50,7 +55,9 @@ impl GameData {
             .expect("compiled-in heroes.toml is valid");
         let banners = BannerTable::from_toml("banners.toml", include_str!("../../config/banners.toml"), &catalog)
             .expect("compiled-in banners.toml is valid");
-        Self { catalog, banners }
+        let rewards = RewardTable::from_toml("rewards.toml", include_str!("../../config/rewards.toml"))
+            .expect("compiled-in rewards.toml is valid");
+        Self { catalog, banners, rewards }
     }
 }
 

@@ -8,4 +8,5 @@ pub mod error;
 pub mod gacha;
 pub mod player;
 pub mod progression;
+pub mod rewards;
 pub mod rng;

@@ -44,6 +44,55 @@ pub struct PityState {
     pub featured_guaranteed: bool,
 }
 
+/// A currency attachment of a mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Currency.
+    pub currency: super::economy::Currency,
+    /// Amount (positive).
+    pub amount: i64,
+}
+
+/// A system mail in a player's mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mail {
+    /// Mail id.
+    pub id: String,
+    /// Subject line.
+    pub subject: String,
+    /// Text.
+    pub body: String,
+    /// Currency attachments.
+    pub attachments: Vec<Attachment>,
+    /// When sent.
+    pub sent_at: DateTime<Utc>,
+    /// Claimable until.
+    pub expires_at: DateTime<Utc>,
+    /// When claimed, once.
+    pub claimed_at: Option<DateTime<Utc>>,
+}
+
+/// Most mails kept per player; the oldest go first when a new one arrives.
+pub const MAILBOX_MAX: usize = 200;
+
+/// Leaderboard scores, recomputed on every write to the player.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scores {
+    /// Team power.
+    pub power: u64,
+    /// Campaign: stages cleared × 10 + total stars, so stars break ties.
+    pub campaign: u64,
+    /// Arena rating.
+    pub arena: u64,
+}
+
+/// Starting arena rating.
+pub const ARENA_START_RATING: i64 = 1000;
+
+fn start_rating() -> i64 {
+    ARENA_START_RATING
+}
+
 /// Everything the server keeps about one player, stored as one record so that
 /// one conditional write changes it atomically.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +123,28 @@ pub struct Player {
     pub team: Vec<Option<String>>,
     /// Pity state by banner id.
     pub pity: BTreeMap<String, PityState>,
+    /// Best stars of each cleared campaign stage, by stage number − 1 (stages
+    /// clear in order, so the cleared ones are a prefix).
+    #[serde(default)]
+    pub campaign_stars: Vec<u8>,
+    /// Idle rewards accrue from here.
+    #[serde(default)]
+    pub idle_claimed_at: DateTime<Utc>,
+    /// Consecutive daily-login claims ending at the last one.
+    #[serde(default)]
+    pub daily_streak: u32,
+    /// UTC day of the last daily-login claim.
+    #[serde(default)]
+    pub daily_last_claim: Option<chrono::NaiveDate>,
+    /// System mail, newest last.
+    #[serde(default)]
+    pub mailbox: Vec<Mail>,
+    /// Arena rating.
+    #[serde(default = "start_rating")]
+    pub arena_rating: i64,
+    /// Leaderboard scores (derived; kept on the record so stores can index them).
+    #[serde(default)]
+    pub scores: Scores,
     /// Bumped on every write; the store's compare-and-set guard.
     pub version: u64,
 }
@@ -103,7 +174,37 @@ impl Player {
             heroes,
             team,
             pity: BTreeMap::new(),
+            campaign_stars: Vec::new(),
+            idle_claimed_at: now,
+            daily_streak: 0,
+            daily_last_claim: None,
+            mailbox: Vec::new(),
+            arena_rating: ARENA_START_RATING,
+            scores: Scores::default(),
             version: 0,
+        }
+    }
+
+    /// Campaign stages cleared.
+    pub fn stages_cleared(&self) -> usize {
+        self.campaign_stars.len()
+    }
+
+    /// Recomputes the leaderboard scores from the current state.
+    pub fn recompute_scores(&mut self, catalog: &Catalog) {
+        self.scores = Scores {
+            power: self.team_power(catalog),
+            campaign: self.stages_cleared() as u64 * 10 + self.campaign_stars.iter().map(|&s| s as u64).sum::<u64>(),
+            arena: self.arena_rating.max(0) as u64,
+        };
+    }
+
+    /// Delivers a mail, dropping the oldest beyond the mailbox limit.
+    pub fn deliver(&mut self, mail: Mail) {
+        self.mailbox.push(mail);
+        if self.mailbox.len() > MAILBOX_MAX {
+            let excess = self.mailbox.len() - MAILBOX_MAX;
+            self.mailbox.drain(..excess);
         }
     }
 
@@ -125,6 +226,7 @@ impl Player {
                 self.stamina_at += Duration::seconds(gained * STAMINA_REGEN_SECS);
             }
         }
+        self.mailbox.retain(|m| m.expires_at > now);
         let today = now.date_naive();
         if today > self.tickets_day {
             b.arena_tickets = b.arena_tickets.max(ARENA_TICKETS_DAILY);

@@ -8,29 +8,12 @@ use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::state::AppState;
 
 /// Routes of every role.
+#[rustfmt::skip]
 pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "get", path: "/health/live", summary: "The process answers", auth: false, idempotent: false },
-    RouteDoc {
-        method: "get",
-        path: "/health/ready",
-        summary: "Dependencies answer; 503 while draining",
-        auth: false,
-        idempotent: false,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/metrics",
-        summary: "Metrics as JSON (404 unless METRICS_ENABLED)",
-        auth: false,
-        idempotent: false,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/metrics/prometheus",
-        summary: "Metrics in Prometheus text format",
-        auth: false,
-        idempotent: false,
-    },
+    RouteDoc { method: "get", path: "/health/ready", summary: "Dependencies answer; 503 while draining", auth: false, idempotent: false },
+    RouteDoc { method: "get", path: "/metrics", summary: "Metrics as JSON (404 unless METRICS_ENABLED)", auth: false, idempotent: false },
+    RouteDoc { method: "get", path: "/metrics/prometheus", summary: "Metrics in Prometheus text format", auth: false, idempotent: false },
     RouteDoc { method: "get", path: "/api/openapi.json", summary: "This document", auth: false, idempotent: false },
 ];
 

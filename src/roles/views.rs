@@ -1,6 +1,8 @@
 //! Response shapes shared by several roles, and the one path from a store
 //! mutation to an HTTP response.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
@@ -132,6 +134,13 @@ pub async fn mutation_outcome(
     idempotency: Option<IdempotencyRequest>,
     op: Mutation,
 ) -> Result<(StoredResponse, bool), AppError> {
+    // Every write keeps the leaderboard scores in step with the player.
+    let data = state.data.clone();
+    let op: Mutation = Arc::new(move |p: &mut Player| {
+        let effects = op(p)?;
+        p.recompute_scores(&data.catalog);
+        Ok(effects)
+    });
     let started = std::time::Instant::now();
     let outcome = state.store.mutate(player_id, idempotency, state.clock.now(), op).await;
     metrics::histogram!(crate::platform::metrics::STORE_SECONDS, "op" => "mutate", "store" => state.store.kind())

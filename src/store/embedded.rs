@@ -24,6 +24,8 @@ const USERNAMES: TableDefinition<&str, &str> = TableDefinition::new("usernames")
 const LEDGER: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("ledger");
 const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
 const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
+/// (board, u64::MAX − score, player id) → username: iterating forward is best first.
+const BOARDS: TableDefinition<(&str, u64, &str), &str> = TableDefinition::new("boards");
 
 /// Most jobs folded into one commit.
 const MAX_GROUP: usize = 512;
@@ -107,6 +109,7 @@ impl EmbeddedStore {
             txn.open_table(LEDGER).map_err(unavailable)?;
             txn.open_table(HISTORY).map_err(unavailable)?;
             txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
+            txn.open_table(BOARDS).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
         let db = Arc::new(db);
@@ -216,6 +219,18 @@ fn put_player(txn: &WriteTransaction, p: &Player) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Moves the player's leaderboard rows from its old scores to its new ones.
+fn update_boards(txn: &WriteTransaction, old: Option<&Player>, new: &Player) -> Result<(), StoreError> {
+    let mut t = txn.open_table(BOARDS).map_err(unavailable)?;
+    for b in Board::ALL {
+        if let Some(o) = old {
+            t.remove((b.name(), u64::MAX - b.score(o), o.id.as_str())).map_err(unavailable)?;
+        }
+        t.insert((b.name(), u64::MAX - b.score(new), new.id.as_str()), new.username.as_str()).map_err(unavailable)?;
+    }
+    Ok(())
+}
+
 fn put_ledger(txn: &WriteTransaction, entries: &[LedgerEntry]) -> Result<(), StoreError> {
     let mut t = txn.open_table(LEDGER).map_err(unavailable)?;
     for e in entries {
@@ -277,6 +292,7 @@ impl Store for EmbeddedStore {
                 names.insert(player.username_lower.as_str(), player.id.as_str()).map_err(unavailable)?;
             }
             put_player(txn, &player)?;
+            update_boards(txn, None, &player)?;
             put_ledger(txn, &starting_ledger(&player))?;
             Ok(Ok(()))
         })
@@ -326,12 +342,13 @@ impl Store for EmbeddedStore {
                     });
                 }
             }
-            let Some(player) = load_player_w(txn, &player_id)? else { return Ok(MutateOutcome::PlayerNotFound) };
-            let Applied { player, effects, ledger, history } = match apply_mutation(player, &op, now) {
+            let Some(loaded) = load_player_w(txn, &player_id)? else { return Ok(MutateOutcome::PlayerNotFound) };
+            let Applied { player, effects, ledger, history } = match apply_mutation(loaded.clone(), &op, now) {
                 Ok(x) => x,
                 Err(e) => return Ok(MutateOutcome::Rejected(e)),
             };
             put_player(txn, &player)?;
+            update_boards(txn, Some(&loaded), &player)?;
             put_ledger(txn, &ledger)?;
             put_history(txn, &history)?;
             if let Some(idem) = &idempotency {
@@ -362,5 +379,61 @@ impl Store for EmbeddedStore {
     ) -> Result<Page<HistoryRow>, StoreError> {
         let id = player_id.to_string();
         self.read(move |txn| page(txn, HISTORY, &id, limit, before)).await
+    }
+
+    async fn leaderboard(&self, board: Board, limit: usize) -> Result<Vec<BoardEntry>, StoreError> {
+        self.read(move |txn| {
+            let t = txn.open_table(BOARDS).map_err(unavailable)?;
+            let mut out = Vec::with_capacity(limit);
+            let rows = t.range((board.name(), 0, "")..=(board.name(), u64::MAX, "\u{10FFFF}")).map_err(unavailable)?;
+            for (i, row) in rows.take(limit).enumerate() {
+                let (k, v) = row.map_err(unavailable)?;
+                let (_, inv, id) = k.value();
+                out.push(BoardEntry {
+                    rank: i as u64 + 1,
+                    player_id: id.to_string(),
+                    username: v.value().to_string(),
+                    score: u64::MAX - inv,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn rank(&self, board: Board, player_id: &str) -> Result<Option<BoardEntry>, StoreError> {
+        let Some(p) = self.player_by_id(player_id).await? else { return Ok(None) };
+        self.read(move |txn| {
+            let t = txn.open_table(BOARDS).map_err(unavailable)?;
+            let inv = u64::MAX - board.score(&p);
+            // Counting the rows ahead is linear in the rank; boards hot enough for
+            // that to matter belong in Redis sorted sets.
+            let ahead =
+                t.range((board.name(), 0, "")..(board.name(), inv, p.id.as_str())).map_err(unavailable)?.count();
+            Ok(Some(BoardEntry {
+                rank: ahead as u64 + 1,
+                player_id: p.id.clone(),
+                username: p.username.clone(),
+                score: board.score(&p),
+            }))
+        })
+        .await
+    }
+
+    async fn player_ids(&self, after: Option<String>, limit: usize) -> Result<Vec<String>, StoreError> {
+        use std::ops::Bound;
+        self.read(move |txn| {
+            let t = txn.open_table(PLAYERS).map_err(unavailable)?;
+            let lower = match &after {
+                Some(a) => Bound::Excluded(a.as_str()),
+                None => Bound::Unbounded,
+            };
+            let mut out = Vec::with_capacity(limit);
+            for row in t.range::<&str>((lower, Bound::Unbounded)).map_err(unavailable)?.take(limit) {
+                out.push(row.map_err(unavailable)?.0.value().to_string());
+            }
+            Ok(out)
+        })
+        .await
     }
 }

@@ -197,6 +197,54 @@ pub fn apply_mutation(mut player: Player, op: &Mutation, now: DateTime<Utc>) -> 
     Ok(Applied { player, effects, ledger, history })
 }
 
+/// A leaderboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Board {
+    /// Team power.
+    Power,
+    /// Campaign progress.
+    Campaign,
+    /// Arena rating.
+    Arena,
+}
+
+impl Board {
+    /// The board's name (also the field under `scores`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Board::Power => "power",
+            Board::Campaign => "campaign",
+            Board::Arena => "arena",
+        }
+    }
+
+    /// Every board.
+    pub const ALL: [Board; 3] = [Board::Power, Board::Campaign, Board::Arena];
+
+    /// A player's score on this board.
+    pub fn score(self, p: &Player) -> u64 {
+        match self {
+            Board::Power => p.scores.power,
+            Board::Campaign => p.scores.campaign,
+            Board::Arena => p.scores.arena,
+        }
+    }
+}
+
+/// One row of a leaderboard. Ties rank by player id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BoardEntry {
+    /// 1-based rank.
+    pub rank: u64,
+    /// Player id.
+    pub player_id: String,
+    /// Username.
+    pub username: String,
+    /// Score.
+    pub score: u64,
+}
+
 /// Persistence, as atomic domain operations.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -224,6 +272,12 @@ pub trait Store: Send + Sync + 'static {
     /// The player's history, newest first, rows with `seq < before`.
     async fn history(&self, player_id: &str, limit: usize, before: Option<u64>)
         -> Result<Page<HistoryRow>, StoreError>;
+    /// The top `limit` of a board.
+    async fn leaderboard(&self, board: Board, limit: usize) -> Result<Vec<BoardEntry>, StoreError>;
+    /// One player's row of a board.
+    async fn rank(&self, board: Board, player_id: &str) -> Result<Option<BoardEntry>, StoreError>;
+    /// Player ids in id order after `after`, for operator commands that visit everyone.
+    async fn player_ids(&self, after: Option<String>, limit: usize) -> Result<Vec<String>, StoreError>;
 }
 
 /// Ledger entries of a new player's starting balances.

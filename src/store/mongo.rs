@@ -105,6 +105,13 @@ impl MongoStore {
             .create_index(IndexModel::builder().keys(doc! {"username_lower": 1}).options(unique).build())
             .await
             .map_err(unavailable)?;
+        for b in Board::ALL {
+            let field = format!("scores.{}", b.name());
+            self.players()
+                .create_index(IndexModel::builder().keys(doc! {field: -1, "_id": 1}).build())
+                .await
+                .map_err(unavailable)?;
+        }
         for c in ["ledger", "history"] {
             self.db
                 .collection::<Document>(c)
@@ -355,6 +362,69 @@ impl Store for MongoStore {
         before: Option<u64>,
     ) -> Result<Page<HistoryRow>, StoreError> {
         self.page("history", player_id, limit, before).await
+    }
+
+    async fn leaderboard(&self, board: Board, limit: usize) -> Result<Vec<BoardEntry>, StoreError> {
+        use futures_util::TryStreamExt;
+        let field = format!("scores.{}", board.name());
+        let docs: Vec<Document> = self
+            .players()
+            .find(doc! {})
+            .sort(doc! {&field: -1, "_id": 1})
+            .limit(limit as i64)
+            .projection(doc! {"username": 1, "scores": 1})
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        Ok(docs
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| BoardEntry {
+                rank: i as u64 + 1,
+                player_id: d.get_str("_id").unwrap_or_default().to_string(),
+                username: d.get_str("username").unwrap_or_default().to_string(),
+                score: d.get_document("scores").ok().and_then(|s| s.get_i64(board.name()).ok()).unwrap_or(0) as u64,
+            })
+            .collect())
+    }
+
+    async fn rank(&self, board: Board, player_id: &str) -> Result<Option<BoardEntry>, StoreError> {
+        let Some(p) = self.player_by_id(player_id).await? else { return Ok(None) };
+        let field = format!("scores.{}", board.name());
+        let score = board.score(&p) as i64;
+        let ahead = self
+            .players()
+            .count_documents(doc! {"$or": [{&field: {"$gt": score}}, {&field: score, "_id": {"$lt": &p.id}}]})
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(BoardEntry {
+            rank: ahead + 1,
+            player_id: p.id.clone(),
+            username: p.username.clone(),
+            score: score as u64,
+        }))
+    }
+
+    async fn player_ids(&self, after: Option<String>, limit: usize) -> Result<Vec<String>, StoreError> {
+        use futures_util::TryStreamExt;
+        let filter = match after {
+            Some(a) => doc! {"_id": {"$gt": a}},
+            None => doc! {},
+        };
+        let docs: Vec<Document> = self
+            .players()
+            .find(filter)
+            .sort(doc! {"_id": 1})
+            .limit(limit as i64)
+            .projection(doc! {"_id": 1})
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        Ok(docs.iter().filter_map(|d| d.get_str("_id").ok().map(str::to_string)).collect())
     }
 }
 

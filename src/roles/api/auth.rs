@@ -54,7 +54,8 @@ pub async fn post_register(state: web::Data<AppState>, body: web::Json<Credentia
     check_password(&password)?;
     let hash = web::block(move || hash_password(&password)).await.map_err(AppError::internal)??;
     let now = state.clock.now();
-    let player = Player::new(uuid::Uuid::new_v4().simple().to_string(), &username, hash, now);
+    let mut player = Player::new(uuid::Uuid::new_v4().simple().to_string(), &username, hash, now);
+    player.recompute_scores(&state.data.catalog);
     state.store.create_player(&player).await?;
     let (token, expires_at) = state.tokens.issue(&player.id, now)?;
     tracing::info!(player_id = %player.id, "player registered");

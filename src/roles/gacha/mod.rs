@@ -23,42 +23,13 @@ use crate::platform::state::AppState;
 use crate::store::{Effects, Mutation, StoredResponse};
 
 /// Routes of the gacha role.
+#[rustfmt::skip]
 pub const ROUTES: &[RouteDoc] = &[
-    RouteDoc {
-        method: "get",
-        path: "/api/gacha/banners",
-        summary: "Active banners, costs, and the caller's pity with a token",
-        auth: false,
-        idempotent: false,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/gacha/banners/{id}/rates",
-        summary: "Rate disclosure: base rates, rules, per-pull curve, long-run rates",
-        auth: false,
-        idempotent: false,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/gacha/summon",
-        summary: "Summon {banner_id, count: 1|10}; returns the receipt",
-        auth: true,
-        idempotent: true,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/gacha/pity",
-        summary: "The caller's pity counters and guarantees",
-        auth: true,
-        idempotent: false,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/gacha/history",
-        summary: "The caller's pulls, newest first",
-        auth: true,
-        idempotent: false,
-    },
+    RouteDoc { method: "get", path: "/api/gacha/banners", summary: "Active banners, costs, and the caller's pity with a token", auth: false, idempotent: false },
+    RouteDoc { method: "get", path: "/api/gacha/banners/{id}/rates", summary: "Rate disclosure: base rates, rules, per-pull curve, long-run rates", auth: false, idempotent: false },
+    RouteDoc { method: "post", path: "/api/gacha/summon", summary: "Summon {banner_id, count: 1|10}; returns the receipt", auth: true, idempotent: true },
+    RouteDoc { method: "get", path: "/api/gacha/pity", summary: "The caller's pity counters and guarantees", auth: true, idempotent: false },
+    RouteDoc { method: "get", path: "/api/gacha/history", summary: "The caller's pulls, newest first", auth: true, idempotent: false },
 ];
 
 /// Mounts the gacha role.

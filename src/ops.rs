@@ -1,0 +1,118 @@
+//! Operator commands that write to the configured store: credit a player,
+//! send system mail. Every change goes through the same atomic, ledgered
+//! mutation as player actions.
+
+use std::sync::Arc;
+
+use anyhow::{bail, ensure, Context};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use crate::game::economy::Currency;
+use crate::game::player::{Attachment, Mail, Player};
+use crate::store::{DynStore, Effects, MutateOutcome, Mutation, StoredResponse};
+
+fn no_response() -> StoredResponse {
+    StoredResponse { status: 200, body: json!({}) }
+}
+
+/// Parses `crystals=100` into an attachment.
+pub fn parse_attachment(s: &str) -> anyhow::Result<Attachment> {
+    let (c, a) = s.split_once('=').context("attachments look like crystals=100")?;
+    let currency: Currency =
+        serde_json::from_value(json!(c.trim())).map_err(|_| anyhow::anyhow!("unknown currency {c:?}"))?;
+    let amount: i64 = a.trim().parse().with_context(|| format!("amount {a:?} is not a number"))?;
+    ensure!(amount > 0, "attachment amounts must be positive");
+    Ok(Attachment { currency, amount })
+}
+
+/// Credits `amount` of `currency` to the player named `username`.
+pub async fn grant(
+    store: &DynStore,
+    username: &str,
+    currency: Currency,
+    amount: i64,
+    note: &str,
+) -> anyhow::Result<Player> {
+    ensure!(amount > 0, "amount must be positive");
+    let player = store
+        .player_by_username(&username.to_ascii_lowercase())
+        .await?
+        .with_context(|| format!("no player {username:?}"))?;
+    let note = note.to_string();
+    let op: Mutation = Arc::new(move |p| {
+        p.balances.credit(currency, amount);
+        Ok(Effects { reason: "operator_grant".into(), ref_id: note.clone(), history: vec![], response: no_response() })
+    });
+    match store.mutate(&player.id, None, Utc::now(), op).await? {
+        MutateOutcome::Applied(_, p) => Ok(*p),
+        other => bail!("grant not applied: {other:?}"),
+    }
+}
+
+/// Who receives a mail.
+pub enum Recipients {
+    /// One player by username.
+    One(String),
+    /// Every player.
+    All,
+}
+
+/// Sends a mail; returns how many players received it.
+pub async fn send_mail(
+    store: &DynStore,
+    to: Recipients,
+    subject: &str,
+    body: &str,
+    attachments: Vec<Attachment>,
+    expiry_days: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    ensure!(!subject.trim().is_empty(), "a mail needs a subject");
+    let mail = Mail {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        subject: subject.to_string(),
+        body: body.to_string(),
+        attachments,
+        sent_at: now,
+        expires_at: now + Duration::days(expiry_days),
+        claimed_at: None,
+    };
+    let deliver = |id: String| {
+        let mail = mail.clone();
+        let op: Mutation = Arc::new(move |p| {
+            p.deliver(mail.clone());
+            Ok(Effects {
+                reason: "mail_delivered".into(),
+                ref_id: mail.id.clone(),
+                history: vec![],
+                response: no_response(),
+            })
+        });
+        async move { store.mutate(&id, None, now, op).await }
+    };
+    match to {
+        Recipients::One(name) => {
+            let p = store
+                .player_by_username(&name.to_ascii_lowercase())
+                .await?
+                .with_context(|| format!("no player {name:?}"))?;
+            deliver(p.id).await?;
+            Ok(1)
+        }
+        Recipients::All => {
+            let mut sent = 0;
+            let mut after = None;
+            loop {
+                let ids = store.player_ids(after.clone(), 500).await?;
+                let Some(last) = ids.last().cloned() else { break };
+                for id in ids {
+                    deliver(id).await?;
+                    sent += 1;
+                }
+                after = Some(last);
+            }
+            Ok(sent)
+        }
+    }
+}
