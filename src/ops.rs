@@ -42,7 +42,13 @@ pub async fn grant(
     let note = note.to_string();
     let op: Mutation = Arc::new(move |p| {
         p.balances.credit(currency, amount);
-        Ok(Effects { reason: "operator_grant".into(), ref_id: note.clone(), history: vec![], response: no_response() })
+        Ok(Effects {
+            reason: "operator_grant".into(),
+            ref_id: note.clone(),
+            history: vec![],
+            battles: vec![],
+            response: no_response(),
+        })
     });
     match store.mutate(&player.id, None, Utc::now(), op).await? {
         MutateOutcome::Applied(_, p) => Ok(*p),
@@ -86,6 +92,7 @@ pub async fn send_mail(
                 reason: "mail_delivered".into(),
                 ref_id: mail.id.clone(),
                 history: vec![],
+                battles: vec![],
                 response: no_response(),
             })
         });

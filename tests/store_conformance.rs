@@ -27,6 +27,7 @@ fn debit(amount: i64) -> Mutation {
             reason: "test_debit".into(),
             ref_id: "r".into(),
             history: vec![json!({"debited": amount})],
+            battles: vec![],
             response: StoredResponse {
                 status: 200,
                 body: json!({"run": uuid::Uuid::new_v4().to_string(), "gold": p.balances.gold}),

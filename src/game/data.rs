@@ -3,9 +3,31 @@
 
 use std::path::{Path, PathBuf};
 
+use super::battle::arena::ArenaRules;
+use super::battle::campaign::CampaignRules;
 use super::catalog::Catalog;
 use super::gacha::banner::BannerTable;
 use super::rewards::RewardTable;
+
+/// `config/battle.toml`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BattleTable {
+    /// Campaign parameters.
+    pub campaign: CampaignRules,
+    /// Arena parameters.
+    pub arena: ArenaRules,
+}
+
+impl BattleTable {
+    /// Parses and validates `battle.toml`.
+    pub fn from_toml(file: &str, text: &str, catalog: &Catalog) -> Result<Self, DataError> {
+        let t: BattleTable = toml::from_str(text).map_err(|e| DataError::new(file, "(file)", e.to_string()))?;
+        t.campaign.validate(file, catalog)?;
+        t.arena.validate(file)?;
+        Ok(t)
+    }
+}
 
 /// A problem in a data table: which file, which entry, what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +57,8 @@ pub struct GameData {
     pub banners: BannerTable,
     /// Idle, daily login and mail rules.
     pub rewards: RewardTable,
+    /// Campaign and arena.
+    pub battle: BattleTable,
 }
 
 impl GameData {
@@ -46,7 +70,9 @@ impl GameData {
         let banners = BannerTable::from_toml(&display(&banners_path), &read(&banners_path)?, &catalog)?;
         let rewards_path = dir.join("rewards.toml");
         let rewards = RewardTable::from_toml(&display(&rewards_path), &read(&rewards_path)?)?;
-        Ok(Self { catalog, banners, rewards })
+        let battle_path = dir.join("battle.toml");
+        let battle = BattleTable::from_toml(&display(&battle_path), &read(&battle_path)?, &catalog)?;
+        Ok(Self { catalog, banners, rewards, battle })
     }
 
     /// The tables compiled into the binary, for tests and benches.
@@ -57,7 +83,9 @@ impl GameData {
             .expect("compiled-in banners.toml is valid");
         let rewards = RewardTable::from_toml("rewards.toml", include_str!("../../config/rewards.toml"))
             .expect("compiled-in rewards.toml is valid");
-        Self { catalog, banners, rewards }
+        let battle = BattleTable::from_toml("battle.toml", include_str!("../../config/battle.toml"), &catalog)
+            .expect("compiled-in battle.toml is valid");
+        Self { catalog, banners, rewards, battle }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Pure game rules: no IO, no async, no clock, no global RNG.
 //! Time comes in as a parameter and randomness as a seeded RNG.
 
+pub mod battle;
 pub mod catalog;
 pub mod data;
 pub mod economy;

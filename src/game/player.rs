@@ -142,6 +142,12 @@ pub struct Player {
     /// Arena rating.
     #[serde(default = "start_rating")]
     pub arena_rating: i64,
+    /// The arena season ("2026-11") the rating belongs to.
+    #[serde(default)]
+    pub arena_season: String,
+    /// Challenges fought this season.
+    #[serde(default)]
+    pub arena_season_battles: u32,
     /// Leaderboard scores (derived; kept on the record so stores can index them).
     #[serde(default)]
     pub scores: Scores,
@@ -180,6 +186,8 @@ impl Player {
             daily_last_claim: None,
             mailbox: Vec::new(),
             arena_rating: ARENA_START_RATING,
+            arena_season: String::new(),
+            arena_season_battles: 0,
             scores: Scores::default(),
             version: 0,
         }

@@ -24,6 +24,7 @@ const USERNAMES: TableDefinition<&str, &str> = TableDefinition::new("usernames")
 const LEDGER: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("ledger");
 const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
 const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
+const BATTLES: TableDefinition<&str, &[u8]> = TableDefinition::new("battles");
 /// (board, u64::MAX − score, player id) → username: iterating forward is best first.
 const BOARDS: TableDefinition<(&str, u64, &str), &str> = TableDefinition::new("boards");
 
@@ -110,6 +111,7 @@ impl EmbeddedStore {
             txn.open_table(HISTORY).map_err(unavailable)?;
             txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
             txn.open_table(BOARDS).map_err(unavailable)?;
+            txn.open_table(BATTLES).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
         let db = Arc::new(db);
@@ -351,6 +353,12 @@ impl Store for EmbeddedStore {
             update_boards(txn, Some(&loaded), &player)?;
             put_ledger(txn, &ledger)?;
             put_history(txn, &history)?;
+            if !effects.battles.is_empty() {
+                let mut t = txn.open_table(BATTLES).map_err(unavailable)?;
+                for (id, record) in &effects.battles {
+                    t.insert(id.as_str(), encode(record)?.as_slice()).map_err(unavailable)?;
+                }
+            }
             if let Some(idem) = &idempotency {
                 let rec = IdemRecord { fingerprint: idem.fingerprint.clone(), response: effects.response.clone() };
                 let mut t = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
@@ -431,6 +439,38 @@ impl Store for EmbeddedStore {
             let mut out = Vec::with_capacity(limit);
             for row in t.range::<&str>((lower, Bound::Unbounded)).map_err(unavailable)?.take(limit) {
                 out.push(row.map_err(unavailable)?.0.value().to_string());
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn battle(&self, battle_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let id = battle_id.to_string();
+        self.read(move |txn| {
+            let t = txn.open_table(BATTLES).map_err(unavailable)?;
+            let v = t.get(id.as_str()).map_err(unavailable)?;
+            v.map(|g| decode(g.value())).transpose()
+        })
+        .await
+    }
+
+    async fn board_range(&self, board: Board, min: u64, max: u64, limit: usize) -> Result<Vec<BoardEntry>, StoreError> {
+        self.read(move |txn| {
+            let t = txn.open_table(BOARDS).map_err(unavailable)?;
+            let mut out = Vec::with_capacity(limit);
+            let rows = t
+                .range((board.name(), u64::MAX - max, "")..=(board.name(), u64::MAX - min, "\u{10FFFF}"))
+                .map_err(unavailable)?;
+            for row in rows.take(limit) {
+                let (k, v) = row.map_err(unavailable)?;
+                let (_, inv, id) = k.value();
+                out.push(BoardEntry {
+                    rank: 0,
+                    player_id: id.to_string(),
+                    username: v.value().to_string(),
+                    score: u64::MAX - inv,
+                });
             }
             Ok(out)
         })

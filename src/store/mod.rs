@@ -96,6 +96,8 @@ pub struct Effects {
     pub ref_id: String,
     /// History rows to append (JSON, in order).
     pub history: Vec<serde_json::Value>,
+    /// Battles to keep for replays: (battle id, record).
+    pub battles: Vec<(String, serde_json::Value)>,
     /// The response to return and keep with the idempotency key.
     pub response: StoredResponse,
 }
@@ -276,6 +278,10 @@ pub trait Store: Send + Sync + 'static {
     async fn leaderboard(&self, board: Board, limit: usize) -> Result<Vec<BoardEntry>, StoreError>;
     /// One player's row of a board.
     async fn rank(&self, board: Board, player_id: &str) -> Result<Option<BoardEntry>, StoreError>;
+    /// A stored battle by id.
+    async fn battle(&self, battle_id: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    /// Players whose score on `board` lies in `min..=max`, best first.
+    async fn board_range(&self, board: Board, min: u64, max: u64, limit: usize) -> Result<Vec<BoardEntry>, StoreError>;
     /// Player ids in id order after `after`, for operator commands that visit everyone.
     async fn player_ids(&self, after: Option<String>, limit: usize) -> Result<Vec<String>, StoreError>;
 }

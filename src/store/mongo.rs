@@ -214,6 +214,14 @@ impl MongoStore {
                 .map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
             self.db.collection::<Document>("history").insert_many(docs).session(&mut *s).await?;
         }
+        if !effects.battles.is_empty() {
+            let docs: Vec<Document> = effects
+                .battles
+                .iter()
+                .map(|(id, record)| doc! {"_id": id, "record": bson::to_bson(record).unwrap_or(bson::Bson::Null)})
+                .collect();
+            self.db.collection::<Document>("battles").insert_many(docs).session(&mut *s).await?;
+        }
         if let Some(i) = idem {
             let rec = IdemDoc {
                 id: format!("{player_id}:{}", i.key),
@@ -425,6 +433,37 @@ impl Store for MongoStore {
             .await
             .map_err(unavailable)?;
         Ok(docs.iter().filter_map(|d| d.get_str("_id").ok().map(str::to_string)).collect())
+    }
+
+    async fn battle(&self, battle_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let d =
+            self.db.collection::<Document>("battles").find_one(doc! {"_id": battle_id}).await.map_err(unavailable)?;
+        Ok(d.and_then(|d| d.get("record").cloned()).map(|b| b.into_relaxed_extjson()))
+    }
+
+    async fn board_range(&self, board: Board, min: u64, max: u64, limit: usize) -> Result<Vec<BoardEntry>, StoreError> {
+        use futures_util::TryStreamExt;
+        let field = format!("scores.{}", board.name());
+        let docs: Vec<Document> = self
+            .players()
+            .find(doc! {&field: {"$gte": min as i64, "$lte": max as i64}})
+            .sort(doc! {&field: -1, "_id": 1})
+            .limit(limit as i64)
+            .projection(doc! {"username": 1, "scores": 1})
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        Ok(docs
+            .into_iter()
+            .map(|d| BoardEntry {
+                rank: 0,
+                player_id: d.get_str("_id").unwrap_or_default().to_string(),
+                username: d.get_str("username").unwrap_or_default().to_string(),
+                score: d.get_document("scores").ok().and_then(|s| s.get_i64(board.name()).ok()).unwrap_or(0) as u64,
+            })
+            .collect())
     }
 }
 

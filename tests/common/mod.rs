@@ -187,6 +187,7 @@ pub async fn set_balance(store: &DynStore, player_id: &str, currency: Currency, 
             reason: "test_adjustment".into(),
             ref_id: "test".into(),
             history: vec![],
+            battles: vec![],
             response: StoredResponse { status: 200, body: json!({}) },
         })
     });

@@ -67,6 +67,7 @@ pub async fn post_level_up(
             reason: "hero_level_up".into(),
             ref_id: hero_id.clone(),
             history: vec![],
+            battles: vec![],
             response: StoredResponse { status: 200, body },
         })
     });
@@ -91,6 +92,7 @@ pub async fn post_promote(
             reason: "hero_promotion".into(),
             ref_id: hero_id.clone(),
             history: vec![],
+            battles: vec![],
             response: StoredResponse { status: 200, body },
         })
     });
@@ -129,6 +131,7 @@ pub async fn put_team(
             reason: "team".into(),
             ref_id: String::new(),
             history: vec![],
+            battles: vec![],
             response: StoredResponse { status: 200, body },
         })
     });

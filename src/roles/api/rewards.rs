@@ -15,7 +15,13 @@ use crate::roles::views::{load_player, run_mutation};
 use crate::store::{Board, Effects, Mutation, StoredResponse};
 
 fn effects(reason: &str, ref_id: String, body: serde_json::Value) -> Effects {
-    Effects { reason: reason.into(), ref_id, history: vec![], response: StoredResponse { status: 200, body } }
+    Effects {
+        reason: reason.into(),
+        ref_id,
+        history: vec![],
+        battles: vec![],
+        response: StoredResponse { status: 200, body },
+    }
 }
 
 /// `GET /api/idle`: what a claim would pay now.

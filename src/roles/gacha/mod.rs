@@ -189,6 +189,7 @@ async fn post_summon(
             reason: "summon".into(),
             ref_id: summon_id.clone(),
             history,
+            battles: vec![],
             response: StoredResponse { status: 200, body: receipt },
         })
     });

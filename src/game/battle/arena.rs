@@ -1,0 +1,174 @@
+//! The arena: Elo ratings, rewards, bot opponents and monthly seasons.
+
+use chrono::{DateTime, Datelike, Duration, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::{Side, TeamSnapshot, UnitSnapshot};
+use crate::game::catalog::{self, Catalog};
+use crate::game::data::DataError;
+use crate::game::economy::Currency;
+use crate::game::player::{Attachment, Mail, Player};
+use crate::game::rng::seeded;
+
+/// A season reward band.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Band {
+    /// Name (bronze … grandmaster).
+    pub name: String,
+    /// Lowest rating in the band.
+    pub min_rating: i64,
+    /// Crystals mailed at season end.
+    pub crystals: i64,
+    /// Medals mailed at season end.
+    pub medals: i64,
+}
+
+/// Arena parameters.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ArenaRules {
+    pub start_rating: i64,
+    pub k_factor: i64,
+    pub opponents: usize,
+    pub rating_window: i64,
+    pub min_opponents_before_widening: usize,
+    pub win_medals: i64,
+    pub win_gold: i64,
+    pub loss_medals: i64,
+    pub loss_gold: i64,
+    pub band: Vec<Band>,
+}
+
+impl ArenaRules {
+    /// Checks the bands ascend from 0.
+    pub fn validate(&self, file: &str) -> Result<(), DataError> {
+        if self.band.first().map(|b| b.min_rating) != Some(0) {
+            return Err(DataError::new(file, "arena.band", "the first band must start at rating 0"));
+        }
+        if self.band.windows(2).any(|w| w[0].min_rating >= w[1].min_rating) {
+            return Err(DataError::new(file, "arena.band", "bands must ascend by min_rating"));
+        }
+        if self.k_factor <= 0 || self.opponents == 0 {
+            return Err(DataError::new(file, "arena", "k_factor and opponents must be positive"));
+        }
+        Ok(())
+    }
+
+    /// The band of a rating.
+    pub fn band_of(&self, rating: i64) -> &Band {
+        self.band.iter().rev().find(|b| rating >= b.min_rating).unwrap_or(&self.band[0])
+    }
+}
+
+/// Rating changes of one challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RatingChange {
+    /// Attacker's change.
+    pub attacker: i64,
+    /// Defender's change: half the attacker's, the other way.
+    pub defender: i64,
+}
+
+/// Elo with factor K: `K × (S − E)`, rounded; the defender moves half as far back.
+pub fn rating_change(k: i64, attacker: i64, defender: i64, winner: Side) -> RatingChange {
+    let expected = 1.0 / (1.0 + 10f64.powf((defender - attacker).clamp(-800, 800) as f64 / 400.0));
+    let score = if winner == Side::Attacker { 1.0 } else { 0.0 };
+    let a = (k as f64 * (score - expected)).round() as i64;
+    RatingChange { attacker: a, defender: -a / 2 }
+}
+
+/// Applies a rating change with the floor at 0.
+pub fn apply_rating(rating: i64, change: i64) -> i64 {
+    (rating + change).max(0)
+}
+
+/// The season (calendar month, UTC) of a time: "2026-11".
+pub fn season_of(now: DateTime<Utc>) -> String {
+    format!("{:04}-{:02}", now.year(), now.month())
+}
+
+/// Closes the player's last season if the calendar has moved on: the season
+/// reward by band arrives by mail (once: the season id is updated in the same
+/// write) and the rating is softly reset to `1000 + (r − 1000)/2`.
+/// Returns the band rewarded, if any.
+pub fn roll_season(rules: &ArenaRules, player: &mut Player, now: DateTime<Utc>, mail_days: i64) -> Option<String> {
+    let current = season_of(now);
+    if player.arena_season == current {
+        return None;
+    }
+    let old = std::mem::replace(&mut player.arena_season, current);
+    let played = std::mem::take(&mut player.arena_season_battles) > 0;
+    if old.is_empty() || !played {
+        return None;
+    }
+    let band = rules.band_of(player.arena_rating).clone();
+    player.deliver(Mail {
+        id: format!("arena-season-{old}"),
+        subject: format!("Arena season {old}: {} reward", band.name),
+        body: format!("You finished season {old} at rating {} ({}).", player.arena_rating, band.name),
+        attachments: vec![
+            Attachment { currency: Currency::Crystals, amount: band.crystals },
+            Attachment { currency: Currency::ArenaMedals, amount: band.medals },
+        ],
+        sent_at: now,
+        expires_at: now + Duration::days(mail_days),
+        claimed_at: None,
+    });
+    player.arena_rating = rules.start_rating + (player.arena_rating - rules.start_rating) / 2;
+    Some(band.name)
+}
+
+/// Bot ids look like `bot:<rating>:<n>`.
+pub fn bot_id(rating: i64, n: usize) -> String {
+    format!("bot:{rating}:{n}")
+}
+
+/// The rating encoded in a bot id.
+pub fn parse_bot(id: &str) -> Option<(i64, u64)> {
+    let mut parts = id.strip_prefix("bot:")?.split(':');
+    let rating = parts.next()?.parse().ok()?;
+    let n = parts.next()?.parse().ok()?;
+    (parts.next().is_none() && (0..=5000).contains(&rating)).then_some((rating, n))
+}
+
+/// A bot's team: a pure function of its id, of a strength that follows its rating.
+pub fn bot_team(catalog: &Catalog, rating: i64, n: u64) -> TeamSnapshot {
+    let mut rng = seeded(((rating as u64) << 16) ^ n ^ 0xB07);
+    let roster: Vec<_> = catalog.all().iter().filter(|h| !h.limited_only && h.rarity <= catalog::Rarity::Ssr).collect();
+    let level = (rating / 20).clamp(1, 100) as u32;
+    let mut team = vec![None; 6];
+    for slot in team.iter_mut().take(3) {
+        let def = roster[rng.gen_range(0..roster.len())];
+        *slot = Some(UnitSnapshot {
+            hero_id: def.id.clone(),
+            element: def.element,
+            class: def.class,
+            stats: catalog::stats_at(def.base_stats(), level, 1),
+        });
+    }
+    team
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_ratings_move_by_half_k() {
+        assert_eq!(rating_change(32, 1000, 1000, Side::Attacker), RatingChange { attacker: 16, defender: -8 });
+        assert_eq!(rating_change(32, 1000, 1000, Side::Defender), RatingChange { attacker: -16, defender: 8 });
+        let upset = rating_change(32, 1000, 1400, Side::Attacker);
+        assert_eq!(upset.attacker, 29);
+        assert_eq!(apply_rating(5, -16), 0);
+    }
+
+    #[test]
+    fn bot_ids_round_trip() {
+        assert_eq!(parse_bot(&bot_id(1234, 2)), Some((1234, 2)));
+        assert_eq!(parse_bot("bot:abc:1"), None);
+        assert_eq!(parse_bot("player"), None);
+    }
+}
