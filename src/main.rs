@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: MailCommand,
     },
+    /// Arena operations.
+    Arena {
+        #[command(subcommand)]
+        command: ArenaCommand,
+    },
     /// Gacha tools for designers.
     Gacha {
         #[command(subcommand)]
@@ -90,6 +95,18 @@ enum MailCommand {
         /// Attachment such as crystals=100; repeat for more.
         #[arg(long)]
         attach: Vec<String>,
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ArenaCommand {
+    /// Close the arena season for every player whose month has ended: mail the
+    /// season reward by band (once per player per season) and softly reset ratings.
+    /// Safe to re-run; a schedule of "shortly after 00:00 UTC on the 1st" fits.
+    CloseSeason {
         /// Extra settings file.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -196,6 +213,12 @@ fn main() -> ExitCode {
                 let n = ops::send_mail(&store, recipients, &subject, &body, attachments, expiry, chrono::Utc::now())
                     .await?;
                 Ok(format!("mail sent to {n} player(s)"))
+            })
+        }
+        Command::Arena { command: ArenaCommand::CloseSeason { config } } => {
+            run_op(config.as_ref(), |store, data| async move {
+                let n = ops::close_arena_season(&store, &data, chrono::Utc::now()).await?;
+                Ok(format!("arena season closed for {n} player(s)"))
             })
         }
         Command::Gacha { command: GachaCommand::Simulate { banner, pulls, seed, config } } => {

@@ -123,3 +123,43 @@ pub async fn send_mail(
         }
     }
 }
+
+/// Closes the arena season for every player whose season has ended: mails the
+/// season reward by band (once: the rollover and the mail are one write) and
+/// softly resets the rating. Safe to run any number of times; players who log
+/// in first get the same rollover lazily. Returns how many were rolled over.
+pub async fn close_arena_season(
+    store: &DynStore,
+    data: &crate::game::data::GameData,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    use crate::game::battle::arena;
+    let data = Arc::new(data.clone());
+    let mut rolled = 0;
+    let mut after = None;
+    loop {
+        let ids = store.player_ids(after.clone(), 500).await?;
+        let Some(last) = ids.last().cloned() else { break };
+        for id in ids {
+            let data = data.clone();
+            let op: Mutation = Arc::new(move |p| {
+                let band = arena::roll_season(&data.battle.arena, p, now, data.rewards.mail.expiry_days);
+                Ok(Effects {
+                    reason: "arena_season".into(),
+                    ref_id: band.unwrap_or_default(),
+                    history: vec![],
+                    battles: vec![],
+                    response: no_response(),
+                })
+            });
+            let before = store.player_by_id(&id).await?.map(|p| p.arena_season);
+            if let MutateOutcome::Applied(_, p) = store.mutate(&id, None, now, op).await? {
+                if before.as_deref() != Some(p.arena_season.as_str()) {
+                    rolled += 1;
+                }
+            }
+        }
+        after = Some(last);
+    }
+    Ok(rolled)
+}

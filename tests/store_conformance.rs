@@ -179,7 +179,34 @@ async fn ledger_pages_newest_first(kind: StoreKind) {
     assert!(seen.windows(2).all(|w| w[0] > w[1]), "strictly newest first: {seen:?}");
 }
 
+async fn stored_responses_round_trip_exactly(kind: StoreKind) {
+    let Some(ts) = open_store(kind).await else { return };
+    let store = ts.store.clone();
+    let p = new_player("Exact");
+    store.create_player(&p).await.unwrap();
+    let body = json!({"big": u64::MAX, "neg": i64::MIN, "float": 0.1, "nested": {"z": 1, "a": [null, true]}});
+    let sent = body.clone();
+    let op: Mutation = Arc::new(move |_p: &mut Player| {
+        Ok(Effects {
+            reason: "none".into(),
+            ref_id: String::new(),
+            history: vec![],
+            battles: vec![("b-exact".into(), sent.clone())],
+            response: StoredResponse { status: 201, body: sent.clone() },
+        })
+    });
+    let key = IdempotencyRequest { key: "exact".into(), fingerprint: "f".into() };
+    store.mutate(&p.id, Some(key.clone()), Utc::now(), op.clone()).await.unwrap();
+    match store.mutate(&p.id, Some(key), Utc::now(), op).await.unwrap() {
+        MutateOutcome::Replayed(r) => assert_eq!((r.status, r.body), (201, body.clone())),
+        other => panic!("expected a replay, got {other:?}"),
+    }
+    assert_eq!(store.battle("b-exact").await.unwrap(), Some(body));
+    assert_eq!(store.battle("missing").await.unwrap(), None);
+}
+
 on_both_stores!(
+    stored_responses_round_trip_exactly,
     concurrent_debits_never_overdraw,
     one_idempotency_key_has_one_effect,
     usernames_are_unique_case_insensitively,

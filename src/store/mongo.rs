@@ -29,7 +29,17 @@ struct IdemDoc {
     #[serde(rename = "_id")]
     id: String,
     fingerprint: String,
-    response: StoredResponse,
+    status: u16,
+    /// The body as JSON text: BSON cannot hold every JSON number (u64 above 2⁶³),
+    /// and a replay must be byte-for-byte the first answer.
+    body: String,
+}
+
+impl IdemDoc {
+    fn response(&self) -> Result<StoredResponse, mongodb::error::Error> {
+        let body = serde_json::from_str(&self.body).map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
+        Ok(StoredResponse { status: self.status, body })
+    }
 }
 
 /// A MongoDB-backed store.
@@ -165,7 +175,7 @@ impl MongoStore {
             let id = format!("{player_id}:{}", i.key);
             if let Some(rec) = idem_coll.find_one(doc! {"_id": &id}).session(&mut *s).await? {
                 return Ok(Attempt::Done(if rec.fingerprint == i.fingerprint {
-                    MutateOutcome::Replayed(rec.response)
+                    MutateOutcome::Replayed(rec.response()?)
                 } else {
                     MutateOutcome::KeyReused
                 }));
@@ -215,18 +225,16 @@ impl MongoStore {
             self.db.collection::<Document>("history").insert_many(docs).session(&mut *s).await?;
         }
         if !effects.battles.is_empty() {
-            let docs: Vec<Document> = effects
-                .battles
-                .iter()
-                .map(|(id, record)| doc! {"_id": id, "record": bson::to_bson(record).unwrap_or(bson::Bson::Null)})
-                .collect();
+            let docs: Vec<Document> =
+                effects.battles.iter().map(|(id, record)| doc! {"_id": id, "record": record.to_string()}).collect();
             self.db.collection::<Document>("battles").insert_many(docs).session(&mut *s).await?;
         }
         if let Some(i) = idem {
             let rec = IdemDoc {
                 id: format!("{player_id}:{}", i.key),
                 fingerprint: i.fingerprint.clone(),
-                response: effects.response.clone(),
+                status: effects.response.status,
+                body: effects.response.body.to_string(),
             };
             idem_coll.insert_one(rec).session(&mut *s).await?;
         }
@@ -438,7 +446,10 @@ impl Store for MongoStore {
     async fn battle(&self, battle_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
         let d =
             self.db.collection::<Document>("battles").find_one(doc! {"_id": battle_id}).await.map_err(unavailable)?;
-        Ok(d.and_then(|d| d.get("record").cloned()).map(|b| b.into_relaxed_extjson()))
+        match d.as_ref().and_then(|d| d.get_str("record").ok()) {
+            Some(text) => serde_json::from_str(text).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
+            None => Ok(None),
+        }
     }
 
     async fn board_range(&self, board: Board, min: u64, max: u64, limit: usize) -> Result<Vec<BoardEntry>, StoreError> {

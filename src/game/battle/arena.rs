@@ -64,7 +64,7 @@ impl ArenaRules {
 }
 
 /// Rating changes of one challenge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RatingChange {
     /// Attacker's change.
     pub attacker: i64,

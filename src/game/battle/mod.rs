@@ -127,7 +127,8 @@ pub enum Skill {
 pub struct BattleLog {
     /// Rules version.
     pub rules_version: u32,
-    /// Seed.
+    /// Seed, written as a string: JSON readers and BSON lose u64s above 2⁶³.
+    #[serde(with = "seed_as_string")]
     pub seed: u64,
     /// Winner.
     pub winner: Side,
@@ -139,6 +140,18 @@ pub struct BattleLog {
     pub attacker_lost: u32,
     /// Every action in order.
     pub actions: Vec<Action>,
+}
+
+mod seed_as_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(seed: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(seed)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 struct Unit {

@@ -1,0 +1,177 @@
+//! Campaign, arena and replays over real HTTP.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use common::{StoreKind, TestApp};
+use divine_heroes::game::economy::Currency;
+use divine_heroes::platform::clock::{Clock, ManualClock};
+use divine_heroes::platform::config::Role;
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+
+async fn app_at_fixed_time(kind: StoreKind) -> Option<(TestApp, ManualClock)> {
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 9, 30, 0).unwrap());
+    let app = TestApp::spawn_with(kind, Role::All, |_| {}, Arc::new(clock.clone())).await?;
+    Some((app, clock))
+}
+
+async fn fight(app: &TestApp, token: &str, c: u32, s: u32, key: &str) -> (u16, Value) {
+    let r = app.post(&format!("/api/battle/campaign/{c}/{s}/fight"), Some(token), Some(key), json!({})).await;
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn campaign_unlocks_in_order_and_pays_first_clear_once(kind: StoreKind) {
+    let Some((app, _clock)) = app_at_fixed_time(kind).await else { return };
+    let (token, id) = app.register("Campaigner").await;
+    let (status, body) = fight(&app, &token, 1, 3, "locked").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("locked"));
+    assert_eq!(app.player(&id).await.balances.stamina, 100, "a refused fight costs nothing");
+
+    // Win 1-1 (the first stages are gentle; retry a loss, as a player would).
+    let mut won = None;
+    for attempt in 0..5 {
+        let before = app.player(&id).await.balances;
+        let (status, body) = fight(&app, &token, 1, 1, &format!("first-{attempt}")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["balances_after"]["stamina"], before.stamina - 6, "1-1 costs 6 stamina");
+        if body["winner"] == "attacker" {
+            won = Some(body);
+            break;
+        }
+    }
+    let won = won.expect("a new team wins 1-1 within five tries");
+    assert_eq!(won["rewards"]["first_clear"], true);
+    assert_eq!(won["rewards"]["crystals"], 5);
+    assert_eq!(won["rewards"]["gold"], 550, "500·1·(1 + 1/10)");
+    let crystals_after_first = app.player(&id).await.balances.crystals;
+    assert_eq!(crystals_after_first, 305);
+    for attempt in 0..3 {
+        let (status, body) = fight(&app, &token, 1, 1, &format!("again-{attempt}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["rewards"]["crystals"], 0, "first-clear crystals are paid once");
+    }
+    assert_eq!(app.player(&id).await.balances.crystals, crystals_after_first);
+    let progress: Value = app.get("/api/battle/campaign", Some(&token)).await.json().await.unwrap();
+    assert_eq!(progress["cleared"], 1);
+    assert_eq!(progress["next"], json!({"chapter": 1, "stage": 2}));
+
+    // The stored battle replays to the same outcome.
+    let battle_id = won["battle_id"].as_str().unwrap();
+    let replay: Value = app.get(&format!("/api/battle/replays/{battle_id}"), Some(&token)).await.json().await.unwrap();
+    assert_eq!(replay["log"], won["log"]);
+    let (stranger, _) = app.register("Stranger").await;
+    assert_eq!(app.get(&format!("/api/battle/replays/{battle_id}"), Some(&stranger)).await.status(), 404);
+
+    assert_eq!(app.get("/api/battle/campaign/13/1", Some(&token)).await.status(), 404);
+    assert_eq!(app.get("/api/battle/campaign/1/22", Some(&token)).await.status(), 404);
+    assert_eq!(app.get("/api/battle/campaign/0/1", Some(&token)).await.status(), 404);
+    assert_eq!(app.get("/api/battle/campaign/x/1", Some(&token)).await.status(), 404);
+    let sweep = |times: Value, key: &'static str| {
+        app.post("/api/battle/campaign/1/1/sweep", Some(&token), Some(key), json!({"times": times}))
+    };
+    assert_eq!(sweep(json!(-1), "s1").await.status(), 422);
+    assert_eq!(sweep(json!(11), "s2").await.status(), 422);
+    let stars = won["stars"].as_u64().unwrap();
+    let r = sweep(json!(2), "s3").await;
+    if stars == 3 {
+        assert_eq!(r.status(), 200);
+    } else {
+        assert_eq!(r.status(), 409, "only 3-star stages sweep");
+    }
+}
+
+async fn concurrent_fights_spend_stamina_exactly(kind: StoreKind) {
+    let Some((app, _clock)) = app_at_fixed_time(kind).await else { return };
+    let (token, id) = app.register("Rusher").await;
+    app.set_balance(&id, Currency::Stamina, 30).await;
+    let results = join_all((0..30).map(|i| {
+        let (app, token) = (&app, &token);
+        async move { fight(app, token, 1, 1, &format!("rush-{i}")).await }
+    }))
+    .await;
+    let fought = results.iter().filter(|(s, _)| *s == 200).count();
+    let refused = results.iter().filter(|(s, b)| *s == 409 && b["error"]["code"] == "INSUFFICIENT_FUNDS").count();
+    assert_eq!((fought, refused), (5, 25));
+    assert_eq!(app.player(&id).await.balances.stamina, 0);
+    let ledger: Value = app.get("/api/player/ledger?limit=100", Some(&token)).await.json().await.unwrap();
+    let stamina: Vec<i64> = ledger["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["currency"] == "stamina" && e["reason"] == "campaign_fight")
+        .map(|e| e["balance_after"].as_i64().unwrap())
+        .collect();
+    assert_eq!(stamina.len(), 5);
+    assert!(stamina.iter().all(|&b| b >= 0));
+}
+
+async fn arena_moves_both_ratings_and_spends_tickets(kind: StoreKind) {
+    let Some((app, clock)) = app_at_fixed_time(kind).await else { return };
+    let (a, a_id) = app.register("Challenger").await;
+    let (_b, b_id) = app.register("Defender").await;
+    let opponents: Value = app.get("/api/battle/arena/opponents", Some(&a)).await.json().await.unwrap();
+    let items = opponents["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5, "bots fill the list");
+    assert!(items.iter().any(|o| o["opponent_id"] == b_id.as_str()));
+    assert!(items.iter().all(|o| o["opponent_id"] != a_id.as_str()));
+
+    let r = app.post("/api/battle/arena/challenge", Some(&a), Some("duel-1"), json!({"opponent_id": b_id})).await;
+    assert_eq!(r.status(), 200);
+    let duel: Value = r.json().await.unwrap();
+    let change = if duel["winner"] == "attacker" { 16 } else { -16 };
+    assert_eq!(duel["rating_change"], json!({"attacker": change, "defender": -change / 2}), "K = 32 at equal ratings");
+    let (pa, pb) = (app.player(&a_id).await, app.player(&b_id).await);
+    assert_eq!(pa.arena_rating, 1000 + change);
+    assert_eq!(pb.arena_rating, 1000 - change / 2);
+    assert_eq!(pa.balances.arena_tickets, 4);
+    let battle_id = duel["battle_id"].as_str().unwrap();
+    let replay: Value = app.get(&format!("/api/battle/replays/{battle_id}"), Some(&a)).await.json().await.unwrap();
+    assert_eq!(replay["battle"]["winner"], duel["winner"]);
+
+    for i in 2..=5 {
+        let r = app
+            .post("/api/battle/arena/challenge", Some(&a), Some(&format!("duel-{i}")), json!({"opponent_id": b_id}))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let sixth = app.post("/api/battle/arena/challenge", Some(&a), Some("duel-6"), json!({"opponent_id": b_id})).await;
+    assert_eq!(sixth.status(), 409);
+    let e: Value = sixth.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "INSUFFICIENT_FUNDS");
+    assert_eq!(e["error"]["details"]["currency"], "arena_tickets");
+    let bot = items.iter().find(|o| o["bot"] == true).unwrap()["opponent_id"].as_str().unwrap().to_string();
+    clock.advance(Duration::days(1));
+    let r = app.post("/api/battle/arena/challenge", Some(&a), Some("bot-duel"), json!({"opponent_id": bot})).await;
+    assert_eq!(r.status(), 200, "tickets refill at 00:00 UTC");
+    assert_eq!(
+        app.post("/api/battle/arena/challenge", Some(&a), Some("me"), json!({"opponent_id": a_id})).await.status(),
+        422
+    );
+    assert_eq!(
+        app.post("/api/battle/arena/challenge", Some(&a), Some("ghost"), json!({"opponent_id": "nobody"}))
+            .await
+            .status(),
+        404
+    );
+
+    // Season rollover: one mail per player per season, rating softly reset.
+    let rating = app.player(&a_id).await.arena_rating;
+    clock.advance(Duration::days(10));
+    let n = divine_heroes::ops::close_arena_season(&app.state.store, &app.state.data, clock.now()).await.unwrap();
+    assert!(n >= 1);
+    let again = divine_heroes::ops::close_arena_season(&app.state.store, &app.state.data, clock.now()).await.unwrap();
+    assert_eq!(again, 0, "a season closes once");
+    let pa = app.player(&a_id).await;
+    assert_eq!(pa.arena_rating, 1000 + (rating - 1000) / 2);
+    assert_eq!(pa.mailbox.iter().filter(|m| m.id.starts_with("arena-season-2026-11")).count(), 1);
+}
+
+on_both_stores!(
+    campaign_unlocks_in_order_and_pays_first_clear_once,
+    concurrent_fights_spend_stamina_exactly,
+    arena_moves_both_ratings_and_spends_tickets,
+);
