@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Bounded summon load against a local server on 127.0.0.1, with wrk.
+# Bounded load against a local server on 127.0.0.1, with wrk: real summons or
+# real campaign fights.
 # Starts `serve --role all` on the embedded store in a scratch directory,
 # registers 64 players, gives each a large coin wallet with the operator
 # `grant` command (server stopped, as the embedded file has one owner), restarts
 # the server and runs wrk for DURATION seconds with CONNECTIONS connections:
-# every request is a real standard-banner summon with a fresh Idempotency-Key.
-# Prints requests/s and latency percentiles. Usage: scripts/load-summon.sh [DURATION=10] [CONNECTIONS=32]
+# every request is a real standard-banner summon (MODE=summon) or a real 1-1
+# campaign fight (MODE=fight, stamina granted likewise) with a fresh
+# Idempotency-Key. Prints requests/s and latency percentiles.
+# Usage: scripts/load.sh [summon|fight] [DURATION=10] [CONNECTIONS=32]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${1:-10}
-CONNECTIONS=${2:-32}
+MODE=${1:-summon}
+DURATION=${2:-10}
+CONNECTIONS=${3:-32}
+case "$MODE" in
+  summon) CURRENCY=coins; PATH_=/api/gacha/summon; BODY='{"banner_id":"standard","count":1}' ;;
+  fight) CURRENCY=stamina; PATH_=/api/battle/campaign/1/1/fight; BODY='{}' ;;
+  *) echo "mode is summon or fight" >&2; exit 2 ;;
+esac
 BIN=${BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/divine-heroes-target}/release/divine-heroes}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
@@ -34,7 +43,7 @@ echo "}" >>"$TOKENS"
 
 kill "$PID"; wait "$PID" || true
 for i in $(seq 1 64); do
-  DATA_DIR=$DATA "$BIN" grant --to "load_$i" --currency coins --amount 1000000000 --note load-test >/dev/null
+  DATA_DIR=$DATA "$BIN" grant --to "load_$i" --currency "$CURRENCY" --amount 1000000000 --note load-test >/dev/null
 done
 DATA_DIR=$DATA RATE_LIMIT_REQUESTS=100000000 AUTH_RATE_LIMIT_REQUESTS=100000000 LOG_FORMAT=json RUST_LOG=warn HOST=127.0.0.1 \
   "$BIN" serve --role all --port "$PORT" >>"$DATA/server.log" 2>&1 &
@@ -47,12 +56,12 @@ local n = 0
 request = function()
   n = n + 1
   local t = tokens[(n % #tokens) + 1]
-  -- A fresh key per request: every request is a real summon.
-  return wrk.format("POST", "/api/gacha/summon", {
+  -- A fresh key per request: every request is a real summon or fight.
+  return wrk.format("POST", "$PATH_", {
     ["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer " .. t,
     ["Idempotency-Key"] = "load-" .. n .. "-" .. math.random(1, 1000000000),
-  }, '{"banner_id":"standard","count":1}')
+  }, '$BODY')
 end
 done = function(summary, latency, requests)
   io.write(string.format("requests/s: %.0f\n", summary.requests / (summary.duration / 1e6)))
