@@ -82,6 +82,8 @@ impl Server {
         } else {
             None
         };
+        // The recorder must exist before the first gauge is set.
+        crate::platform::metrics::install();
         #[cfg(feature = "gacha")]
         roles::gacha::publish_rate_metrics(&data);
         let addr = format!("{}:{}", settings.host, settings.port_for(role));

@@ -1,0 +1,79 @@
+//! Real processes for deployment tests: the built binary, nginx, Prometheus.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_divine-heroes");
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Proc {
+    /// Kills it now (SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether an external tool exists; in CI a missing one is a failure.
+pub fn require_tool(name: &str) -> bool {
+    let found = Command::new("sh").args(["-c", &format!("command -v {name}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{name} is required in CI");
+        }
+        eprintln!("{name} not installed: skipping");
+    }
+    found
+}
+
+/// Starts a role of the binary with `env` on a free port and waits until ready.
+pub async fn start_role(role: &str, env: &[(&str, String)], data_dir: &Path) -> Proc {
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["serve", "--role", role, "--port", &port.to_string()])
+        .env("HOST", "127.0.0.1")
+        .env("DATA_DIR", data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let proc = Proc { child: cmd.spawn().expect("binary starts"), port };
+    wait_ready(&format!("http://127.0.0.1:{port}/health/ready")).await;
+    proc
+}
+
+/// Polls a URL until it answers 200 (bounded: 15 s).
+pub async fn wait_ready(url: &str) {
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} not ready within 15 s");
+}
