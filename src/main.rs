@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use divine_heroes::game::data::GameData;
 use divine_heroes::game::gacha::simulate::simulate;
 use divine_heroes::ops;
+use divine_heroes::platform::cache::Cache;
 use divine_heroes::platform::config::{Role, Settings};
 use divine_heroes::platform::telemetry::init_telemetry;
 use divine_heroes::server::Server;
@@ -195,13 +196,15 @@ fn main() -> ExitCode {
                 Err(e) => fail(&format!("invalid game data: {e}")),
             }
         }
-        Command::Grant { to, currency, amount, note, config } => run_op(config.as_ref(), |store, _| async move {
-            let currency = ops::parse_attachment(&format!("{currency}={amount}"))?.currency;
-            let p = ops::grant(&store, &to, currency, amount, &note).await?;
-            Ok(format!("{} now has {} {currency}", p.username, p.balances.get(currency)))
-        }),
+        Command::Grant { to, currency, amount, note, config } => {
+            run_op(config.as_ref(), |store, cache, _| async move {
+                let currency = ops::parse_attachment(&format!("{currency}={amount}"))?.currency;
+                let p = ops::grant(&store, &cache, &to, currency, amount, &note).await?;
+                Ok(format!("{} now has {} {currency}", p.username, p.balances.get(currency)))
+            })
+        }
         Command::Mail { command: MailCommand::Send { to, all, subject, body, attach, config } } => {
-            run_op(config.as_ref(), |store, data| async move {
+            run_op(config.as_ref(), |store, cache, data| async move {
                 let attachments =
                     attach.iter().map(|a| ops::parse_attachment(a)).collect::<anyhow::Result<Vec<_>>>()?;
                 let recipients = match (to, all) {
@@ -210,14 +213,23 @@ fn main() -> ExitCode {
                     _ => anyhow::bail!("give exactly one of --to USERNAME or --all"),
                 };
                 let expiry = data.rewards.mail.expiry_days;
-                let n = ops::send_mail(&store, recipients, &subject, &body, attachments, expiry, chrono::Utc::now())
-                    .await?;
+                let n = ops::send_mail(
+                    &store,
+                    &cache,
+                    recipients,
+                    &subject,
+                    &body,
+                    attachments,
+                    expiry,
+                    chrono::Utc::now(),
+                )
+                .await?;
                 Ok(format!("mail sent to {n} player(s)"))
             })
         }
         Command::Arena { command: ArenaCommand::CloseSeason { config } } => {
-            run_op(config.as_ref(), |store, data| async move {
-                let n = ops::close_arena_season(&store, &data, chrono::Utc::now()).await?;
+            run_op(config.as_ref(), |store, cache, data| async move {
+                let n = ops::close_arena_season(&store, &cache, &data, chrono::Utc::now()).await?;
                 Ok(format!("arena season closed for {n} player(s)"))
             })
         }
@@ -264,7 +276,7 @@ fn main() -> ExitCode {
 /// Runs an operator command against the configured store and game data.
 fn run_op<F, Fut>(config: Option<&PathBuf>, f: F) -> ExitCode
 where
-    F: FnOnce(divine_heroes::store::DynStore, GameData) -> Fut,
+    F: FnOnce(divine_heroes::store::DynStore, Cache, GameData) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<String>>,
 {
     let settings = match load(config) {
@@ -277,7 +289,14 @@ where
     };
     let result = actix_web::rt::System::new().block_on(async move {
         let store = divine_heroes::server::open_store(&settings).await?;
-        f(store, data).await
+        let redis = divine_heroes::server::redis_pool(&settings)?;
+        let cache = Cache::new(
+            &settings.cache_prefix,
+            redis,
+            false,
+            [settings.cache_ttl_short, settings.cache_ttl_medium, settings.cache_ttl_long],
+        );
+        f(store, cache, data).await
     });
     match result {
         Ok(msg) => {

@@ -1,6 +1,7 @@
 //! Operator commands that write to the configured store: credit a player,
-//! send system mail. Every change goes through the same atomic, ledgered
-//! mutation as player actions.
+//! send system mail, close the arena season. Every change goes through the same
+//! atomic, ledgered mutation as player actions, and invalidates the player's
+//! cached copy like any other write.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use serde_json::json;
 
 use crate::game::economy::Currency;
 use crate::game::player::{Attachment, Mail, Player};
+use crate::platform::cache::Cache;
 use crate::store::{DynStore, Effects, MutateOutcome, Mutation, StoredResponse};
 
 fn no_response() -> StoredResponse {
@@ -29,6 +31,7 @@ pub fn parse_attachment(s: &str) -> anyhow::Result<Attachment> {
 /// Credits `amount` of `currency` to the player named `username`.
 pub async fn grant(
     store: &DynStore,
+    cache: &Cache,
     username: &str,
     currency: Currency,
     amount: i64,
@@ -51,7 +54,10 @@ pub async fn grant(
         })
     });
     match store.mutate(&player.id, None, Utc::now(), op).await? {
-        MutateOutcome::Applied(_, p) => Ok(*p),
+        MutateOutcome::Applied(_, p) => {
+            cache.player_written(&p).await;
+            Ok(*p)
+        }
         other => bail!("grant not applied: {other:?}"),
     }
 }
@@ -67,6 +73,7 @@ pub enum Recipients {
 /// Sends a mail; returns how many players received it.
 pub async fn send_mail(
     store: &DynStore,
+    cache: &Cache,
     to: Recipients,
     subject: &str,
     body: &str,
@@ -96,7 +103,12 @@ pub async fn send_mail(
                 response: no_response(),
             })
         });
-        async move { store.mutate(&id, None, now, op).await }
+        async move {
+            if let MutateOutcome::Applied(_, p) = store.mutate(&id, None, now, op).await? {
+                cache.player_written(&p).await;
+            }
+            anyhow::Ok(())
+        }
     };
     match to {
         Recipients::One(name) => {
@@ -130,6 +142,7 @@ pub async fn send_mail(
 /// in first get the same rollover lazily. Returns how many were rolled over.
 pub async fn close_arena_season(
     store: &DynStore,
+    cache: &Cache,
     data: &crate::game::data::GameData,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
@@ -154,6 +167,7 @@ pub async fn close_arena_season(
             });
             let before = store.player_by_id(&id).await?.map(|p| p.arena_season);
             if let MutateOutcome::Applied(_, p) = store.mutate(&id, None, now, op).await? {
+                cache.player_written(&p).await;
                 if before.as_deref() != Some(p.arena_season.as_str()) {
                     rolled += 1;
                 }

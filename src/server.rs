@@ -47,6 +47,25 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<DynStore> {
     })
 }
 
+/// The Redis pool when `REDIS_ENABLED=true`. Connections are made lazily, so an
+/// unreachable Redis does not stop the start (readiness reports it).
+pub fn redis_pool(settings: &Settings) -> anyhow::Result<Option<deadpool_redis::Pool>> {
+    if !settings.redis_enabled {
+        return Ok(None);
+    }
+    let pool = deadpool_redis::Config::from_url(settings.redis_url.clone())
+        .builder()
+        .context("REDIS_URL")?
+        .max_size(32)
+        .wait_timeout(Some(Duration::from_millis(500)))
+        .create_timeout(Some(Duration::from_millis(500)))
+        .recycle_timeout(Some(Duration::from_millis(500)))
+        .runtime(deadpool_redis::Runtime::Tokio1)
+        .build()
+        .context("building the Redis pool")?;
+    Ok(Some(pool))
+}
+
 impl Server {
     /// Builds the server on the system clock.
     pub async fn build(settings: Settings, role: Role) -> anyhow::Result<Self> {
@@ -68,20 +87,7 @@ impl Server {
         store: DynStore,
         data: Arc<GameData>,
     ) -> anyhow::Result<Self> {
-        let redis = if settings.redis_enabled {
-            let pool = deadpool_redis::Config::from_url(settings.redis_url.clone())
-                .builder()
-                .context("REDIS_URL")?
-                .max_size(16)
-                .wait_timeout(Some(Duration::from_millis(500)))
-                .create_timeout(Some(Duration::from_millis(500)))
-                .runtime(deadpool_redis::Runtime::Tokio1)
-                .build()
-                .context("building the Redis pool")?;
-            Some(pool)
-        } else {
-            None
-        };
+        let redis = redis_pool(&settings)?;
         // The recorder must exist before the first gauge is set.
         crate::platform::metrics::install();
         #[cfg(feature = "gacha")]

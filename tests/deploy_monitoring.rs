@@ -30,7 +30,8 @@ fn expressions() -> Vec<(String, String)> {
                             continue;
                         }
                         // Drop the top-level threshold: "LEFT > 0.05" → "LEFT".
-                        let left = [" > ", " == "].iter().filter_map(|op| expr.rfind(op)).max().map_or(expr, |i| &expr[..i]);
+                        let left =
+                            [" > ", " == "].iter().filter_map(|op| expr.rfind(op)).max().map_or(expr, |i| &expr[..i]);
                         out.push((format!("alert {}", rule["alert"].as_str().unwrap()), left.trim().to_string()));
                     }
                 }
@@ -75,7 +76,9 @@ async fn every_dashboard_and_alert_expression_returns_data() {
         http.post(format!("{base}{path}")).bearer_auth(&token).header("Idempotency-Key", key).json(&body).send()
     };
     let traffic = || async {
-        post("/api/gacha/summon", &uuid::Uuid::new_v4().to_string(), json!({"banner_id": "divine", "count": 1})).await.unwrap();
+        post("/api/gacha/summon", &uuid::Uuid::new_v4().to_string(), json!({"banner_id": "divine", "count": 1}))
+            .await
+            .unwrap();
         post("/api/battle/campaign/1/1/fight", &uuid::Uuid::new_v4().to_string(), json!({})).await.unwrap();
         http.get(format!("{base}/api/nowhere")).send().await.unwrap();
         http.get(format!("{base}/api/player")).bearer_auth(&token).send().await.unwrap();
@@ -112,7 +115,15 @@ async fn every_dashboard_and_alert_expression_returns_data() {
     for (name, expr) in expressions() {
         let mut found = false;
         for _ in 0..10 {
-            let r: Value = http.get(format!("{prom}/api/v1/query")).query(&[("query", expr.as_str())]).send().await.unwrap().json().await.unwrap();
+            let r: Value = http
+                .get(format!("{prom}/api/v1/query"))
+                .query(&[("query", expr.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             assert_eq!(r["status"], "success", "{name}: {expr}: {r}");
             if r["data"]["result"].as_array().is_some_and(|a| !a.is_empty()) {
                 found = true;

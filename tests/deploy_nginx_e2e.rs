@@ -23,7 +23,14 @@ struct Edge {
 
 impl Edge {
     /// One request through nginx; any 5xx or transport error counts as a failure.
-    async fn call(&mut self, method: &str, path: &str, token: Option<&str>, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut r = self.http.request(method.parse().unwrap(), format!("{}{}", self.base, path));
         if let Some(t) = token {
             r = r.bearer_auth(t);
@@ -74,7 +81,8 @@ async fn a_players_journey_through_nginx_survives_a_dead_battle_process() {
         ("AUTH_RATE_LIMIT_REQUESTS", "100000".to_string()),
     ];
     let api = start_role("api", &env, scratch.path()).await;
-    let mut battle = vec![start_role("battle", &env, scratch.path()).await, start_role("battle", &env, scratch.path()).await];
+    let mut battle =
+        vec![start_role("battle", &env, scratch.path()).await, start_role("battle", &env, scratch.path()).await];
     let gacha = [start_role("gacha", &env, scratch.path()).await, start_role("gacha", &env, scratch.path()).await];
 
     let edge_port = free_port();
@@ -83,11 +91,17 @@ async fn a_players_journey_through_nginx_survives_a_dead_battle_process() {
         .replace("server api:8001", &format!("server 127.0.0.1:{}", api.port))
         .replace(
             "server battle:8002",
-            &format!("server 127.0.0.1:{} max_fails=2 fail_timeout=5s;\n        server 127.0.0.1:{}", battle[0].port, battle[1].port),
+            &format!(
+                "server 127.0.0.1:{} max_fails=2 fail_timeout=5s;\n        server 127.0.0.1:{}",
+                battle[0].port, battle[1].port
+            ),
         )
         .replace(
             "server gacha:8003",
-            &format!("server 127.0.0.1:{} max_fails=2 fail_timeout=5s;\n        server 127.0.0.1:{}", gacha[0].port, gacha[1].port),
+            &format!(
+                "server 127.0.0.1:{} max_fails=2 fail_timeout=5s;\n        server 127.0.0.1:{}",
+                gacha[0].port, gacha[1].port
+            ),
         )
         .replace("listen 80;", &format!("listen 127.0.0.1:{edge_port};"))
         .replace("pid /tmp/nginx.pid;", &format!("pid {}/nginx.pid;", scratch.path().display()));
@@ -102,19 +116,52 @@ async fn a_players_journey_through_nginx_survives_a_dead_battle_process() {
     let _nginx = Proc { child: nginx, port: edge_port };
     wait_ready(&format!("http://127.0.0.1:{edge_port}/nginx-health")).await;
 
-    let mut edge = Edge { http: reqwest::Client::new(), base: format!("http://127.0.0.1:{edge_port}"), failures: Vec::new() };
+    let mut edge =
+        Edge { http: reqwest::Client::new(), base: format!("http://127.0.0.1:{edge_port}"), failures: Vec::new() };
     // Accounts (api role).
-    let (s, reg) = edge.call("POST", "/api/auth/register", None, None, Some(json!({"username": "Wanderer", "password": "journey-pass-1"}))).await;
+    let (s, reg) = edge
+        .call(
+            "POST",
+            "/api/auth/register",
+            None,
+            None,
+            Some(json!({"username": "Wanderer", "password": "journey-pass-1"})),
+        )
+        .await;
     assert_eq!(s, 201, "{reg}");
     let token = reg["token"].as_str().unwrap().to_string();
-    let (s, rival) = edge.call("POST", "/api/auth/register", None, None, Some(json!({"username": "Rival", "password": "journey-pass-2"}))).await;
+    let (s, rival) = edge
+        .call(
+            "POST",
+            "/api/auth/register",
+            None,
+            None,
+            Some(json!({"username": "Rival", "password": "journey-pass-2"})),
+        )
+        .await;
     assert_eq!(s, 201);
     let rival_id = rival["player"]["id"].as_str().unwrap().to_string();
-    let (s, _) = edge.call("POST", "/api/auth/login", None, None, Some(json!({"username": "wanderer", "password": "journey-pass-1"}))).await;
+    let (s, _) = edge
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            None,
+            Some(json!({"username": "wanderer", "password": "journey-pass-1"})),
+        )
+        .await;
     assert_eq!(s, 200);
     // Summons (gacha role, two processes).
     for i in 0..4 {
-        let (s, r) = edge.call("POST", "/api/gacha/summon", Some(&token), Some(&format!("pull-{i}")), Some(json!({"banner_id": "divine", "count": 1}))).await;
+        let (s, r) = edge
+            .call(
+                "POST",
+                "/api/gacha/summon",
+                Some(&token),
+                Some(&format!("pull-{i}")),
+                Some(json!({"banner_id": "divine", "count": 1})),
+            )
+            .await;
         assert_eq!(s, 200, "{r}");
     }
     let (s, h) = edge.call("GET", "/api/gacha/history", Some(&token), None, None).await;
@@ -125,7 +172,9 @@ async fn a_players_journey_through_nginx_survives_a_dead_battle_process() {
         if i == 3 {
             battle[0].kill();
         }
-        let (s, r) = edge.call("POST", "/api/battle/campaign/1/1/fight", Some(&token), Some(&format!("fight-{i}")), Some(json!({}))).await;
+        let (s, r) = edge
+            .call("POST", "/api/battle/campaign/1/1/fight", Some(&token), Some(&format!("fight-{i}")), Some(json!({})))
+            .await;
         assert_eq!(s, 200, "{r}");
         fights += 1;
     }
@@ -136,9 +185,13 @@ async fn a_players_journey_through_nginx_survives_a_dead_battle_process() {
     let (s, opp) = edge.call("GET", "/api/battle/arena/opponents", Some(&token), None, None).await;
     assert_eq!(s, 200);
     assert!(opp["items"].as_array().unwrap().iter().any(|o| o["opponent_id"] == rival_id.as_str()));
-    let (s, duel) = edge.call("POST", "/api/battle/arena/challenge", Some(&token), Some("duel"), Some(json!({"opponent_id": rival_id}))).await;
+    let (s, duel) = edge
+        .call("POST", "/api/battle/arena/challenge", Some(&token), Some("duel"), Some(json!({"opponent_id": rival_id})))
+        .await;
     assert_eq!(s, 200, "{duel}");
-    let (s, replay) = edge.call("GET", &format!("/api/battle/replays/{}", duel["battle_id"].as_str().unwrap()), Some(&token), None, None).await;
+    let (s, replay) = edge
+        .call("GET", &format!("/api/battle/replays/{}", duel["battle_id"].as_str().unwrap()), Some(&token), None, None)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(replay["battle"]["winner"], duel["winner"]);
     let (s, me) = edge.call("GET", "/api/player", Some(&token), None, None).await;

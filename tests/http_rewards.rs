@@ -78,8 +78,18 @@ async fn mail_is_claimed_once_and_expires(kind: StoreKind) {
     let (token, id) = app.register("Postbox").await;
     let (other, _) = app.register("Snoop").await;
     let attach = vec![Attachment { currency: Currency::Crystals, amount: 100 }];
-    let n =
-        send_mail(&app.state.store, Recipients::All, "Maintenance", "Sorry!", attach, 30, clock.now()).await.unwrap();
+    let n = send_mail(
+        &app.state.store,
+        &app.state.cache,
+        Recipients::All,
+        "Maintenance",
+        "Sorry!",
+        attach,
+        30,
+        clock.now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(n, 2);
     let inbox: Value = app.get("/api/mail", Some(&token)).await.json().await.unwrap();
     let mail_id = inbox["items"][0]["id"].as_str().unwrap().to_string();
@@ -93,6 +103,7 @@ async fn mail_is_claimed_once_and_expires(kind: StoreKind) {
     assert_eq!(their_id, mail_id, "one broadcast, one id, one copy per player");
     let send_one = send_mail(
         &app.state.store,
+        &app.state.cache,
         Recipients::One("postbox".into()),
         "Late",
         "",

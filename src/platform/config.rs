@@ -131,6 +131,9 @@ pub struct Settings {
     /// Long cache TTL, seconds.
     #[serde(default = "d_ttl_long")]
     pub cache_ttl_long: u64,
+    /// Prefix of every cache key (one per deployment sharing a Redis).
+    #[serde(default = "d_cache_prefix")]
+    pub cache_prefix: String,
     /// Serve `/metrics` and `/metrics/prometheus`.
     #[serde(default)]
     pub metrics_enabled: bool,
@@ -199,6 +202,9 @@ fn d_ttl_medium() -> u64 {
 fn d_ttl_long() -> u64 {
     300
 }
+fn d_cache_prefix() -> String {
+    "dh".into()
+}
 fn d_mongo_db() -> String {
     "divine_heroes".into()
 }
@@ -245,6 +251,7 @@ const ENV_KEYS: &[&str] = &[
     "CACHE_TTL_SHORT",
     "CACHE_TTL_MEDIUM",
     "CACHE_TTL_LONG",
+    "CACHE_PREFIX",
     "METRICS_ENABLED",
     "MONGO_URL",
     "MONGO_DB",

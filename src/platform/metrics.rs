@@ -26,6 +26,8 @@ pub const REQUEST_DURATION_MS: &str = "divine_heroes_request_duration_ms";
 pub const CACHE_HIT: &str = "divine_heroes_cache_hit";
 /// Cache misses.
 pub const CACHE_MISS: &str = "divine_heroes_cache_miss";
+/// Cache lookups or writes that failed (Redis down or slow).
+pub const CACHE_ERRORS: &str = "divine_heroes_cache_errors_total";
 /// Requests refused by a rate limit.
 pub const RATE_LIMIT_EXCEEDED: &str = "divine_heroes_rate_limit_exceeded";
 /// Summons by banner and outcome category.
@@ -74,6 +76,7 @@ fn describe() {
     describe_counter!(CACHE_HIT, "Cache lookups answered from the cache");
     describe_counter!(CACHE_MISS, "Cache lookups that went to the store");
     describe_counter!(RATE_LIMIT_EXCEEDED, "Requests refused by a rate limit");
+    describe_counter!(CACHE_ERRORS, "Cache operations that failed and fell through to the store");
     describe_counter!(GACHA_PULLS, "Gacha pulls by banner and outcome category");
     describe_gauge!(GACHA_OBSERVED_RATE, "Observed share of each outcome per banner since start");
     describe_gauge!(GACHA_PUBLISHED_RATE, "Published long-run rate of each outcome per banner");

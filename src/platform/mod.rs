@@ -2,6 +2,7 @@
 //! telemetry, and the shared application state.
 
 pub mod auth;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -35,6 +35,8 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpAddr>,
     /// Redis pool when `REDIS_ENABLED=true`.
     pub redis: Option<deadpool_redis::Pool>,
+    /// The cache (Redis or in process).
+    pub cache: super::cache::Cache,
     /// Prometheus handle.
     pub metrics: PrometheusHandle,
     /// Set when shutdown begins: readiness turns 503.
@@ -57,6 +59,12 @@ impl AppState {
             general: Limiter::new(settings.rate_limit_requests, settings.rate_limit_window),
             auth: Limiter::new(settings.auth_rate_limit_requests, settings.rate_limit_window),
         };
+        let cache = super::cache::Cache::new(
+            &settings.cache_prefix,
+            redis.clone(),
+            store.kind() == "embedded",
+            [settings.cache_ttl_short, settings.cache_ttl_medium, settings.cache_ttl_long],
+        );
         Self {
             tokens: TokenKeys::new(&settings.jwt_secret, settings.jwt_ttl_secs),
             trusted_proxies: settings.trusted_proxy_list().unwrap_or_default(),
@@ -65,6 +73,7 @@ impl AppState {
             store,
             data,
             clock,
+            cache,
             redis,
             metrics: super::metrics::install(),
             shutting_down: AtomicBool::new(false),

@@ -107,11 +107,16 @@ pub fn player_view(catalog: &Catalog, p: &Player, now: DateTime<Utc>) -> PlayerV
 
 /// Loads the caller's player; a valid token for a player that no longer exists is an invalid token.
 pub async fn load_player(state: &AppState, id: &str) -> Result<Player, AppError> {
-    state
+    if let Some(p) = state.cache.player(id).await {
+        return Ok(p);
+    }
+    let p = state
         .store
         .player_by_id(id)
         .await?
-        .ok_or_else(|| AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))
+        .ok_or_else(|| AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))?;
+    state.cache.put_player(&p).await;
+    Ok(p)
 }
 
 /// Runs a mutation for the caller and turns its outcome into a response: the
@@ -146,7 +151,11 @@ pub async fn mutation_outcome(
     metrics::histogram!(crate::platform::metrics::STORE_SECONDS, "op" => "mutate", "store" => state.store.kind())
         .record(started.elapsed().as_secs_f64());
     match outcome? {
-        MutateOutcome::Applied(r, _) => Ok((r, true)),
+        MutateOutcome::Applied(r, player) => {
+            // Before the response leaves: no read after this write sees an older copy.
+            state.cache.player_written(&player).await;
+            Ok((r, true))
+        }
         MutateOutcome::Replayed(r) => Ok((r, false)),
         MutateOutcome::KeyReused => Err(AppError::new(
             ErrorCode::IdempotencyKeyReused,

@@ -235,7 +235,7 @@ impl Board {
 }
 
 /// One row of a leaderboard. Ties rank by player id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoardEntry {
     /// 1-based rank.
     pub rank: u64,

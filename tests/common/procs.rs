@@ -35,7 +35,11 @@ impl Drop for Proc {
 
 /// Whether an external tool exists; in CI a missing one is a failure.
 pub fn require_tool(name: &str) -> bool {
-    let found = Command::new("sh").args(["-c", &format!("command -v {name}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !found {
         if std::env::var_os("CI").is_some() {
             panic!("{name} is required in CI");

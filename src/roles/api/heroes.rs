@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::game::player::Player;
 use crate::game::progression;
 use crate::platform::auth::AuthPlayer;
+use crate::platform::cache::Tier;
 use crate::platform::error::AppError;
 use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::state::AppState;
@@ -18,8 +19,13 @@ use crate::store::{Effects, Mutation, StoredResponse};
 
 /// `GET /api/heroes/catalog`: static data, cacheable, with an ETag.
 pub async fn get_catalog(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
-    let body = serde_json::to_vec(&json!({"items": state.data.catalog.all()})).map_err(AppError::internal)?;
-    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..12]));
+    let body: String = state
+        .cache
+        .get_or_load("catalog", "catalog", Tier::Long, async || {
+            serde_json::to_string(&json!({"items": state.data.catalog.all()})).map_err(AppError::internal)
+        })
+        .await?;
+    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(body.as_bytes())[..12]));
     let cache = ("Cache-Control", format!("public, max-age={}", state.settings.cache_ttl_long));
     let matches = req.headers().get("if-none-match").and_then(|v| v.to_str().ok()).is_some_and(|v| v == etag);
     if matches {

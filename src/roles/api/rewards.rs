@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::game::player::Player;
 use crate::game::rewards;
 use crate::platform::auth::AuthPlayer;
+use crate::platform::cache::Tier;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::state::AppState;
@@ -121,7 +122,11 @@ pub async fn get_leaderboard(
     if !(1..=100).contains(&limit) {
         return Err(AppError::new(ErrorCode::ValidationFailed, "limit must be between 1 and 100"));
     }
-    let top = state.store.leaderboard(board, limit).await?;
+    let key = format!("leaderboard:{}:{limit}", board.name());
+    let top = state
+        .cache
+        .get_or_load("leaderboard", &key, Tier::Medium, async || state.store.leaderboard(board, limit).await)
+        .await?;
     let me = state.store.rank(board, &who.0).await?;
     Ok(HttpResponse::Ok().json(json!({"board": board, "top": top, "me": me})))
 }

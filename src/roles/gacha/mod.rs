@@ -16,6 +16,7 @@ use crate::game::gacha::rates;
 use crate::game::player::Player;
 use crate::game::rng;
 use crate::platform::auth::{AuthPlayer, MaybePlayer};
+use crate::platform::cache::Tier;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::metrics::{GACHA_OBSERVED_RATE, GACHA_PUBLISHED_RATE, GACHA_PULLS};
@@ -86,21 +87,33 @@ async fn get_banners(state: web::Data<AppState>, who: MaybePlayer) -> Result<Htt
         Some(id) => Some(load_player(&state, id).await?),
         None => None,
     };
-    let items: Vec<Value> = state
-        .data
-        .banners
-        .all()
-        .iter()
-        .filter(|b| b.is_active(now))
-        .map(|b| {
-            let mut v = json!({
-                "id": b.id, "name": b.name, "currency": b.currency,
-                "cost_single": b.cost_single, "cost_ten": b.cost_ten,
-                "starts_at": b.starts_at, "ends_at": b.ends_at,
-                "featured": b.featured, "pity_category": b.pity_category, "hard_pity": b.hard_pity,
-            });
+    let active = state
+        .cache
+        .get_or_load("banners", "banners:active", Tier::Long, async || {
+            let list: Vec<Value> = state
+                .data
+                .banners
+                .all()
+                .iter()
+                .filter(|b| b.is_active(now))
+                .map(|b| {
+                    json!({
+                        "id": b.id, "name": b.name, "currency": b.currency,
+                        "cost_single": b.cost_single, "cost_ten": b.cost_ten,
+                        "starts_at": b.starts_at, "ends_at": b.ends_at,
+                        "featured": b.featured, "pity_category": b.pity_category, "hard_pity": b.hard_pity,
+                    })
+                })
+                .collect();
+            Ok::<_, AppError>(list)
+        })
+        .await?;
+    let items: Vec<Value> = active
+        .into_iter()
+        .map(|mut v| {
             if let Some(p) = &player {
-                v["pity"] = json!(p.pity.get(&b.id).copied().unwrap_or_default());
+                let id = v["id"].as_str().unwrap_or_default().to_string();
+                v["pity"] = json!(p.pity.get(&id).copied().unwrap_or_default());
             }
             v
         })
