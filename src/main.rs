@@ -217,10 +217,7 @@ fn main() -> ExitCode {
                     &store,
                     &cache,
                     recipients,
-                    &subject,
-                    &body,
-                    attachments,
-                    expiry,
+                    ops::MailDraft { subject, body, attachments, expiry_days: expiry },
                     chrono::Utc::now(),
                 )
                 .await?;

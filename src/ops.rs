@@ -70,22 +70,32 @@ pub enum Recipients {
     All,
 }
 
+/// A mail to send.
+pub struct MailDraft {
+    /// Subject line.
+    pub subject: String,
+    /// Text.
+    pub body: String,
+    /// Currency attachments.
+    pub attachments: Vec<Attachment>,
+    /// Days it stays claimable.
+    pub expiry_days: i64,
+}
+
 /// Sends a mail; returns how many players received it.
 pub async fn send_mail(
     store: &DynStore,
     cache: &Cache,
     to: Recipients,
-    subject: &str,
-    body: &str,
-    attachments: Vec<Attachment>,
-    expiry_days: i64,
+    draft: MailDraft,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
+    let MailDraft { subject, body, attachments, expiry_days } = draft;
     ensure!(!subject.trim().is_empty(), "a mail needs a subject");
     let mail = Mail {
         id: uuid::Uuid::new_v4().simple().to_string(),
-        subject: subject.to_string(),
-        body: body.to_string(),
+        subject,
+        body,
         attachments,
         sent_at: now,
         expires_at: now + Duration::days(expiry_days),

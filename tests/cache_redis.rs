@@ -1,7 +1,7 @@
 //! The cache on a real Redis: hits are counted, and a write is never followed by
 //! a stale read.
 
-#[allow(dead_code, unused_macros)]
+#[allow(unused_macros)]
 mod common;
 
 use std::sync::Arc;

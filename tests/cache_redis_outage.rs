@@ -1,7 +1,7 @@
 //! Redis stopped during a bounded load: no request fails, readiness reports it,
 //! and once Redis is back the cache is used again without a restart.
 
-#[allow(dead_code, unused_macros)]
+#[allow(unused_macros)]
 mod common;
 #[path = "common/procs.rs"]
 #[allow(dead_code)]

@@ -9,7 +9,7 @@ use chrono::{Duration, TimeZone, Utc};
 use common::{StoreKind, TestApp};
 use divine_heroes::game::economy::Currency;
 use divine_heroes::game::player::Attachment;
-use divine_heroes::ops::{send_mail, Recipients};
+use divine_heroes::ops::{send_mail, MailDraft, Recipients};
 use divine_heroes::platform::clock::{Clock, ManualClock};
 use divine_heroes::platform::config::Role;
 use futures_util::future::join_all;
@@ -82,10 +82,7 @@ async fn mail_is_claimed_once_and_expires(kind: StoreKind) {
         &app.state.store,
         &app.state.cache,
         Recipients::All,
-        "Maintenance",
-        "Sorry!",
-        attach,
-        30,
+        MailDraft { subject: "Maintenance".into(), body: "Sorry!".into(), attachments: attach, expiry_days: 30 },
         clock.now(),
     )
     .await
@@ -105,10 +102,12 @@ async fn mail_is_claimed_once_and_expires(kind: StoreKind) {
         &app.state.store,
         &app.state.cache,
         Recipients::One("postbox".into()),
-        "Late",
-        "",
-        vec![Attachment { currency: Currency::Gold, amount: 7 }],
-        30,
+        MailDraft {
+            subject: "Late".into(),
+            body: String::new(),
+            attachments: vec![Attachment { currency: Currency::Gold, amount: 7 }],
+            expiry_days: 30,
+        },
         clock.now(),
     );
     send_one.await.unwrap();
