@@ -4,8 +4,7 @@
 //! and a player's whole journey through nginx, with one battle process killed
 //! mid-way and no failed request.
 
-#[path = "common/mod.rs"]
-#[allow(dead_code)]
+#[allow(unused_macros)]
 mod common;
 #[path = "common/procs.rs"]
 mod procs;
