@@ -14,3 +14,4 @@ pub mod platform;
 pub mod roles;
 pub mod server;
 pub mod store;
+pub mod workers;

@@ -32,6 +32,12 @@ enum Command {
         /// Extra settings file, layered over config/default.toml.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Run the outbox relay and event consumers here (default: api and all roles).
+        #[arg(long, conflicts_with = "no_workers")]
+        workers: bool,
+        /// Do not run them here.
+        #[arg(long)]
+        no_workers: bool,
     },
     /// Load and validate the settings and every game data table, then exit.
     CheckConfig {
@@ -140,13 +146,16 @@ fn load(config: Option<&PathBuf>) -> Result<Settings, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { role, port, config } => {
+        Command::Serve { role, port, config, workers, no_workers } => {
             let mut settings = match load(config.as_ref()) {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };
             if port.is_some() {
                 settings.port = port;
+            }
+            if workers || no_workers {
+                settings.workers = Some(workers);
             }
             init_telemetry(settings.log_format);
             let result = actix_web::rt::System::new().block_on(async move {

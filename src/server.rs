@@ -12,7 +12,8 @@ use secrecy::ExposeSecret;
 
 use crate::game::data::GameData;
 use crate::platform::clock::{Clock, SystemClock};
-use crate::platform::config::{Role, Settings};
+use crate::platform::config::{MqBackend, Role, Settings};
+use crate::platform::queue::{MemoryQueue, Queue, RedisStreamQueue};
 use crate::platform::error::{json_error, path_error, query_error};
 use crate::platform::metrics::observe;
 use crate::platform::rate_limit::limit_general;
@@ -30,6 +31,29 @@ pub struct Server {
     port: u16,
     server: actix_web::dev::Server,
     state: web::Data<AppState>,
+    /// The queue the workers use; `None`: this process runs no workers.
+    queue: Option<Arc<dyn Queue>>,
+}
+
+/// Opens the configured queue (`MQ_BACKEND`); a Redis that cannot be reached is
+/// a start-up error that says so.
+pub async fn open_queue(settings: &Settings) -> anyhow::Result<Arc<dyn Queue>> {
+    Ok(match settings.mq_backend {
+        MqBackend::Memory => Arc::new(MemoryQueue::default()),
+        MqBackend::Redis => {
+            let mut s = settings.clone();
+            s.redis_enabled = true;
+            let pool = redis_pool(&s)?.context("REDIS_URL")?;
+            let stream = format!("{}:events", settings.cache_prefix);
+            let group = format!("{}:consumers", settings.cache_prefix);
+            Arc::new(
+                RedisStreamQueue::new(pool, stream, group)
+                    .await
+                    .with_context(|| format!("MQ_BACKEND=redis: cannot reach Redis at {}", settings.redis_url))?,
+            )
+        }
+        other => anyhow::bail!("MQ_BACKEND={other:?} is not supported in this build"),
+    })
 }
 
 /// Opens the configured store: MongoDB when `MONGO_URL` is set, else the embedded one.
@@ -76,7 +100,10 @@ impl Server {
     pub async fn build_with_clock(settings: Settings, role: Role, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let data = Arc::new(GameData::load(&settings.game_data_dir).context("loading game data")?);
         let store = open_store(&settings).await?;
-        Self::build_with(settings, role, clock, store, data)
+        let queue = if settings.runs_workers(role) { Some(open_queue(&settings).await?) } else { None };
+        let mut server = Self::build_with(settings, role, clock, store, data)?;
+        server.queue = queue;
+        Ok(server)
     }
 
     /// Builds the server from already-opened parts.
@@ -113,7 +140,12 @@ impl Server {
         .disable_signals()
         .shutdown_timeout(shutdown_timeout)
         .run();
-        Ok(Self { port, server, state })
+        Ok(Self { port, server, state, queue: None })
+    }
+
+    /// Runs the relay and consumers on `queue` in this process.
+    pub fn attach_queue(&mut self, queue: Arc<dyn Queue>) {
+        self.queue = Some(queue);
     }
 
     /// The bound port.
@@ -151,8 +183,14 @@ impl Server {
                 state.limits.auth.prune();
             }
         });
+        let workers = match &self.queue {
+            Some(q) => crate::workers::spawn(self.state.clone(), q.clone()),
+            None => Vec::new(),
+        };
         let r = self.server.await;
         pruner.abort();
+        // In-flight events stay in the outbox or unacknowledged in the broker.
+        workers.iter().for_each(|w| w.abort());
         r
     }
 

@@ -107,6 +107,10 @@ pub struct Settings {
     /// Message queue backend: memory, redis, rabbitmq, kafka.
     #[serde(default = "d_mq")]
     pub mq_backend: MqBackend,
+    /// Run the outbox relay and the event consumers in this process; unset: yes
+    /// for the `api` and `all` roles, no for `battle` and `gacha`.
+    #[serde(default)]
+    pub workers: Option<bool>,
     /// RabbitMQ URL, for `MQ_BACKEND=rabbitmq`.
     #[serde(default = "d_rabbitmq_url")]
     pub rabbitmq_url: String,
@@ -243,6 +247,7 @@ const ENV_KEYS: &[&str] = &[
     "REDIS_ENABLED",
     "REDIS_URL",
     "MQ_BACKEND",
+    "WORKERS",
     "RABBITMQ_URL",
     "RATE_LIMIT_REQUESTS",
     "RATE_LIMIT_WINDOW",
@@ -318,9 +323,9 @@ impl Settings {
         if let Some(bad_ip) = self.trusted_proxy_list().err() {
             return bad(format!("TRUSTED_PROXIES: {bad_ip:?} is not an IP address"));
         }
-        if self.mq_backend != MqBackend::Memory {
+        if matches!(self.mq_backend, MqBackend::Kafka | MqBackend::Rabbitmq) {
             return bad(format!(
-                "MQ_BACKEND={:?} is not supported in this build; use MQ_BACKEND=memory",
+                "MQ_BACKEND={:?} is not supported in this build; use memory (one process) or redis (several)",
                 self.mq_backend
             )
             .to_lowercase());
@@ -347,6 +352,11 @@ impl Settings {
             .filter(|s| !s.is_empty())
             .map(|s| s.parse().map_err(|_| s.to_string()))
             .collect()
+    }
+
+    /// Whether this process runs the relay and consumers.
+    pub fn runs_workers(&self, role: Role) -> bool {
+        self.workers.unwrap_or(matches!(role, Role::Api | Role::All))
     }
 
     /// The port for `role`.

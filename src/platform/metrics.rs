@@ -36,6 +36,14 @@ pub const GACHA_PULLS: &str = "divine_heroes_gacha_pulls_total";
 pub const GACHA_OBSERVED_RATE: &str = "divine_heroes_gacha_observed_rate";
 /// Published consolidated rate of each category per banner.
 pub const GACHA_PUBLISHED_RATE: &str = "divine_heroes_gacha_published_rate";
+/// Events moved from the outbox to the queue.
+pub const EVENTS_RELAYED: &str = "divine_heroes_events_relayed_total";
+/// Events handled by the consumers, applied or skipped as duplicates.
+pub const EVENTS_CONSUMED: &str = "divine_heroes_events_consumed_total";
+/// Events waiting: in the outbox, and in the broker (lag plus in flight).
+pub const QUEUE_DEPTH: &str = "divine_heroes_queue_depth";
+/// Age of the last event a consumer handled.
+pub const CONSUMER_LAG_SECONDS: &str = "divine_heroes_consumer_lag_seconds";
 /// Store operation latency, seconds (our own names follow Prometheus conventions;
 /// the six promised in the operators' guide keep their names as promised).
 pub const STORE_SECONDS: &str = "divine_heroes_store_operation_seconds";
@@ -80,6 +88,10 @@ fn describe() {
     describe_counter!(GACHA_PULLS, "Gacha pulls by banner and outcome category");
     describe_gauge!(GACHA_OBSERVED_RATE, "Observed share of each outcome per banner since start");
     describe_gauge!(GACHA_PUBLISHED_RATE, "Published long-run rate of each outcome per banner");
+    describe_counter!(EVENTS_RELAYED, "Events moved from the outbox to the queue");
+    describe_counter!(EVENTS_CONSUMED, "Events handled by the consumers (applied or duplicate)");
+    describe_gauge!(QUEUE_DEPTH, "Events waiting in the outbox and in the broker");
+    describe_gauge!(CONSUMER_LAG_SECONDS, "Age of the last event a consumer handled, seconds");
     describe_histogram!(STORE_SECONDS, Unit::Seconds, "Store operation latency in seconds");
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod idempotency;
 pub mod metrics;
+pub mod queue;
 pub mod rate_limit;
 pub mod state;
 pub mod telemetry;

@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -25,6 +25,14 @@ const LEDGER: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("ledger
 const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
 const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
 const BATTLES: TableDefinition<&str, &[u8]> = TableDefinition::new("battles");
+/// Outbox position → event JSON, in write order.
+const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// (consumer, event id) → (): which consumer applied which event.
+const CONSUMED: TableDefinition<(&str, &str), ()> = TableDefinition::new("consumed");
+const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
+/// (event kind, event id) → event JSON.
+const AUDIT: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("audit");
 /// (board, u64::MAX − score, player id) → username: iterating forward is best first.
 const BOARDS: TableDefinition<(&str, u64, &str), &str> = TableDefinition::new("boards");
 
@@ -112,6 +120,11 @@ impl EmbeddedStore {
             txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
             txn.open_table(BOARDS).map_err(unavailable)?;
             txn.open_table(BATTLES).map_err(unavailable)?;
+            txn.open_table(OUTBOX).map_err(unavailable)?;
+            txn.open_table(META).map_err(unavailable)?;
+            txn.open_table(CONSUMED).map_err(unavailable)?;
+            txn.open_table(COUNTERS).map_err(unavailable)?;
+            txn.open_table(AUDIT).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
         let db = Arc::new(db);
@@ -233,6 +246,22 @@ fn update_boards(txn: &WriteTransaction, old: Option<&Player>, new: &Player) -> 
     Ok(())
 }
 
+/// Appends events to the outbox under increasing positions.
+fn put_outbox(txn: &WriteTransaction, events: &[super::events::Event]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut meta = txn.open_table(META).map_err(unavailable)?;
+    let mut next = meta.get("outbox_seq").map_err(unavailable)?.map(|g| g.value()).unwrap_or(0);
+    let mut t = txn.open_table(OUTBOX).map_err(unavailable)?;
+    for e in events {
+        next += 1;
+        t.insert(next, encode(e)?.as_slice()).map_err(unavailable)?;
+    }
+    meta.insert("outbox_seq", next).map_err(unavailable)?;
+    Ok(())
+}
+
 fn put_ledger(txn: &WriteTransaction, entries: &[LedgerEntry]) -> Result<(), StoreError> {
     let mut t = txn.open_table(LEDGER).map_err(unavailable)?;
     for e in entries {
@@ -295,6 +324,7 @@ impl Store for EmbeddedStore {
             }
             put_player(txn, &player)?;
             update_boards(txn, None, &player)?;
+            put_outbox(txn, &super::events::registered(&player))?;
             put_ledger(txn, &starting_ledger(&player))?;
             Ok(Ok(()))
         })
@@ -345,7 +375,7 @@ impl Store for EmbeddedStore {
                 }
             }
             let Some(loaded) = load_player_w(txn, &player_id)? else { return Ok(MutateOutcome::PlayerNotFound) };
-            let Applied { player, effects, ledger, history } = match apply_mutation(loaded.clone(), &op, now) {
+            let Applied { player, effects, ledger, history, events } = match apply_mutation(loaded.clone(), &op, now) {
                 Ok(x) => x,
                 Err(e) => return Ok(MutateOutcome::Rejected(e)),
             };
@@ -353,6 +383,7 @@ impl Store for EmbeddedStore {
             update_boards(txn, Some(&loaded), &player)?;
             put_ledger(txn, &ledger)?;
             put_history(txn, &history)?;
+            put_outbox(txn, &events)?;
             if !effects.battles.is_empty() {
                 let mut t = txn.open_table(BATTLES).map_err(unavailable)?;
                 for (id, record) in &effects.battles {
@@ -473,6 +504,93 @@ impl Store for EmbeddedStore {
                 });
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn outbox_batch(&self, limit: usize) -> Result<Vec<super::events::OutboxEntry>, StoreError> {
+        self.read(move |txn| {
+            let t = txn.open_table(OUTBOX).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(unavailable)?.take(limit) {
+                let (k, v) = row.map_err(unavailable)?;
+                out.push(super::events::OutboxEntry { key: k.value().to_string(), event: decode(v.value())? });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn outbox_delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        let keys: Vec<u64> = keys.iter().filter_map(|k| k.parse().ok()).collect();
+        self.write(move |txn| {
+            let mut t = txn.open_table(OUTBOX).map_err(unavailable)?;
+            for k in keys {
+                t.remove(k).map_err(unavailable)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox_len(&self) -> Result<u64, StoreError> {
+        self.read(|txn| txn.open_table(OUTBOX).map_err(unavailable)?.len().map_err(unavailable)).await
+    }
+
+    async fn consume_once(
+        &self,
+        consumer: &str,
+        event_id: &str,
+        counters: &[(String, i64)],
+        audit: Option<&super::events::Event>,
+    ) -> Result<bool, StoreError> {
+        let (consumer, event_id, counters, audit) =
+            (consumer.to_string(), event_id.to_string(), counters.to_vec(), audit.cloned());
+        self.write(move |txn| {
+            {
+                let mut done = txn.open_table(CONSUMED).map_err(unavailable)?;
+                if done.get((consumer.as_str(), event_id.as_str())).map_err(unavailable)?.is_some() {
+                    return Ok(false);
+                }
+                done.insert((consumer.as_str(), event_id.as_str()), ()).map_err(unavailable)?;
+            }
+            let mut t = txn.open_table(COUNTERS).map_err(unavailable)?;
+            for (name, delta) in &counters {
+                let cur = t.get(name.as_str()).map_err(unavailable)?.map(|g| g.value()).unwrap_or(0);
+                t.insert(name.as_str(), cur + delta).map_err(unavailable)?;
+            }
+            if let Some(e) = &audit {
+                let mut a = txn.open_table(AUDIT).map_err(unavailable)?;
+                a.insert((e.kind.as_str(), e.id.as_str()), encode(e)?.as_slice()).map_err(unavailable)?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let prefix = prefix.to_string();
+        self.read(move |txn| {
+            let t = txn.open_table(COUNTERS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in t.range(prefix.as_str()..).map_err(unavailable)? {
+                let (k, v) = row.map_err(unavailable)?;
+                if !k.value().starts_with(prefix.as_str()) {
+                    break;
+                }
+                out.push((k.value().to_string(), v.value()));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn audit_count(&self, kind: &str) -> Result<u64, StoreError> {
+        let kind = kind.to_string();
+        self.read(move |txn| {
+            let t = txn.open_table(AUDIT).map_err(unavailable)?;
+            let n = t.range((kind.as_str(), "")..=(kind.as_str(), "\u{10FFFF}")).map_err(unavailable)?.count();
+            Ok(n as u64)
         })
         .await
     }

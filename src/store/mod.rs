@@ -6,6 +6,7 @@
 //! entry per changed currency, any history rows and the idempotency record.
 
 pub mod embedded;
+pub mod events;
 pub mod mongo;
 
 use std::sync::Arc;
@@ -185,6 +186,8 @@ pub struct Applied {
     pub ledger: Vec<LedgerEntry>,
     /// History rows.
     pub history: Vec<HistoryRow>,
+    /// Events for the outbox.
+    pub events: Vec<events::Event>,
 }
 
 /// Runs a mutation on a loaded player: refresh, rule, version bump, ledger.
@@ -196,7 +199,8 @@ pub fn apply_mutation(mut player: Player, op: &Mutation, now: DateTime<Utc>) -> 
     player.version += 1;
     let ledger = ledger_entries(&player, &before, &effects.reason, &effects.ref_id, now);
     let history = history_rows(&player, &effects.history, now);
-    Ok(Applied { player, effects, ledger, history })
+    let events = events::for_mutation(&player, &effects, &ledger, now);
+    Ok(Applied { player, effects, ledger, history, events })
 }
 
 /// A leaderboard.
@@ -282,6 +286,26 @@ pub trait Store: Send + Sync + 'static {
     async fn battle(&self, battle_id: &str) -> Result<Option<serde_json::Value>, StoreError>;
     /// Players whose score on `board` lies in `min..=max`, best first.
     async fn board_range(&self, board: Board, min: u64, max: u64, limit: usize) -> Result<Vec<BoardEntry>, StoreError>;
+    /// The oldest undelivered events.
+    async fn outbox_batch(&self, limit: usize) -> Result<Vec<events::OutboxEntry>, StoreError>;
+    /// Forgets relayed events (after the broker acknowledged them).
+    async fn outbox_delete(&self, keys: &[String]) -> Result<(), StoreError>;
+    /// Undelivered events.
+    async fn outbox_len(&self) -> Result<u64, StoreError>;
+    /// Applies an event's effects for `consumer` at most once: records the
+    /// event id, adds `counters` and keeps `audit` (if any), atomically. False
+    /// when this consumer had already applied the event.
+    async fn consume_once(
+        &self,
+        consumer: &str,
+        event_id: &str,
+        counters: &[(String, i64)],
+        audit: Option<&events::Event>,
+    ) -> Result<bool, StoreError>;
+    /// Counters whose name starts with `prefix`.
+    async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Audit entries (economy events), oldest first, for tests and operators.
+    async fn audit_count(&self, kind: &str) -> Result<u64, StoreError>;
     /// Player ids in id order after `after`, for operator commands that visit everyone.
     async fn player_ids(&self, after: Option<String>, limit: usize) -> Result<Vec<String>, StoreError>;
 }

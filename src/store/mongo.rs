@@ -122,6 +122,10 @@ impl MongoStore {
                 .await
                 .map_err(unavailable)?;
         }
+        let outbox = self.db.collection::<Document>("outbox");
+        outbox.create_index(IndexModel::builder().keys(doc! {"at": 1, "_id": 1}).build()).await.map_err(unavailable)?;
+        let audit = self.db.collection::<Document>("audit");
+        audit.create_index(IndexModel::builder().keys(doc! {"kind": 1}).build()).await.map_err(unavailable)?;
         for c in ["ledger", "history"] {
             self.db
                 .collection::<Document>(c)
@@ -130,6 +134,67 @@ impl MongoStore {
                 .map_err(unavailable)?;
         }
         Ok(())
+    }
+
+    /// Writes events to the outbox inside the caller's transaction.
+    async fn put_outbox(
+        &self,
+        s: &mut ClientSession,
+        events: &[super::events::Event],
+    ) -> Result<(), mongodb::error::Error> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let docs: Vec<Document> = events
+            .iter()
+            .map(|e| {
+                let text = serde_json::to_string(e).unwrap_or_default();
+                doc! {"_id": &e.id, "at": bson::DateTime::from_chrono(e.at), "event": text}
+            })
+            .collect();
+        self.db.collection::<Document>("outbox").insert_many(docs).session(&mut *s).await?;
+        Ok(())
+    }
+
+    async fn try_consume(
+        &self,
+        consumer: &str,
+        event_id: &str,
+        counters: &[(String, i64)],
+        audit: Option<&super::events::Event>,
+    ) -> Result<bool, mongodb::error::Error> {
+        let mut s = self.start().await?;
+        let r = self
+            .db
+            .collection::<Document>("consumed")
+            .insert_one(doc! {"_id": format!("{consumer}:{event_id}")})
+            .session(&mut s)
+            .await;
+        match r {
+            Err(e) if is_duplicate_key(&e) => {
+                let _ = s.abort_transaction().await;
+                return Ok(false);
+            }
+            r => r?,
+        };
+        for (name, delta) in counters {
+            self.db
+                .collection::<Document>("counters")
+                .update_one(doc! {"_id": name}, doc! {"$inc": {"value": delta}})
+                .upsert(true)
+                .session(&mut s)
+                .await?;
+        }
+        if let Some(e) = audit {
+            let text = serde_json::to_string(e).unwrap_or_default();
+            self.db
+                .collection::<Document>("audit")
+                .insert_one(doc! {"_id": &e.id, "kind": &e.kind, "event": text})
+                .session(&mut s)
+                .await?;
+        }
+        Self::commit(&mut s).await?;
+        Ok(true)
     }
 
     fn players(&self) -> Collection<Document> {
@@ -187,7 +252,7 @@ impl MongoStore {
         let player = player_from(d).map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
         let read_version = player.version;
         let stored = player.balances;
-        let Applied { player, effects, ledger, history } = match apply_mutation(player, op, now) {
+        let Applied { player, effects, ledger, history, events } = match apply_mutation(player, op, now) {
             Ok(x) => x,
             Err(e) => return Ok(Attempt::Done(MutateOutcome::Rejected(e))),
         };
@@ -224,6 +289,7 @@ impl MongoStore {
                 .map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
             self.db.collection::<Document>("history").insert_many(docs).session(&mut *s).await?;
         }
+        self.put_outbox(s, &events).await?;
         if !effects.battles.is_empty() {
             let docs: Vec<Document> =
                 effects.battles.iter().map(|(id, record)| doc! {"_id": id, "record": record.to_string()}).collect();
@@ -294,6 +360,7 @@ impl Store for MongoStore {
             let result: Result<(), mongodb::error::Error> = async {
                 let mut s = self.start().await?;
                 self.players().insert_one(pdoc.clone()).session(&mut s).await?;
+                self.put_outbox(&mut s, &super::events::registered(player)).await?;
                 self.db.collection::<Document>("ledger").insert_many(ledger.clone()).session(&mut s).await?;
                 Self::commit(&mut s).await
             }
@@ -476,6 +543,90 @@ impl Store for MongoStore {
             })
             .collect())
     }
+
+    async fn outbox_batch(&self, limit: usize) -> Result<Vec<super::events::OutboxEntry>, StoreError> {
+        use futures_util::TryStreamExt;
+        let docs: Vec<Document> = self
+            .db
+            .collection::<Document>("outbox")
+            .find(doc! {})
+            .sort(doc! {"at": 1, "_id": 1})
+            .limit(limit as i64)
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        docs.into_iter()
+            .map(|d| {
+                let key = d.get_str("_id").unwrap_or_default().to_string();
+                let event = serde_json::from_str(d.get_str("event").unwrap_or_default())
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(super::events::OutboxEntry { key, event })
+            })
+            .collect()
+    }
+
+    async fn outbox_delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.db.collection::<Document>("outbox").delete_many(doc! {"_id": {"$in": keys}}).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn outbox_len(&self) -> Result<u64, StoreError> {
+        self.db.collection::<Document>("outbox").count_documents(doc! {}).await.map_err(unavailable)
+    }
+
+    async fn consume_once(
+        &self,
+        consumer: &str,
+        event_id: &str,
+        counters: &[(String, i64)],
+        audit: Option<&super::events::Event>,
+    ) -> Result<bool, StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            match self.try_consume(consumer, event_id, counters, audit).await {
+                Ok(applied) => return Ok(applied),
+                Err(e) if is_retryable(&e) => backoff(attempt).await,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        use futures_util::TryStreamExt;
+        let pattern = format!("^{}", regex_escape(prefix));
+        let docs: Vec<Document> = self
+            .db
+            .collection::<Document>("counters")
+            .find(doc! {"_id": {"$regex": pattern}})
+            .sort(doc! {"_id": 1})
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        Ok(docs
+            .iter()
+            .map(|d| {
+                (
+                    d.get_str("_id").unwrap_or_default().to_string(),
+                    d.get_i64("value").or_else(|_| d.get_i32("value").map(i64::from)).unwrap_or(0),
+                )
+            })
+            .collect())
+    }
+
+    async fn audit_count(&self, kind: &str) -> Result<u64, StoreError> {
+        self.db.collection::<Document>("audit").count_documents(doc! {"kind": kind}).await.map_err(unavailable)
+    }
+}
+
+/// Escapes a string for use inside a regular expression.
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { vec![c] } else { vec!['\\', c] })
+        .collect()
 }
 
 /// Short randomized backoff between retries, growing with the attempt.

@@ -1,0 +1,297 @@
+//! The message queue between the outbox relay and the consumers, chosen by
+//! `MQ_BACKEND`: `memory` (in process, bounded) or `redis` (a Redis Stream with a
+//! consumer group: pods share the work, and a crashed consumer's unacknowledged
+//! messages are claimed by another after `CLAIM_IDLE`). Delivery is at least
+//! once; consumers are idempotent by event id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_redis::redis::{self, Value as RedisValue};
+use tokio::sync::{mpsc, Mutex};
+
+use crate::store::events::Event;
+
+/// A queue failure (broker unreachable, refused, or garbled).
+#[derive(Debug, thiserror::Error)]
+#[error("queue: {0}")]
+pub struct QueueError(pub String);
+
+fn qerr(e: impl std::fmt::Display) -> QueueError {
+    QueueError(e.to_string())
+}
+
+/// One received event and how to acknowledge it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The event.
+    pub event: Event,
+    /// Broker handle (stream entry id); empty for the memory queue.
+    pub tag: String,
+}
+
+/// Publishing side.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// The backend's name.
+    fn backend(&self) -> &'static str;
+    /// Publishes and returns once the broker has accepted every event.
+    async fn publish(&self, events: &[Event]) -> Result<(), QueueError>;
+    /// A consumer in the shared group, named `name` (unique per process).
+    async fn consumer(&self, name: &str) -> Result<Box<dyn Consumer>, QueueError>;
+    /// Messages waiting or in flight, when the broker can tell.
+    async fn depth(&self) -> Option<u64>;
+}
+
+/// Receiving side.
+#[async_trait]
+pub trait Consumer: Send {
+    /// Up to `max` deliveries, waiting briefly when there are none.
+    async fn receive(&mut self, max: usize) -> Result<Vec<Delivery>, QueueError>;
+    /// Acknowledges handled deliveries.
+    async fn ack(&mut self, done: &[Delivery]) -> Result<(), QueueError>;
+}
+
+/// Capacity of the in-process queue: publishers wait when it is full.
+const MEMORY_CAPACITY: usize = 10_000;
+/// A stream entry unacknowledged this long is taken over by another consumer.
+const CLAIM_IDLE: Duration = Duration::from_secs(30);
+/// The stream is trimmed to about this many entries.
+const STREAM_MAX_LEN: u64 = 1_000_000;
+
+/// In-process queue for a single process.
+pub struct MemoryQueue {
+    tx: mpsc::Sender<Event>,
+    rx: Arc<Mutex<mpsc::Receiver<Event>>>,
+}
+
+impl Default for MemoryQueue {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel(MEMORY_CAPACITY);
+        Self { tx, rx: Arc::new(Mutex::new(rx)) }
+    }
+}
+
+struct MemoryConsumer {
+    rx: Arc<Mutex<mpsc::Receiver<Event>>>,
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn publish(&self, events: &[Event]) -> Result<(), QueueError> {
+        for e in events {
+            self.tx.send(e.clone()).await.map_err(|_| qerr("in-process queue closed"))?;
+        }
+        Ok(())
+    }
+
+    async fn consumer(&self, _name: &str) -> Result<Box<dyn Consumer>, QueueError> {
+        Ok(Box::new(MemoryConsumer { rx: self.rx.clone() }))
+    }
+
+    async fn depth(&self) -> Option<u64> {
+        Some((MEMORY_CAPACITY - self.tx.capacity()) as u64)
+    }
+}
+
+#[async_trait]
+impl Consumer for MemoryConsumer {
+    async fn receive(&mut self, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        let mut rx = self.rx.lock().await;
+        let mut out = Vec::new();
+        match tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+            Ok(Some(e)) => out.push(Delivery { event: e, tag: String::new() }),
+            Ok(None) => return Err(qerr("in-process queue closed")),
+            Err(_) => return Ok(out),
+        }
+        while out.len() < max {
+            match rx.try_recv() {
+                Ok(e) => out.push(Delivery { event: e, tag: String::new() }),
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack(&mut self, _done: &[Delivery]) -> Result<(), QueueError> {
+        Ok(())
+    }
+}
+
+/// A Redis Stream with one consumer group shared by every process.
+pub struct RedisStreamQueue {
+    pool: deadpool_redis::Pool,
+    stream: String,
+    group: String,
+}
+
+impl RedisStreamQueue {
+    /// A queue on `stream` (created on first use) with consumer group `group`.
+    pub async fn new(pool: deadpool_redis::Pool, stream: String, group: String) -> Result<Self, QueueError> {
+        let q = Self { pool, stream, group };
+        let mut c = q.pool.get().await.map_err(qerr)?;
+        // Start at the beginning: events written before the first consumer existed count too.
+        let r: redis::RedisResult<String> =
+            redis::cmd("XGROUP").arg("CREATE").arg(&q.stream).arg(&q.group).arg("0").arg("MKSTREAM").query_async(&mut c).await;
+        if let Err(e) = r {
+            if !e.to_string().contains("BUSYGROUP") {
+                return Err(qerr(e));
+            }
+        }
+        Ok(q)
+    }
+}
+
+struct RedisStreamConsumer {
+    pool: deadpool_redis::Pool,
+    stream: String,
+    group: String,
+    name: String,
+}
+
+fn bulk(v: &RedisValue) -> Option<String> {
+    match v {
+        RedisValue::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        RedisValue::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Parses stream entries `[[id, [field, value, ...]], ...]` into deliveries.
+fn entries(v: &RedisValue) -> Vec<Delivery> {
+    let RedisValue::Array(items) = v else { return Vec::new() };
+    items
+        .iter()
+        .filter_map(|item| {
+            let RedisValue::Array(pair) = item else { return None };
+            let id = bulk(pair.first()?)?;
+            let RedisValue::Array(fields) = pair.get(1)? else { return None };
+            let json = fields.chunks(2).find(|kv| bulk(&kv[0]).as_deref() == Some("event")).and_then(|kv| bulk(kv.get(1)?))?;
+            let event = serde_json::from_str(&json).ok()?;
+            Some(Delivery { event, tag: id })
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Queue for RedisStreamQueue {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn publish(&self, events: &[Event]) -> Result<(), QueueError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.pool.get().await.map_err(qerr)?;
+        let mut pipe = redis::pipe();
+        for e in events {
+            let json = serde_json::to_string(e).map_err(qerr)?;
+            pipe.cmd("XADD").arg(&self.stream).arg("MAXLEN").arg("~").arg(STREAM_MAX_LEN).arg("*").arg("event").arg(json);
+        }
+        let _: Vec<String> = pipe.query_async(&mut c).await.map_err(qerr)?;
+        Ok(())
+    }
+
+    async fn consumer(&self, name: &str) -> Result<Box<dyn Consumer>, QueueError> {
+        Ok(Box::new(RedisStreamConsumer {
+            pool: self.pool.clone(),
+            stream: self.stream.clone(),
+            group: self.group.clone(),
+            name: name.to_string(),
+        }))
+    }
+
+    async fn depth(&self) -> Option<u64> {
+        let mut c = self.pool.get().await.ok()?;
+        let groups: RedisValue = redis::cmd("XINFO").arg("GROUPS").arg(&self.stream).query_async(&mut c).await.ok()?;
+        let RedisValue::Array(groups) = groups else { return None };
+        for g in groups {
+            let fields: Vec<(String, RedisValue)> = match g {
+                RedisValue::Array(kv) => kv.chunks(2).filter_map(|p| Some((bulk(&p[0])?, p.get(1)?.clone()))).collect(),
+                RedisValue::Map(kv) => kv.into_iter().filter_map(|(k, v)| Some((bulk(&k)?, v))).collect(),
+                _ => continue,
+            };
+            let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            if get("name").and_then(|v| bulk(&v)).as_deref() != Some(self.group.as_str()) {
+                continue;
+            }
+            let num = |v: Option<RedisValue>| match v {
+                Some(RedisValue::Int(n)) => n.max(0) as u64,
+                _ => 0,
+            };
+            return Some(num(get("lag")) + num(get("pending")));
+        }
+        None
+    }
+}
+
+#[async_trait]
+impl Consumer for RedisStreamConsumer {
+    async fn receive(&mut self, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        let mut c = self.pool.get().await.map_err(qerr)?;
+        // First, entries a crashed consumer left unacknowledged for too long.
+        let claimed: RedisValue = redis::cmd("XAUTOCLAIM")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(&self.name)
+            .arg(CLAIM_IDLE.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(max)
+            .query_async(&mut c)
+            .await
+            .map_err(qerr)?;
+        if let RedisValue::Array(parts) = &claimed {
+            if let Some(list) = parts.get(1) {
+                let got = entries(list);
+                if !got.is_empty() {
+                    return Ok(got);
+                }
+            }
+        }
+        let read: RedisValue = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&self.group)
+            .arg(&self.name)
+            .arg("COUNT")
+            .arg(max)
+            .arg("BLOCK")
+            .arg(500)
+            .arg("STREAMS")
+            .arg(&self.stream)
+            .arg(">")
+            .query_async(&mut c)
+            .await
+            .map_err(qerr)?;
+        // [[stream, [entries...]]] (RESP2) or {stream: [entries...]} (RESP3); nil on time-out.
+        let list = match &read {
+            RedisValue::Array(streams) => streams.first().and_then(|s| match s {
+                RedisValue::Array(kv) => kv.get(1).cloned(),
+                _ => None,
+            }),
+            RedisValue::Map(kv) => kv.first().map(|(_, v)| v.clone()),
+            _ => None,
+        };
+        Ok(list.map(|l| entries(&l)).unwrap_or_default())
+    }
+
+    async fn ack(&mut self, done: &[Delivery]) -> Result<(), QueueError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.pool.get().await.map_err(qerr)?;
+        let mut cmd = redis::cmd("XACK");
+        cmd.arg(&self.stream).arg(&self.group);
+        for d in done {
+            cmd.arg(&d.tag);
+        }
+        let _: i64 = cmd.query_async(&mut c).await.map_err(qerr)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,192 @@
+//! Background workers: the outbox relay (store → queue) and the consumers
+//! (queue → leaderboards in Redis, per-banner observed rates, the audit log).
+//! Every consumer is idempotent by event id, so at-least-once delivery applies
+//! each event exactly once in effect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use chrono::Utc;
+use deadpool_redis::redis;
+use tokio::task::JoinHandle;
+
+use crate::platform::metrics::{CONSUMER_LAG_SECONDS, EVENTS_CONSUMED, EVENTS_RELAYED, GACHA_OBSERVED_RATE, QUEUE_DEPTH};
+use crate::platform::queue::{Consumer, Delivery, Queue};
+use crate::platform::state::AppState;
+use crate::store::events::Event;
+use crate::store::Board;
+
+/// Events relayed per round trip.
+const RELAY_BATCH: usize = 256;
+/// Deliveries handled per receive.
+const CONSUME_BATCH: usize = 64;
+
+/// Starts the relay and one consumer; they stop when the handles are aborted.
+pub fn spawn(state: web::Data<AppState>, queue: Arc<dyn Queue>) -> Vec<JoinHandle<()>> {
+    let name = format!("{}-{}", state.settings.service_name, uuid::Uuid::new_v4().simple());
+    vec![
+        tokio::spawn(relay(state.clone(), queue.clone())),
+        tokio::spawn(consume(state.clone(), queue.clone(), name)),
+        tokio::spawn(report_depth(state, queue)),
+    ]
+}
+
+/// Moves outbox events to the queue, deleting them only after the broker accepted them.
+pub async fn relay(state: web::Data<AppState>, queue: Arc<dyn Queue>) {
+    loop {
+        match relay_once(&state, queue.as_ref()).await {
+            Ok(0) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "relay: will retry");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// One relay round: publish a batch, then forget it. Returns how many moved.
+pub async fn relay_once(state: &AppState, queue: &dyn Queue) -> anyhow::Result<usize> {
+    let batch = state.store.outbox_batch(RELAY_BATCH).await?;
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let events: Vec<Event> = batch.iter().map(|b| b.event.clone()).collect();
+    queue.publish(&events).await?;
+    // A crash here resends the batch after restart; consumers skip what they applied.
+    let keys: Vec<String> = batch.into_iter().map(|b| b.key).collect();
+    state.store.outbox_delete(&keys).await?;
+    metrics::counter!(EVENTS_RELAYED, "backend" => queue.backend()).increment(events.len() as u64);
+    Ok(events.len())
+}
+
+async fn consume(state: web::Data<AppState>, queue: Arc<dyn Queue>, name: String) {
+    let mut consumer = loop {
+        match queue.consumer(&name).await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::warn!(error = %e, "consumer: cannot join the queue, retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    loop {
+        if let Err(e) = consume_once(&state, consumer.as_mut()).await {
+            tracing::warn!(error = %e, "consumer: will retry");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+/// One consumer round: receive, apply each event, acknowledge what was applied.
+pub async fn consume_once(state: &AppState, consumer: &mut dyn Consumer) -> anyhow::Result<usize> {
+    let deliveries = consumer.receive(CONSUME_BATCH).await?;
+    let mut done: Vec<Delivery> = Vec::with_capacity(deliveries.len());
+    for d in deliveries {
+        match apply(state, &d.event).await {
+            Ok(()) => done.push(d),
+            // Not acknowledged: redelivered (or claimed by another consumer) later.
+            Err(e) => tracing::warn!(event_id = %d.event.id, error = %e, "consumer: event not applied"),
+        }
+    }
+    consumer.ack(&done).await?;
+    Ok(done.len())
+}
+
+/// Applies one event to every consumer. Safe to call again with the same event.
+pub async fn apply(state: &AppState, e: &Event) -> anyhow::Result<()> {
+    metrics::gauge!(CONSUMER_LAG_SECONDS).set((Utc::now() - e.at).num_milliseconds().max(0) as f64 / 1000.0);
+    // Per-banner observed rates: counters in the store, once per event.
+    let mut counters = Vec::new();
+    let mut banner = None;
+    if e.kind == "gacha.summoned" {
+        if let (Some(b), Some(results)) = (e.payload["banner_id"].as_str(), e.payload["results"].as_array()) {
+            for r in results {
+                if let Some(cat) = r["category"].as_str() {
+                    counters.push((format!("gacha:{b}:{cat}"), 1));
+                }
+            }
+            banner = Some(b.to_string());
+        }
+    }
+    // The audit log keeps economy events. Both effects land in one store write,
+    // recorded under the event id so a redelivery changes nothing.
+    let economy = matches!(e.kind.as_str(), "ledger.changed" | "gacha.summoned");
+    let applied_now = if counters.is_empty() && !economy {
+        false
+    } else {
+        state.store.consume_once("consumers", &e.id, &counters, economy.then_some(e)).await?
+    };
+    // Leaderboards in Redis: absolute scores, newest version wins, so replays are harmless.
+    if let Some(pool) = &state.redis {
+        leaderboards_apply(pool, &state.settings.cache_prefix, e).await?;
+    }
+    if let (true, Some(b)) = (applied_now, banner) {
+        publish_observed(state, &b).await;
+    }
+    let applied = if applied_now || (counters.is_empty() && !economy) { "yes" } else { "duplicate" };
+    metrics::counter!(EVENTS_CONSUMED, "kind" => e.kind.clone(), "applied" => applied).increment(1);
+    Ok(())
+}
+
+/// Sets the observed-rate gauges of a banner from the shared counters.
+async fn publish_observed(state: &AppState, banner: &str) {
+    if let Ok(counts) = state.store.counters(&format!("gacha:{banner}:")).await {
+        let total: i64 = counts.iter().map(|(_, n)| n).sum();
+        for (name, n) in counts {
+            let category = name.rsplit(':').next().unwrap_or_default().to_string();
+            metrics::gauge!(GACHA_OBSERVED_RATE, "banner" => banner.to_string(), "category" => category).set(n as f64 / total.max(1) as f64);
+        }
+    }
+}
+
+/// Redis keys of a board: the sorted set, usernames, and the versions applied.
+pub fn board_keys(prefix: &str, board: Board) -> (String, String, String) {
+    (format!("{prefix}:board:{}", board.name()), format!("{prefix}:board:names"), format!("{prefix}:board:versions"))
+}
+
+/// Applies a player's scores to the three boards unless a newer version already was.
+/// KEYS: names, versions, power, campaign, arena. ARGV: player, version, username, scores.
+const ZADD_IF_NEWER: &str = "local v = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1') \
+     if tonumber(ARGV[2]) >= v then \
+       redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) \
+       redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) \
+       redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) \
+       redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1]) \
+       redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1]) \
+     end return 1";
+
+async fn leaderboards_apply(pool: &deadpool_redis::Pool, prefix: &str, e: &Event) -> anyhow::Result<()> {
+    let mut c = pool.get().await?;
+    let (power, names, versions) = board_keys(prefix, Board::Power);
+    let (campaign, _, _) = board_keys(prefix, Board::Campaign);
+    let (arena, _, _) = board_keys(prefix, Board::Arena);
+    let _: i64 = redis::cmd("EVAL")
+        .arg(ZADD_IF_NEWER)
+        .arg(5)
+        .arg(&names)
+        .arg(&versions)
+        .arg(&power)
+        .arg(&campaign)
+        .arg(&arena)
+        .arg(&e.player_id)
+        .arg(e.version)
+        .arg(&e.username)
+        .arg(e.scores.power)
+        .arg(e.scores.campaign)
+        .arg(e.scores.arena)
+        .query_async(&mut c)
+        .await?;
+    Ok(())
+}
+
+async fn report_depth(state: web::Data<AppState>, queue: Arc<dyn Queue>) {
+    loop {
+        let outbox = state.store.outbox_len().await.unwrap_or(0);
+        let broker = queue.depth().await.unwrap_or(0);
+        metrics::gauge!(QUEUE_DEPTH, "stage" => "outbox").set(outbox as f64);
+        metrics::gauge!(QUEUE_DEPTH, "stage" => "broker").set(broker as f64);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
