@@ -11,7 +11,9 @@ use chrono::Utc;
 use deadpool_redis::redis;
 use tokio::task::JoinHandle;
 
-use crate::platform::metrics::{CONSUMER_LAG_SECONDS, EVENTS_CONSUMED, EVENTS_RELAYED, GACHA_OBSERVED_RATE, QUEUE_DEPTH};
+use crate::platform::metrics::{
+    CONSUMER_LAG_SECONDS, EVENTS_CONSUMED, EVENTS_RELAYED, GACHA_OBSERVED_RATE, QUEUE_DEPTH,
+};
 use crate::platform::queue::{Consumer, Delivery, Queue};
 use crate::platform::state::AppState;
 use crate::store::events::Event;
@@ -136,7 +138,8 @@ async fn publish_observed(state: &AppState, banner: &str) {
         let total: i64 = counts.iter().map(|(_, n)| n).sum();
         for (name, n) in counts {
             let category = name.rsplit(':').next().unwrap_or_default().to_string();
-            metrics::gauge!(GACHA_OBSERVED_RATE, "banner" => banner.to_string(), "category" => category).set(n as f64 / total.max(1) as f64);
+            metrics::gauge!(GACHA_OBSERVED_RATE, "banner" => banner.to_string(), "category" => category)
+                .set(n as f64 / total.max(1) as f64);
         }
     }
 }

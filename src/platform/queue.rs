@@ -136,8 +136,14 @@ impl RedisStreamQueue {
         let q = Self { pool, stream, group };
         let mut c = q.pool.get().await.map_err(qerr)?;
         // Start at the beginning: events written before the first consumer existed count too.
-        let r: redis::RedisResult<String> =
-            redis::cmd("XGROUP").arg("CREATE").arg(&q.stream).arg(&q.group).arg("0").arg("MKSTREAM").query_async(&mut c).await;
+        let r: redis::RedisResult<String> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&q.stream)
+            .arg(&q.group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut c)
+            .await;
         if let Err(e) = r {
             if !e.to_string().contains("BUSYGROUP") {
                 return Err(qerr(e));
@@ -171,7 +177,8 @@ fn entries(v: &RedisValue) -> Vec<Delivery> {
             let RedisValue::Array(pair) = item else { return None };
             let id = bulk(pair.first()?)?;
             let RedisValue::Array(fields) = pair.get(1)? else { return None };
-            let json = fields.chunks(2).find(|kv| bulk(&kv[0]).as_deref() == Some("event")).and_then(|kv| bulk(kv.get(1)?))?;
+            let json =
+                fields.chunks(2).find(|kv| bulk(&kv[0]).as_deref() == Some("event")).and_then(|kv| bulk(kv.get(1)?))?;
             let event = serde_json::from_str(&json).ok()?;
             Some(Delivery { event, tag: id })
         })
@@ -192,7 +199,14 @@ impl Queue for RedisStreamQueue {
         let mut pipe = redis::pipe();
         for e in events {
             let json = serde_json::to_string(e).map_err(qerr)?;
-            pipe.cmd("XADD").arg(&self.stream).arg("MAXLEN").arg("~").arg(STREAM_MAX_LEN).arg("*").arg("event").arg(json);
+            pipe.cmd("XADD")
+                .arg(&self.stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(STREAM_MAX_LEN)
+                .arg("*")
+                .arg("event")
+                .arg(json);
         }
         let _: Vec<String> = pipe.query_async(&mut c).await.map_err(qerr)?;
         Ok(())

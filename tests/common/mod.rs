@@ -98,11 +98,25 @@ impl TestApp {
         tweak: impl FnOnce(&mut Settings),
         clock: Arc<dyn Clock>,
     ) -> Option<Self> {
+        Self::spawn_full(kind, role, tweak, clock, None).await
+    }
+
+    /// Spawns a role that also runs the outbox relay and consumers on `queue`.
+    pub async fn spawn_full(
+        kind: StoreKind,
+        role: Role,
+        tweak: impl FnOnce(&mut Settings),
+        clock: Arc<dyn Clock>,
+        queue: Option<Arc<dyn divine_heroes::platform::queue::Queue>>,
+    ) -> Option<Self> {
         let store = open_store(kind).await?;
         let mut settings = test_settings();
         tweak(&mut settings);
         let data = Arc::new(GameData::load(&settings.game_data_dir).expect("game data"));
-        let server = Server::build_with(settings, role, clock, store.store.clone(), data).expect("server builds");
+        let mut server = Server::build_with(settings, role, clock, store.store.clone(), data).expect("server builds");
+        if let Some(q) = queue {
+            server.attach_queue(q);
+        }
         let base = format!("http://127.0.0.1:{}", server.port());
         let state = server.state();
         let handle = server.handle();

@@ -1,0 +1,160 @@
+//! Events: written with their change, relayed, consumed exactly once in effect,
+//! over the in-process queue and over a real Redis Stream.
+
+#[allow(unused_macros)]
+mod common;
+#[path = "common/procs.rs"]
+#[allow(dead_code)]
+mod procs;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{StoreKind, TestApp};
+use divine_heroes::platform::clock::SystemClock;
+use divine_heroes::platform::config::Role;
+use divine_heroes::platform::queue::{MemoryQueue, Queue, RedisStreamQueue};
+use divine_heroes::store::events::Event;
+use divine_heroes::store::DynStore;
+use divine_heroes::workers;
+use serde_json::json;
+
+/// Waits (bounded) until the consumers have counted `pulls` pulls and audited `summons` summons.
+async fn wait_for_counts(store: &DynStore, pulls: i64, summons: u64) -> (i64, u64) {
+    let mut last = (0, 0);
+    for _ in 0..200 {
+        let counted: i64 = store.counters("gacha:").await.unwrap().iter().map(|(_, n)| n).sum();
+        let audited = store.audit_count("gacha.summoned").await.unwrap();
+        last = (counted, audited);
+        if last == (pulls, summons) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A little longer: a duplicate applied late would show now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let counted: i64 = store.counters("gacha:").await.unwrap().iter().map(|(_, n)| n).sum();
+    (counted, store.audit_count("gacha.summoned").await.unwrap()).max(last)
+}
+
+async fn every_summon_reaches_the_consumers_once(kind: StoreKind) {
+    let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::default());
+    let Some(app) = TestApp::spawn_full(kind, Role::All, |_| {}, Arc::new(SystemClock), Some(queue)).await else {
+        return;
+    };
+    let (token, id) = app.register("Eventful").await;
+    app.set_balance(&id, divine_heroes::game::economy::Currency::DivineEssence, 30).await;
+    for i in 0..3 {
+        assert_eq!(app.summon(&token, "divine", 10, &format!("ten-{i}")).await.status(), 200);
+    }
+    assert_eq!(app.summon(&token, "divine", 10, "ten-0").await.status(), 200, "a replay emits nothing");
+    assert_eq!(wait_for_counts(&app.state.store, 30, 3).await, (30, 3));
+    assert!(
+        app.state.store.audit_count("ledger.changed").await.unwrap() >= 4,
+        "registration grant is not a ledger event; three summons are"
+    );
+    assert_eq!(app.state.store.outbox_len().await.unwrap(), 0, "the relay emptied the outbox");
+}
+
+on_both_stores!(every_summon_reaches_the_consumers_once);
+
+fn redis_queue_names() -> (String, String) {
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    (format!("{prefix}:events"), format!("{prefix}:consumers"))
+}
+
+async fn redis_pool() -> Option<deadpool_redis::Pool> {
+    if !common::redis_reachable("redis://127.0.0.1:6379").await {
+        return None;
+    }
+    Some(
+        deadpool_redis::Config::from_url("redis://127.0.0.1:6379")
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .unwrap(),
+    )
+}
+
+/// A crash after the store write and before the publish, and one after the
+/// publish and before the outbox was cleared: the relay resends, the consumers
+/// skip what they already applied.
+async fn a_crash_around_the_publish_loses_and_doubles_nothing(kind: StoreKind) {
+    let Some(pool) = redis_pool().await else { return };
+    let (stream, group) = redis_queue_names();
+    let queue: Arc<dyn Queue> = Arc::new(RedisStreamQueue::new(pool, stream, group).await.unwrap());
+    // No workers in the app: its events stay in the outbox, as after a crash before the publish.
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let (token, _) = app.register("Crashy").await;
+    for i in 0..5 {
+        assert_eq!(app.summon(&token, "divine", 1, &format!("one-{i}")).await.status(), 200);
+    }
+    assert!(app.state.store.outbox_len().await.unwrap() >= 10);
+    // A relay that published and died before clearing the outbox.
+    let pending: Vec<Event> = app.state.store.outbox_batch(1000).await.unwrap().into_iter().map(|e| e.event).collect();
+    queue.publish(&pending).await.unwrap();
+    // The restarted relay sends everything again; a consumer takes both copies.
+    while workers::relay_once(&app.state, queue.as_ref()).await.unwrap() > 0 {}
+    assert_eq!(app.state.store.outbox_len().await.unwrap(), 0);
+    let mut consumer = queue.consumer("only").await.unwrap();
+    let mut handled = 0;
+    for _ in 0..50 {
+        let n = workers::consume_once(&app.state, consumer.as_mut()).await.unwrap();
+        handled += n;
+        if n == 0 && handled > 0 {
+            break;
+        }
+    }
+    assert!(handled >= 2 * pending.len(), "both copies delivered: {handled} of {}", 2 * pending.len());
+    assert_eq!(wait_for_counts(&app.state.store, 5, 5).await, (5, 5), "each summon applied exactly once");
+}
+
+/// Two consumers in one group share a stream: every event is applied once, and
+/// both take part.
+async fn two_consumers_share_the_stream(kind: StoreKind) {
+    let Some(pool) = redis_pool().await else { return };
+    let (stream, group) = redis_queue_names();
+    let queue: Arc<dyn Queue> = Arc::new(RedisStreamQueue::new(pool, stream, group).await.unwrap());
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let events: Vec<Event> = (0..200)
+        .map(|i| Event {
+            id: format!("synthetic-{i}-{}", uuid::Uuid::new_v4().simple()),
+            kind: "gacha.summoned".into(),
+            player_id: "p".into(),
+            username: "P".into(),
+            version: i,
+            scores: Default::default(),
+            at: chrono::Utc::now(),
+            payload: json!({"banner_id": "standard", "results": [{"category": "SR"}]}),
+        })
+        .collect();
+    queue.publish(&events).await.unwrap();
+    let total = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for name in ["pod-a", "pod-b"] {
+        let (state, queue, total) = (app.state.clone(), queue.clone(), total.clone());
+        tasks.push(tokio::spawn(async move {
+            use std::sync::atomic::Ordering;
+            let mut consumer = queue.consumer(name).await.unwrap();
+            let mut mine = 0;
+            for _ in 0..100 {
+                if total.load(Ordering::SeqCst) >= 200 {
+                    break;
+                }
+                let n = workers::consume_once(&state, consumer.as_mut()).await.unwrap();
+                mine += n;
+                total.fetch_add(n, Ordering::SeqCst);
+                // Let the other consumer take its share.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            mine
+        }));
+    }
+    let mut shares = Vec::new();
+    for t in tasks {
+        shares.push(t.await.unwrap());
+    }
+    assert_eq!(shares.iter().sum::<usize>(), 200, "every event handled once: {shares:?}");
+    assert!(shares.iter().all(|&n| n > 0), "both consumers took part: {shares:?}");
+    assert_eq!(wait_for_counts(&app.state.store, 200, 200).await, (200, 200));
+}
+
+on_both_stores!(a_crash_around_the_publish_loses_and_doubles_nothing, two_consumers_share_the_stream);
