@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use actix_web::web;
 use chrono::Utc;
-use deadpool_redis::redis;
 use tokio::task::JoinHandle;
 
 use crate::platform::metrics::{
@@ -17,7 +16,6 @@ use crate::platform::metrics::{
 use crate::platform::queue::{Consumer, Delivery, Queue};
 use crate::platform::state::AppState;
 use crate::store::events::Event;
-use crate::store::Board;
 
 /// Events relayed per round trip.
 const RELAY_BATCH: usize = 256;
@@ -122,7 +120,7 @@ pub async fn apply(state: &AppState, e: &Event) -> anyhow::Result<()> {
     };
     // Leaderboards in Redis: absolute scores, newest version wins, so replays are harmless.
     if let Some(pool) = &state.redis {
-        leaderboards_apply(pool, &state.settings.cache_prefix, e).await?;
+        crate::platform::leaderboards::apply(pool, &state.settings.cache_prefix, e).await?;
     }
     if let (true, Some(b)) = (applied_now, banner) {
         publish_observed(state, &b).await;
@@ -142,46 +140,6 @@ async fn publish_observed(state: &AppState, banner: &str) {
                 .set(n as f64 / total.max(1) as f64);
         }
     }
-}
-
-/// Redis keys of a board: the sorted set, usernames, and the versions applied.
-pub fn board_keys(prefix: &str, board: Board) -> (String, String, String) {
-    (format!("{prefix}:board:{}", board.name()), format!("{prefix}:board:names"), format!("{prefix}:board:versions"))
-}
-
-/// Applies a player's scores to the three boards unless a newer version already was.
-/// KEYS: names, versions, power, campaign, arena. ARGV: player, version, username, scores.
-const ZADD_IF_NEWER: &str = "local v = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1') \
-     if tonumber(ARGV[2]) >= v then \
-       redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) \
-       redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) \
-       redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) \
-       redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1]) \
-       redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1]) \
-     end return 1";
-
-async fn leaderboards_apply(pool: &deadpool_redis::Pool, prefix: &str, e: &Event) -> anyhow::Result<()> {
-    let mut c = pool.get().await?;
-    let (power, names, versions) = board_keys(prefix, Board::Power);
-    let (campaign, _, _) = board_keys(prefix, Board::Campaign);
-    let (arena, _, _) = board_keys(prefix, Board::Arena);
-    let _: i64 = redis::cmd("EVAL")
-        .arg(ZADD_IF_NEWER)
-        .arg(5)
-        .arg(&names)
-        .arg(&versions)
-        .arg(&power)
-        .arg(&campaign)
-        .arg(&arena)
-        .arg(&e.player_id)
-        .arg(e.version)
-        .arg(&e.username)
-        .arg(e.scores.power)
-        .arg(e.scores.campaign)
-        .arg(e.scores.arena)
-        .query_async(&mut c)
-        .await?;
-    Ok(())
 }
 
 async fn report_depth(state: web::Data<AppState>, queue: Arc<dyn Queue>) {

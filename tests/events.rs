@@ -158,3 +158,50 @@ async fn two_consumers_share_the_stream(kind: StoreKind) {
 }
 
 on_both_stores!(a_crash_around_the_publish_loses_and_doubles_nothing, two_consumers_share_the_stream);
+
+/// With Redis on, the consumers keep the boards in sorted sets, and a missing
+/// board is rebuilt from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaderboards_live_in_redis_sorted_sets() {
+    let Some(pool) = redis_pool().await else { return };
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::default());
+    let p = prefix.clone();
+    let app = TestApp::spawn_full(
+        StoreKind::Embedded,
+        Role::All,
+        move |s| {
+            s.redis_enabled = true;
+            s.redis_url = "redis://127.0.0.1:6379".into();
+            s.cache_prefix = p;
+        },
+        Arc::new(SystemClock),
+        Some(queue),
+    )
+    .await
+    .unwrap();
+    let (weak, _) = app.register("RedisWeak").await;
+    let (strong, strong_id) = app.register("RedisStrong").await;
+    app.set_balance(&strong_id, divine_heroes::game::economy::Currency::Gold, 1_000_000).await;
+    let r = app.post("/api/heroes/kai_the_tempest/level-up", Some(&strong), Some("lv"), json!({"levels": 30})).await;
+    assert_eq!(r.status(), 200);
+    let mut board = serde_json::Value::Null;
+    for _ in 0..100 {
+        board = app.get("/api/leaderboards/power", Some(&weak)).await.json().await.unwrap();
+        if board["source"] == "redis" && board["top"][0]["player_id"] == strong_id.as_str() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(board["source"], "redis", "{board}");
+    assert_eq!(board["top"][0]["player_id"], strong_id.as_str());
+    assert_eq!(board["me"]["rank"], 2);
+    // A flushed board is rebuilt from the store on the next read.
+    let mut c = pool.get().await.unwrap();
+    let _: i64 =
+        deadpool_redis::redis::cmd("DEL").arg(format!("{prefix}:board:power")).query_async(&mut c).await.unwrap();
+    let rebuilt: serde_json::Value = app.get("/api/leaderboards/power", Some(&weak)).await.json().await.unwrap();
+    assert_eq!(rebuilt["source"], "redis");
+    assert_eq!(rebuilt["top"][0]["player_id"], strong_id.as_str());
+    assert_eq!(rebuilt["top"].as_array().unwrap().len(), 2);
+}

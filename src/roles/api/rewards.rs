@@ -122,11 +122,26 @@ pub async fn get_leaderboard(
     if !(1..=100).contains(&limit) {
         return Err(AppError::new(ErrorCode::ValidationFailed, "limit must be between 1 and 100"));
     }
+    // Redis sorted sets when Redis is on (kept by the event consumers); the store
+    // otherwise, or whenever Redis cannot answer.
+    if let Some(pool) = &state.redis {
+        let read =
+            crate::platform::leaderboards::read(pool, &state.settings.cache_prefix, &state.store, board, limit, &who.0);
+        match tokio::time::timeout(std::time::Duration::from_millis(500), read).await {
+            Ok(Ok((top, Some(me)))) => {
+                return Ok(HttpResponse::Ok().json(json!({"board": board, "top": top, "me": me, "source": "redis"})));
+            }
+            // Not on the board yet (its events are still on their way): the store knows.
+            Ok(Ok((_, None))) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "leaderboards: Redis unavailable, reading the store"),
+            Err(_) => tracing::warn!("leaderboards: Redis too slow, reading the store"),
+        }
+    }
     let key = format!("leaderboard:{}:{limit}", board.name());
     let top = state
         .cache
         .get_or_load("leaderboard", &key, Tier::Medium, async || state.store.leaderboard(board, limit).await)
         .await?;
     let me = state.store.rank(board, &who.0).await?;
-    Ok(HttpResponse::Ok().json(json!({"board": board, "top": top, "me": me})))
+    Ok(HttpResponse::Ok().json(json!({"board": board, "top": top, "me": me, "source": "store"})))
 }
