@@ -15,7 +15,7 @@ use crate::platform::clock::{Clock, SystemClock};
 use crate::platform::config::{MqBackend, Role, Settings};
 use crate::platform::error::{json_error, path_error, query_error};
 use crate::platform::metrics::observe;
-use crate::platform::queue::{MemoryQueue, Queue, RedisStreamQueue};
+use crate::platform::queue::{MemoryQueue, Queue, RabbitQueue, RedisStreamQueue};
 use crate::platform::rate_limit::limit_general;
 use crate::platform::state::AppState;
 use crate::roles;
@@ -52,6 +52,11 @@ pub async fn open_queue(settings: &Settings) -> anyhow::Result<Arc<dyn Queue>> {
                     .with_context(|| format!("MQ_BACKEND=redis: cannot reach Redis at {}", settings.redis_url))?,
             )
         }
+        MqBackend::Rabbitmq => Arc::new(
+            RabbitQueue::connect(&settings.rabbitmq_url, format!("{}.events", settings.cache_prefix))
+                .await
+                .context("MQ_BACKEND=rabbitmq: cannot reach RabbitMQ at RABBITMQ_URL")?,
+        ),
         other => anyhow::bail!("MQ_BACKEND={other:?} is not supported in this build"),
     })
 }

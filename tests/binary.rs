@@ -129,6 +129,15 @@ fn production_refuses_the_default_secret_and_the_embedded_store() {
 }
 
 #[test]
+fn kafka_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path(), free_port()).env("MQ_BACKEND", "kafka").stderr(Stdio::piped()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MQ_BACKEND=kafka is not supported in this build"), "{err}");
+}
+
+#[test]
 fn check_config_names_the_file_the_entry_and_the_problem() {
     let ok = Command::new(BIN).current_dir(env!("CARGO_MANIFEST_DIR")).arg("check-config").output().unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{StoreKind, TestApp};
 use divine_heroes::platform::clock::SystemClock;
 use divine_heroes::platform::config::Role;
-use divine_heroes::platform::queue::{MemoryQueue, Queue, RedisStreamQueue};
+use divine_heroes::platform::queue::{MemoryQueue, Queue, RabbitQueue, RedisStreamQueue};
 use divine_heroes::store::events::Event;
 use divine_heroes::store::DynStore;
 use divine_heroes::workers;
@@ -58,9 +58,35 @@ async fn every_summon_reaches_the_consumers_once(kind: StoreKind) {
 
 on_both_stores!(every_summon_reaches_the_consumers_once);
 
-fn redis_queue_names() -> (String, String) {
+/// A shared broker for these tests.
+#[derive(Clone, Copy, Debug)]
+enum Broker {
+    Redis,
+    Rabbit,
+}
+
+const RABBIT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// A fresh queue on a real broker (its own stream or queue name), or `None`
+/// locally when the broker is not running (CI requires it).
+async fn broker_queue(broker: Broker) -> Option<Arc<dyn Queue>> {
     let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
-    (format!("{prefix}:events"), format!("{prefix}:consumers"))
+    match broker {
+        Broker::Redis => {
+            let pool = redis_pool().await?;
+            Some(Arc::new(
+                RedisStreamQueue::new(pool, format!("{prefix}:events"), format!("{prefix}:consumers")).await.unwrap(),
+            ))
+        }
+        Broker::Rabbit => match RabbitQueue::connect(RABBIT_URL, format!("{prefix}.events")).await {
+            Ok(q) => Some(Arc::new(q)),
+            Err(e) if std::env::var_os("CI").is_some() => panic!("RabbitMQ is required in CI: {e}"),
+            Err(e) => {
+                eprintln!("skipping: no RabbitMQ ({e})");
+                None
+            }
+        },
+    }
 }
 
 async fn redis_pool() -> Option<deadpool_redis::Pool> {
@@ -77,10 +103,8 @@ async fn redis_pool() -> Option<deadpool_redis::Pool> {
 /// A crash after the store write and before the publish, and one after the
 /// publish and before the outbox was cleared: the relay resends, the consumers
 /// skip what they already applied.
-async fn a_crash_around_the_publish_loses_and_doubles_nothing(kind: StoreKind) {
-    let Some(pool) = redis_pool().await else { return };
-    let (stream, group) = redis_queue_names();
-    let queue: Arc<dyn Queue> = Arc::new(RedisStreamQueue::new(pool, stream, group).await.unwrap());
+async fn a_crash_around_the_publish_loses_and_doubles_nothing(kind: StoreKind, broker: Broker) {
+    let Some(queue) = broker_queue(broker).await else { return };
     // No workers in the app: its events stay in the outbox, as after a crash before the publish.
     let Some(app) = TestApp::spawn(kind).await else { return };
     let (token, _) = app.register("Crashy").await;
@@ -109,10 +133,8 @@ async fn a_crash_around_the_publish_loses_and_doubles_nothing(kind: StoreKind) {
 
 /// Two consumers in one group share a stream: every event is applied once, and
 /// both take part.
-async fn two_consumers_share_the_stream(kind: StoreKind) {
-    let Some(pool) = redis_pool().await else { return };
-    let (stream, group) = redis_queue_names();
-    let queue: Arc<dyn Queue> = Arc::new(RedisStreamQueue::new(pool, stream, group).await.unwrap());
+async fn two_consumers_share_the_queue(kind: StoreKind, broker: Broker) {
+    let Some(queue) = broker_queue(broker).await else { return };
     let Some(app) = TestApp::spawn(kind).await else { return };
     let events: Vec<Event> = (0..200)
         .map(|i| Event {
@@ -126,14 +148,18 @@ async fn two_consumers_share_the_stream(kind: StoreKind) {
             payload: json!({"banner_id": "standard", "results": [{"category": "SR"}]}),
         })
         .collect();
+    // Both join before the events arrive, as two running pods would.
+    let mut consumers = Vec::new();
+    for name in ["pod-a", "pod-b"] {
+        consumers.push(queue.consumer(name).await.unwrap());
+    }
     queue.publish(&events).await.unwrap();
     let total = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for name in ["pod-a", "pod-b"] {
-        let (state, queue, total) = (app.state.clone(), queue.clone(), total.clone());
+    for mut consumer in consumers {
+        let (state, total) = (app.state.clone(), total.clone());
         tasks.push(tokio::spawn(async move {
             use std::sync::atomic::Ordering;
-            let mut consumer = queue.consumer(name).await.unwrap();
             let mut mine = 0;
             for _ in 0..100 {
                 if total.load(Ordering::SeqCst) >= 200 {
@@ -157,7 +183,35 @@ async fn two_consumers_share_the_stream(kind: StoreKind) {
     assert_eq!(wait_for_counts(&app.state.store, 200, 200).await, (200, 200));
 }
 
-on_both_stores!(a_crash_around_the_publish_loses_and_doubles_nothing, two_consumers_share_the_stream);
+mod brokers {
+    use super::*;
+
+    macro_rules! on_each_broker {
+        ($($name:ident),* $(,)?) => {$(
+            mod $name {
+                use super::*;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis_on_embedded() {
+                    super::super::$name(StoreKind::Embedded, Broker::Redis).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis_on_mongo() {
+                    super::super::$name(StoreKind::Mongo, Broker::Redis).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn rabbitmq_on_embedded() {
+                    super::super::$name(StoreKind::Embedded, Broker::Rabbit).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn rabbitmq_on_mongo() {
+                    super::super::$name(StoreKind::Mongo, Broker::Rabbit).await;
+                }
+            }
+        )*};
+    }
+
+    on_each_broker!(a_crash_around_the_publish_loses_and_doubles_nothing, two_consumers_share_the_queue);
+}
 
 /// With Redis on, the consumers keep the boards in sorted sets, and a missing
 /// board is rebuilt from the store.

@@ -323,12 +323,10 @@ impl Settings {
         if let Some(bad_ip) = self.trusted_proxy_list().err() {
             return bad(format!("TRUSTED_PROXIES: {bad_ip:?} is not an IP address"));
         }
-        if matches!(self.mq_backend, MqBackend::Kafka | MqBackend::Rabbitmq) {
-            return bad(format!(
-                "MQ_BACKEND={:?} is not supported in this build; use memory (one process) or redis (several)",
-                self.mq_backend
-            )
-            .to_lowercase());
+        if self.mq_backend == MqBackend::Kafka {
+            return bad(
+                "MQ_BACKEND=kafka is not supported in this build; use memory (one process), redis or rabbitmq".into()
+            );
         }
         if self.app_env == AppEnv::Production {
             let secret = self.jwt_secret.expose_secret();

@@ -1,8 +1,9 @@
 //! The message queue between the outbox relay and the consumers, chosen by
-//! `MQ_BACKEND`: `memory` (in process, bounded) or `redis` (a Redis Stream with a
+//! `MQ_BACKEND`: `memory` (in process, bounded), `redis` (a Redis Stream with a
 //! consumer group: pods share the work, and a crashed consumer's unacknowledged
-//! messages are claimed by another after `CLAIM_IDLE`). Delivery is at least
-//! once; consumers are idempotent by event id.
+//! messages are claimed by another after `CLAIM_IDLE`) or `rabbitmq` (a durable
+//! queue with publisher confirms). Delivery is at least once; consumers are
+//! idempotent by event id.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -306,6 +307,149 @@ impl Consumer for RedisStreamConsumer {
             cmd.arg(&d.tag);
         }
         let _: i64 = cmd.query_async(&mut c).await.map_err(qerr)?;
+        Ok(())
+    }
+}
+
+/// A durable RabbitMQ queue: persistent messages, publisher confirms, manual
+/// acknowledgements (a consumer that dies leaves its unacknowledged messages
+/// to the others).
+pub struct RabbitQueue {
+    connection: lapin::Connection,
+    publisher: lapin::Channel,
+    queue: String,
+}
+
+struct RabbitConsumer {
+    _channel: lapin::Channel,
+    consumer: lapin::Consumer,
+    pending: std::collections::HashMap<String, lapin::acker::Acker>,
+}
+
+impl RabbitQueue {
+    /// Connects, declares the durable queue and turns on publisher confirms.
+    pub async fn connect(url: &str, queue: String) -> Result<Self, QueueError> {
+        use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
+        let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await.map_err(qerr)?;
+        let publisher = connection.create_channel().await.map_err(qerr)?;
+        publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(qerr)?;
+        publisher
+            .queue_declare(
+                &queue,
+                QueueDeclareOptions { durable: true, ..Default::default() },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .map_err(qerr)?;
+        Ok(Self { connection, publisher, queue })
+    }
+}
+
+#[async_trait]
+impl Queue for RabbitQueue {
+    fn backend(&self) -> &'static str {
+        "rabbitmq"
+    }
+
+    async fn publish(&self, events: &[Event]) -> Result<(), QueueError> {
+        use lapin::options::BasicPublishOptions;
+        use lapin::publisher_confirm::Confirmation;
+        let mut confirms = Vec::with_capacity(events.len());
+        for e in events {
+            let body = serde_json::to_vec(e).map_err(qerr)?;
+            let props = lapin::BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_message_id(e.id.clone().into())
+                .with_content_type("application/json".into());
+            let confirm = self
+                .publisher
+                .basic_publish("", &self.queue, BasicPublishOptions::default(), &body, props)
+                .await
+                .map_err(qerr)?;
+            confirms.push(confirm);
+        }
+        // Done only when the broker has confirmed every message.
+        for c in confirms {
+            match c.await.map_err(qerr)? {
+                Confirmation::Ack(_) => {}
+                other => return Err(QueueError(format!("broker did not confirm: {other:?}"))),
+            }
+        }
+        Ok(())
+    }
+
+    async fn consumer(&self, name: &str) -> Result<Box<dyn Consumer>, QueueError> {
+        use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+        let channel = self.connection.create_channel().await.map_err(qerr)?;
+        channel.basic_qos(256, BasicQosOptions::default()).await.map_err(qerr)?;
+        let consumer = channel
+            .basic_consume(&self.queue, name, BasicConsumeOptions::default(), lapin::types::FieldTable::default())
+            .await
+            .map_err(qerr)?;
+        Ok(Box::new(RabbitConsumer { _channel: channel, consumer, pending: Default::default() }))
+    }
+
+    async fn depth(&self) -> Option<u64> {
+        use lapin::options::QueueDeclareOptions;
+        let q = self
+            .publisher
+            .queue_declare(
+                &self.queue,
+                QueueDeclareOptions { passive: true, ..Default::default() },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .ok()?;
+        Some(q.message_count() as u64)
+    }
+}
+
+impl RabbitConsumer {
+    fn take(&mut self, d: lapin::message::Delivery) -> Option<Delivery> {
+        let tag = d.delivery_tag.to_string();
+        match serde_json::from_slice::<Event>(&d.data) {
+            Ok(event) => {
+                self.pending.insert(tag.clone(), d.acker);
+                Some(Delivery { event, tag })
+            }
+            Err(e) => {
+                // A message no consumer can read would come back forever: drop it loudly.
+                tracing::error!(error = %e, "rabbitmq: undecodable message dropped");
+                let acker = d.acker;
+                tokio::spawn(async move {
+                    let _ = acker.reject(lapin::options::BasicRejectOptions { requeue: false }).await;
+                });
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Consumer for RabbitConsumer {
+    async fn receive(&mut self, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        use futures_util::{FutureExt, StreamExt};
+        let mut out = Vec::new();
+        match tokio::time::timeout(Duration::from_millis(500), self.consumer.next()).await {
+            Ok(Some(d)) => out.extend(self.take(d.map_err(qerr)?)),
+            Ok(None) => return Err(qerr("rabbitmq consumer closed")),
+            Err(_) => return Ok(out),
+        }
+        while out.len() < max {
+            match self.consumer.next().now_or_never() {
+                Some(Some(d)) => out.extend(self.take(d.map_err(qerr)?)),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack(&mut self, done: &[Delivery]) -> Result<(), QueueError> {
+        for d in done {
+            if let Some(acker) = self.pending.remove(&d.tag) {
+                acker.ack(lapin::options::BasicAckOptions::default()).await.map_err(qerr)?;
+            }
+        }
         Ok(())
     }
 }
