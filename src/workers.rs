@@ -13,9 +13,9 @@ use tokio::task::JoinHandle;
 use crate::platform::metrics::{
     CONSUMER_LAG_SECONDS, EVENTS_CONSUMED, EVENTS_RELAYED, GACHA_OBSERVED_RATE, QUEUE_DEPTH,
 };
-use crate::platform::queue::{Consumer, Delivery, Queue};
+use crate::platform::queue::{Consumer, Queue};
 use crate::platform::state::AppState;
-use crate::store::events::Event;
+use crate::store::events::{ConsumeItem, Event};
 
 /// Events relayed per round trip.
 const RELAY_BATCH: usize = 256;
@@ -79,27 +79,22 @@ async fn consume(state: web::Data<AppState>, queue: Arc<dyn Queue>, name: String
     }
 }
 
-/// One consumer round: receive, apply each event, acknowledge what was applied.
+/// One consumer round: receive a batch, apply it, acknowledge it. If applying
+/// fails nothing is acknowledged: the batch comes back, and what was applied is skipped.
 pub async fn consume_once(state: &AppState, consumer: &mut dyn Consumer) -> anyhow::Result<usize> {
     let deliveries = consumer.receive(CONSUME_BATCH).await?;
-    let mut done: Vec<Delivery> = Vec::with_capacity(deliveries.len());
-    for d in deliveries {
-        match apply(state, &d.event).await {
-            Ok(()) => done.push(d),
-            // Not acknowledged: redelivered (or claimed by another consumer) later.
-            Err(e) => tracing::warn!(event_id = %d.event.id, error = %e, "consumer: event not applied"),
-        }
+    if deliveries.is_empty() {
+        return Ok(0);
     }
-    consumer.ack(&done).await?;
-    Ok(done.len())
+    let events: Vec<Event> = deliveries.iter().map(|d| d.event.clone()).collect();
+    apply(state, &events).await?;
+    consumer.ack(&deliveries).await?;
+    Ok(deliveries.len())
 }
 
-/// Applies one event to every consumer. Safe to call again with the same event.
-pub async fn apply(state: &AppState, e: &Event) -> anyhow::Result<()> {
-    metrics::gauge!(CONSUMER_LAG_SECONDS).set((Utc::now() - e.at).num_milliseconds().max(0) as f64 / 1000.0);
-    // Per-banner observed rates: counters in the store, once per event.
+/// Per-banner observed-rate counters of an event (gacha summons only).
+fn banner_counters(e: &Event) -> Vec<(String, i64)> {
     let mut counters = Vec::new();
-    let mut banner = None;
     if e.kind == "gacha.summoned" {
         if let (Some(b), Some(results)) = (e.payload["banner_id"].as_str(), e.payload["results"].as_array()) {
             for r in results {
@@ -107,26 +102,54 @@ pub async fn apply(state: &AppState, e: &Event) -> anyhow::Result<()> {
                     counters.push((format!("gacha:{b}:{cat}"), 1));
                 }
             }
-            banner = Some(b.to_string());
         }
     }
-    // The audit log keeps economy events. Both effects land in one store write,
-    // recorded under the event id so a redelivery changes nothing.
-    let economy = matches!(e.kind.as_str(), "ledger.changed" | "gacha.summoned");
-    let applied_now = if counters.is_empty() && !economy {
-        false
-    } else {
-        state.store.consume_once("consumers", &e.id, &counters, economy.then_some(e)).await?
-    };
+    counters
+}
+
+/// Applies events to every consumer. Safe to call again with the same events.
+pub async fn apply(state: &AppState, events: &[Event]) -> anyhow::Result<()> {
+    if let Some(last) = events.last() {
+        metrics::gauge!(CONSUMER_LAG_SECONDS).set((Utc::now() - last.at).num_milliseconds().max(0) as f64 / 1000.0);
+    }
+    // Observed-rate counters and the audit log of economy events: one store write
+    // for the batch, each event recorded under its id so a redelivery changes nothing.
+    let items: Vec<ConsumeItem> = events
+        .iter()
+        .filter_map(|e| {
+            let counters = banner_counters(e);
+            let economy = matches!(e.kind.as_str(), "ledger.changed" | "gacha.summoned");
+            (economy || !counters.is_empty()).then(|| ConsumeItem {
+                event_id: e.id.clone(),
+                counters,
+                audit: economy.then(|| e.clone()),
+            })
+        })
+        .collect();
+    let applied = state.store.consume_batch("consumers", &items).await?;
+    let fresh: std::collections::HashSet<&str> =
+        items.iter().zip(&applied).filter(|(_, a)| **a).map(|(i, _)| i.event_id.as_str()).collect();
+    let recorded: std::collections::HashSet<&str> = items.iter().map(|i| i.event_id.as_str()).collect();
     // Leaderboards in Redis: absolute scores, newest version wins, so replays are harmless.
     if let Some(pool) = &state.redis {
-        crate::platform::leaderboards::apply(pool, &state.settings.cache_prefix, e).await?;
+        for e in events {
+            crate::platform::leaderboards::apply(pool, &state.settings.cache_prefix, e).await?;
+        }
     }
-    if let (true, Some(b)) = (applied_now, banner) {
+    let mut banners = std::collections::BTreeSet::new();
+    for e in events {
+        let applied =
+            if fresh.contains(e.id.as_str()) || !recorded.contains(e.id.as_str()) { "yes" } else { "duplicate" };
+        if applied == "yes" && e.kind == "gacha.summoned" {
+            if let Some(b) = e.payload["banner_id"].as_str() {
+                banners.insert(b.to_string());
+            }
+        }
+        metrics::counter!(EVENTS_CONSUMED, "kind" => e.kind.clone(), "applied" => applied).increment(1);
+    }
+    for b in banners {
         publish_observed(state, &b).await;
     }
-    let applied = if applied_now || (counters.is_empty() && !economy) { "yes" } else { "duplicate" };
-    metrics::counter!(EVENTS_CONSUMED, "kind" => e.kind.clone(), "applied" => applied).increment(1);
     Ok(())
 }
 

@@ -537,33 +537,33 @@ impl Store for EmbeddedStore {
         self.read(|txn| txn.open_table(OUTBOX).map_err(unavailable)?.len().map_err(unavailable)).await
     }
 
-    async fn consume_once(
+    async fn consume_batch(
         &self,
         consumer: &str,
-        event_id: &str,
-        counters: &[(String, i64)],
-        audit: Option<&super::events::Event>,
-    ) -> Result<bool, StoreError> {
-        let (consumer, event_id, counters, audit) =
-            (consumer.to_string(), event_id.to_string(), counters.to_vec(), audit.cloned());
+        items: &[super::events::ConsumeItem],
+    ) -> Result<Vec<bool>, StoreError> {
+        let (consumer, items) = (consumer.to_string(), items.to_vec());
         self.write(move |txn| {
-            {
-                let mut done = txn.open_table(CONSUMED).map_err(unavailable)?;
-                if done.get((consumer.as_str(), event_id.as_str())).map_err(unavailable)?.is_some() {
-                    return Ok(false);
+            let mut done = txn.open_table(CONSUMED).map_err(unavailable)?;
+            let mut counters = txn.open_table(COUNTERS).map_err(unavailable)?;
+            let mut audit = txn.open_table(AUDIT).map_err(unavailable)?;
+            let mut applied = Vec::with_capacity(items.len());
+            for item in &items {
+                if done.get((consumer.as_str(), item.event_id.as_str())).map_err(unavailable)?.is_some() {
+                    applied.push(false);
+                    continue;
                 }
-                done.insert((consumer.as_str(), event_id.as_str()), ()).map_err(unavailable)?;
+                done.insert((consumer.as_str(), item.event_id.as_str()), ()).map_err(unavailable)?;
+                for (name, delta) in &item.counters {
+                    let cur = counters.get(name.as_str()).map_err(unavailable)?.map(|g| g.value()).unwrap_or(0);
+                    counters.insert(name.as_str(), cur + delta).map_err(unavailable)?;
+                }
+                if let Some(e) = &item.audit {
+                    audit.insert((e.kind.as_str(), e.id.as_str()), encode(e)?.as_slice()).map_err(unavailable)?;
+                }
+                applied.push(true);
             }
-            let mut t = txn.open_table(COUNTERS).map_err(unavailable)?;
-            for (name, delta) in &counters {
-                let cur = t.get(name.as_str()).map_err(unavailable)?.map(|g| g.value()).unwrap_or(0);
-                t.insert(name.as_str(), cur + delta).map_err(unavailable)?;
-            }
-            if let Some(e) = &audit {
-                let mut a = txn.open_table(AUDIT).map_err(unavailable)?;
-                a.insert((e.kind.as_str(), e.id.as_str()), encode(e)?.as_slice()).map_err(unavailable)?;
-            }
-            Ok(true)
+            Ok(applied)
         })
         .await
     }

@@ -30,6 +30,17 @@ pub struct Event {
     pub payload: Value,
 }
 
+/// What a consumer does for one event, applied at most once per event id.
+#[derive(Debug, Clone)]
+pub struct ConsumeItem {
+    /// The event's id.
+    pub event_id: String,
+    /// Counters to add.
+    pub counters: Vec<(String, i64)>,
+    /// The event to keep in the audit log, if it is an economy event.
+    pub audit: Option<Event>,
+}
+
 /// An outbox row: the event and the store's handle to delete it once relayed.
 #[derive(Debug, Clone)]
 pub struct OutboxEntry {

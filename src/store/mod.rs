@@ -292,16 +292,10 @@ pub trait Store: Send + Sync + 'static {
     async fn outbox_delete(&self, keys: &[String]) -> Result<(), StoreError>;
     /// Undelivered events.
     async fn outbox_len(&self) -> Result<u64, StoreError>;
-    /// Applies an event's effects for `consumer` at most once: records the
-    /// event id, adds `counters` and keeps `audit` (if any), atomically. False
-    /// when this consumer had already applied the event.
-    async fn consume_once(
-        &self,
-        consumer: &str,
-        event_id: &str,
-        counters: &[(String, i64)],
-        audit: Option<&events::Event>,
-    ) -> Result<bool, StoreError>;
+    /// Applies events' effects for `consumer` at most once each, in one atomic
+    /// write: records each new event id, adds its counters and keeps its audit
+    /// entry. Returns, per item, whether it was new.
+    async fn consume_batch(&self, consumer: &str, items: &[events::ConsumeItem]) -> Result<Vec<bool>, StoreError>;
     /// Counters whose name starts with `prefix`.
     async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError>;
     /// Audit entries (economy events), oldest first, for tests and operators.

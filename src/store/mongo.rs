@@ -159,42 +159,51 @@ impl MongoStore {
     async fn try_consume(
         &self,
         consumer: &str,
-        event_id: &str,
-        counters: &[(String, i64)],
-        audit: Option<&super::events::Event>,
-    ) -> Result<bool, mongodb::error::Error> {
+        items: &[super::events::ConsumeItem],
+    ) -> Result<Vec<bool>, mongodb::error::Error> {
+        use futures_util::TryStreamExt;
+        let ids: Vec<String> = items.iter().map(|i| format!("{consumer}:{}", i.event_id)).collect();
         let mut s = self.start().await?;
-        let r = self
-            .db
-            .collection::<Document>("consumed")
-            .insert_one(doc! {"_id": format!("{consumer}:{event_id}")})
+        let consumed = self.db.collection::<Document>("consumed");
+        let seen: std::collections::HashSet<String> = consumed
+            .find(doc! {"_id": {"$in": &ids}})
             .session(&mut s)
-            .await;
-        match r {
-            Err(e) if is_duplicate_key(&e) => {
-                let _ = s.abort_transaction().await;
-                return Ok(false);
+            .await?
+            .stream(&mut s)
+            .try_collect::<Vec<Document>>()
+            .await?
+            .iter()
+            .filter_map(|d| d.get_str("_id").ok().map(str::to_string))
+            .collect();
+        let mut applied = Vec::with_capacity(items.len());
+        let mut fresh = std::collections::HashSet::new();
+        for (item, id) in items.iter().zip(&ids) {
+            // Also skips a duplicate inside the batch itself.
+            if seen.contains(id) || !fresh.insert(id.clone()) {
+                applied.push(false);
+                continue;
             }
-            r => r?,
-        };
-        for (name, delta) in counters {
-            self.db
-                .collection::<Document>("counters")
-                .update_one(doc! {"_id": name}, doc! {"$inc": {"value": delta}})
-                .upsert(true)
-                .session(&mut s)
-                .await?;
-        }
-        if let Some(e) = audit {
-            let text = serde_json::to_string(e).unwrap_or_default();
-            self.db
-                .collection::<Document>("audit")
-                .insert_one(doc! {"_id": &e.id, "kind": &e.kind, "event": text})
-                .session(&mut s)
-                .await?;
+            consumed.insert_one(doc! {"_id": id}).session(&mut s).await?;
+            for (name, delta) in &item.counters {
+                self.db
+                    .collection::<Document>("counters")
+                    .update_one(doc! {"_id": name}, doc! {"$inc": {"value": delta}})
+                    .upsert(true)
+                    .session(&mut s)
+                    .await?;
+            }
+            if let Some(e) = &item.audit {
+                let text = serde_json::to_string(e).unwrap_or_default();
+                self.db
+                    .collection::<Document>("audit")
+                    .insert_one(doc! {"_id": &e.id, "kind": &e.kind, "event": text})
+                    .session(&mut s)
+                    .await?;
+            }
+            applied.push(true);
         }
         Self::commit(&mut s).await?;
-        Ok(true)
+        Ok(applied)
     }
 
     fn players(&self) -> Collection<Document> {
@@ -576,17 +585,19 @@ impl Store for MongoStore {
         self.db.collection::<Document>("outbox").count_documents(doc! {}).await.map_err(unavailable)
     }
 
-    async fn consume_once(
+    async fn consume_batch(
         &self,
         consumer: &str,
-        event_id: &str,
-        counters: &[(String, i64)],
-        audit: Option<&super::events::Event>,
-    ) -> Result<bool, StoreError> {
+        items: &[super::events::ConsumeItem],
+    ) -> Result<Vec<bool>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         for attempt in 0..MAX_ATTEMPTS {
-            match self.try_consume(consumer, event_id, counters, audit).await {
+            match self.try_consume(consumer, items).await {
                 Ok(applied) => return Ok(applied),
-                Err(e) if is_retryable(&e) => backoff(attempt).await,
+                // A concurrent consumer recorded one of these ids first: re-check and retry.
+                Err(e) if is_retryable(&e) || is_duplicate_key(&e) => backoff(attempt).await,
                 Err(e) => return Err(unavailable(e)),
             }
         }
