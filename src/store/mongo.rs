@@ -206,6 +206,32 @@ impl MongoStore {
         Ok(applied)
     }
 
+    /// Players matching `filter`, best score on `board` first (rank left at 0).
+    async fn board_rows(&self, board: Board, filter: Document, limit: usize) -> Result<Vec<BoardEntry>, StoreError> {
+        use futures_util::TryStreamExt;
+        let field = format!("scores.{}", board.name());
+        let docs: Vec<Document> = self
+            .players()
+            .find(filter)
+            .sort(doc! {&field: -1, "_id": 1})
+            .limit(limit as i64)
+            .projection(doc! {"username": 1, "scores": 1})
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        Ok(docs
+            .into_iter()
+            .map(|d| BoardEntry {
+                rank: 0,
+                player_id: d.get_str("_id").unwrap_or_default().to_string(),
+                username: d.get_str("username").unwrap_or_default().to_string(),
+                score: d.get_document("scores").ok().and_then(|s| s.get_i64(board.name()).ok()).unwrap_or(0) as u64,
+            })
+            .collect())
+    }
+
     fn players(&self) -> Collection<Document> {
         self.db.collection("players")
     }
@@ -457,29 +483,9 @@ impl Store for MongoStore {
     }
 
     async fn leaderboard(&self, board: Board, limit: usize) -> Result<Vec<BoardEntry>, StoreError> {
-        use futures_util::TryStreamExt;
-        let field = format!("scores.{}", board.name());
-        let docs: Vec<Document> = self
-            .players()
-            .find(doc! {})
-            .sort(doc! {&field: -1, "_id": 1})
-            .limit(limit as i64)
-            .projection(doc! {"username": 1, "scores": 1})
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
-        Ok(docs
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| BoardEntry {
-                rank: i as u64 + 1,
-                player_id: d.get_str("_id").unwrap_or_default().to_string(),
-                username: d.get_str("username").unwrap_or_default().to_string(),
-                score: d.get_document("scores").ok().and_then(|s| s.get_i64(board.name()).ok()).unwrap_or(0) as u64,
-            })
-            .collect())
+        let mut rows = self.board_rows(board, doc! {}, limit).await?;
+        rows.iter_mut().enumerate().for_each(|(i, r)| r.rank = i as u64 + 1);
+        Ok(rows)
     }
 
     async fn rank(&self, board: Board, player_id: &str) -> Result<Option<BoardEntry>, StoreError> {
@@ -529,28 +535,8 @@ impl Store for MongoStore {
     }
 
     async fn board_range(&self, board: Board, min: u64, max: u64, limit: usize) -> Result<Vec<BoardEntry>, StoreError> {
-        use futures_util::TryStreamExt;
         let field = format!("scores.{}", board.name());
-        let docs: Vec<Document> = self
-            .players()
-            .find(doc! {&field: {"$gte": min as i64, "$lte": max as i64}})
-            .sort(doc! {&field: -1, "_id": 1})
-            .limit(limit as i64)
-            .projection(doc! {"username": 1, "scores": 1})
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
-        Ok(docs
-            .into_iter()
-            .map(|d| BoardEntry {
-                rank: 0,
-                player_id: d.get_str("_id").unwrap_or_default().to_string(),
-                username: d.get_str("username").unwrap_or_default().to_string(),
-                score: d.get_document("scores").ok().and_then(|s| s.get_i64(board.name()).ok()).unwrap_or(0) as u64,
-            })
-            .collect())
+        self.board_rows(board, doc! {field: {"$gte": min as i64, "$lte": max as i64}}, limit).await
     }
 
     async fn outbox_batch(&self, limit: usize) -> Result<Vec<super::events::OutboxEntry>, StoreError> {
