@@ -87,7 +87,15 @@ pub async fn consume_once(state: &AppState, consumer: &mut dyn Consumer) -> anyh
         return Ok(0);
     }
     let events: Vec<Event> = deliveries.iter().map(|d| d.event.clone()).collect();
-    apply(state, &events).await?;
+    // A few quick retries first: the in-process queue cannot redeliver.
+    let mut attempt = 0;
+    while let Err(e) = apply(state, &events).await {
+        attempt += 1;
+        if attempt >= 3 {
+            return Err(e);
+        }
+        tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+    }
     consumer.ack(&deliveries).await?;
     Ok(deliveries.len())
 }
@@ -131,9 +139,15 @@ pub async fn apply(state: &AppState, events: &[Event]) -> anyhow::Result<()> {
         items.iter().zip(&applied).filter(|(_, a)| **a).map(|(i, _)| i.event_id.as_str()).collect();
     let recorded: std::collections::HashSet<&str> = items.iter().map(|i| i.event_id.as_str()).collect();
     // Leaderboards in Redis: absolute scores, newest version wins, so replays are harmless.
+    // A Redis outage must not hold back the store-side effects: the boards are a
+    // view, rebuilt from the store when missing, and corrected by the player's next event.
     if let Some(pool) = &state.redis {
         for e in events {
-            crate::platform::leaderboards::apply(pool, &state.settings.cache_prefix, e).await?;
+            if let Err(err) = crate::platform::leaderboards::apply(pool, &state.settings.cache_prefix, e).await {
+                metrics::counter!(crate::platform::metrics::CACHE_ERRORS, "op" => "leaderboard").increment(1);
+                tracing::warn!(error = %err, "consumer: leaderboard not updated in Redis");
+                break;
+            }
         }
     }
     let mut banners = std::collections::BTreeSet::new();
