@@ -122,23 +122,21 @@ pub async fn apply(state: &AppState, events: &[Event]) -> anyhow::Result<()> {
     }
     // Observed-rate counters and the audit log of economy events: one store write
     // for the batch, each event recorded under its id so a redelivery changes nothing.
-    let items: Vec<ConsumeItem> = events
-        .iter()
-        .filter_map(|e| {
-            let counters = banner_counters(e);
-            let economy = matches!(e.kind.as_str(), "ledger.changed" | "gacha.summoned");
-            (economy || !counters.is_empty()).then(|| ConsumeItem {
-                event_id: e.id.clone(),
-                counters,
-                audit: economy.then(|| e.clone()),
-            })
-        })
-        .collect();
+    let mut items: Vec<ConsumeItem> = Vec::new();
+    // For each event, the index of its item (None: nothing to record in the store).
+    let mut item_of: Vec<Option<usize>> = Vec::with_capacity(events.len());
+    for e in events {
+        let counters = banner_counters(e);
+        let economy = matches!(e.kind.as_str(), "ledger.changed" | "gacha.summoned");
+        if economy || !counters.is_empty() {
+            item_of.push(Some(items.len()));
+            items.push(ConsumeItem { event_id: e.id.clone(), counters, audit: economy.then(|| e.clone()) });
+        } else {
+            item_of.push(None);
+        }
+    }
+    // Per item: new (applied now) or a duplicate (also a second copy in this batch).
     let applied = state.store.consume_batch("consumers", &items).await?;
-    let fresh: std::collections::HashSet<&str> =
-        items.iter().zip(&applied).filter(|(_, a)| **a).map(|(i, _)| i.event_id.as_str()).collect();
-    let recorded: std::collections::HashSet<&str> = items.iter().map(|i| i.event_id.as_str()).collect();
-    // Leaderboards in Redis: absolute scores, newest version wins, so replays are harmless.
     // A Redis outage must not hold back the store-side effects: the boards are a
     // view, rebuilt from the store when missing, and corrected by the player's next event.
     if let Some(pool) = &state.redis {
@@ -151,9 +149,11 @@ pub async fn apply(state: &AppState, events: &[Event]) -> anyhow::Result<()> {
         }
     }
     let mut banners = std::collections::BTreeSet::new();
-    for e in events {
-        let applied =
-            if fresh.contains(e.id.as_str()) || !recorded.contains(e.id.as_str()) { "yes" } else { "duplicate" };
+    for (e, item) in events.iter().zip(&item_of) {
+        let applied = match item {
+            Some(i) if !applied.get(*i).copied().unwrap_or(false) => "duplicate",
+            _ => "yes",
+        };
         if applied == "yes" && e.kind == "gacha.summoned" {
             if let Some(b) = e.payload["banner_id"].as_str() {
                 banners.insert(b.to_string());

@@ -205,7 +205,23 @@ async fn stored_responses_round_trip_exactly(kind: StoreKind) {
     assert_eq!(store.battle("missing").await.unwrap(), None);
 }
 
+async fn each_event_is_consumed_once(kind: StoreKind) {
+    use divine_heroes::store::events::ConsumeItem;
+    let Some(ts) = open_store(kind).await else { return };
+    let store = ts.store.clone();
+    let item = |id: &str| ConsumeItem { event_id: id.into(), counters: vec![("gacha:test:SR".into(), 1)], audit: None };
+    // Two copies in one batch, then a redelivery of both ids in a later one.
+    let first = store.consume_batch("c", &[item("e1"), item("e1"), item("e2")]).await.unwrap();
+    assert_eq!(first, vec![true, false, true]);
+    let again = store.consume_batch("c", &[item("e2"), item("e1")]).await.unwrap();
+    assert_eq!(again, vec![false, false]);
+    assert_eq!(store.counters("gacha:test:").await.unwrap(), vec![("gacha:test:SR".to_string(), 2)]);
+    // Another consumer keeps its own record.
+    assert_eq!(store.consume_batch("other", &[item("e1")]).await.unwrap(), vec![true]);
+}
+
 on_both_stores!(
+    each_event_is_consumed_once,
     stored_responses_round_trip_exactly,
     concurrent_debits_never_overdraw,
     one_idempotency_key_has_one_effect,
