@@ -1,7 +1,6 @@
 //! The gacha role: banners, rate disclosure, summons, pity and history.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -19,7 +18,7 @@ use crate::platform::auth::{AuthPlayer, MaybePlayer};
 use crate::platform::cache::Tier;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
-use crate::platform::metrics::{GACHA_OBSERVED_RATE, GACHA_PUBLISHED_RATE, GACHA_PULLS};
+use crate::platform::metrics::{GACHA_PUBLISHED_RATE, GACHA_PULLS};
 use crate::platform::state::AppState;
 use crate::store::{Effects, Mutation, StoredResponse};
 
@@ -56,23 +55,11 @@ pub fn publish_rate_metrics(data: &GameData) {
     }
 }
 
-/// Pulls seen by this process, by banner and category, for the observed-rate gauges.
-static OBSERVED: LazyLock<Mutex<BTreeMap<String, BTreeMap<String, u64>>>> = LazyLock::new(Default::default);
-
 fn record_pulls(banner: &Banner, results: &[PullResult]) {
+    // The observed shares next to the published rates are kept by the event
+    // consumers from every pod's summons (see workers.rs); here only the counter.
     for r in results {
         metrics::counter!(GACHA_PULLS, "banner" => banner.id.clone(), "category" => r.category.clone()).increment(1);
-    }
-    let mut all = OBSERVED.lock().unwrap_or_else(|e| e.into_inner());
-    let counts = all.entry(banner.id.clone()).or_default();
-    for r in results {
-        *counts.entry(r.category.clone()).or_default() += 1;
-    }
-    let total: u64 = counts.values().sum();
-    for o in &banner.outcomes {
-        let n = counts.get(&o.id).copied().unwrap_or(0);
-        metrics::gauge!(GACHA_OBSERVED_RATE, "banner" => banner.id.clone(), "category" => o.id.clone())
-            .set(n as f64 / total as f64);
     }
 }
 
