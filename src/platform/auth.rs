@@ -2,7 +2,7 @@
 
 use std::future::{ready, Ready};
 
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use chrono::{DateTime, Utc};
@@ -82,6 +82,10 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
     req.headers().get("authorization")?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
+/// A player id whose token was already verified for this request (by the rate limiter).
+#[derive(Debug, Clone)]
+pub struct VerifiedPlayer(pub String);
+
 /// The authenticated player of a request: the only source of identity.
 #[derive(Debug, Clone)]
 pub struct AuthPlayer(pub String);
@@ -91,6 +95,9 @@ impl FromRequest for AuthPlayer {
     type Future = Ready<Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        if let Some(v) = req.extensions().get::<VerifiedPlayer>() {
+            return ready(Ok(AuthPlayer(v.0.clone())));
+        }
         let Some(state) = req.app_data::<web::Data<AppState>>() else {
             return ready(Err(AppError::internal(anyhow::anyhow!("app state missing"))));
         };

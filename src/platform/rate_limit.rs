@@ -10,13 +10,13 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest, ResponseError};
+use actix_web::{web, HttpMessage, HttpRequest, ResponseError};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use super::auth::bearer;
+use super::auth::{bearer, VerifiedPlayer};
 use super::error::{AppError, ErrorCode};
 use super::metrics::RATE_LIMIT_EXCEEDED;
 use super::state::AppState;
@@ -107,6 +107,8 @@ enum Bucket {
 
 fn client_key(req: &HttpRequest, state: &AppState) -> String {
     if let Some(player) = bearer(req).and_then(|t| state.tokens.verify(t).ok()) {
+        // The handler's AuthPlayer reuses this instead of checking the token again.
+        req.extensions_mut().insert(VerifiedPlayer(player.clone()));
         return format!("player:{player}");
     }
     match client_ip(req, &state.trusted_proxies) {
