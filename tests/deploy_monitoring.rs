@@ -4,6 +4,7 @@
 //! the two built on kube-state-metrics series are covered by promtool's tests.
 
 #[path = "common/procs.rs"]
+#[allow(dead_code)]
 mod procs;
 
 use std::process::{Command, Stdio};
@@ -62,16 +63,7 @@ async fn every_dashboard_and_alert_expression_returns_data() {
     let http = reqwest::Client::new();
     // Traffic that touches every family: accounts, a summon, a fight, an arena
     // challenge, an error.
-    let reg: Value = http
-        .post(format!("{base}/api/auth/register"))
-        .json(&json!({"username": "Scraped", "password": "scrape-me-123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = reg["token"].as_str().unwrap().to_string();
+    let token = procs::register(&http, &base, "Scraped", "scrape-me-123").await;
     let post = |path: &str, key: &str, body: Value| {
         http.post(format!("{base}{path}")).bearer_auth(&token).header("Idempotency-Key", key).json(&body).send()
     };

@@ -7,6 +7,7 @@
 #[allow(unused_macros)]
 mod common;
 #[path = "common/procs.rs"]
+#[allow(dead_code)]
 mod procs;
 
 use std::process::{Command, Stdio};

@@ -48,16 +48,7 @@ async fn a_killed_process_loses_no_event_and_applies_none_twice() {
     let mut first = start_role("all", &env, data.path()).await;
     let base = format!("http://127.0.0.1:{}", first.port);
     let http = reqwest::Client::new();
-    let reg: serde_json::Value = http
-        .post(format!("{base}/api/auth/register"))
-        .json(&json!({"username": "Phoenix", "password": "rise-again-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = reg["token"].as_str().unwrap().to_string();
+    let token = procs::register(&http, &base, "Phoenix", "rise-again-1").await;
     for i in 0..4 {
         let r = http
             .post(format!("{base}/api/gacha/summon"))

@@ -36,6 +36,8 @@ pub const GACHA_PULLS: &str = "divine_heroes_gacha_pulls_total";
 pub const GACHA_OBSERVED_RATE: &str = "divine_heroes_gacha_observed_rate";
 /// Published consolidated rate of each category per banner.
 pub const GACHA_PUBLISHED_RATE: &str = "divine_heroes_gacha_published_rate";
+/// Battles fought, by mode and winner.
+pub const BATTLES: &str = "divine_heroes_battles_total";
 /// Events moved from the outbox to the queue.
 pub const EVENTS_RELAYED: &str = "divine_heroes_events_relayed_total";
 /// Events handled by the consumers, applied or skipped as duplicates.
@@ -88,6 +90,7 @@ fn describe() {
     describe_counter!(GACHA_PULLS, "Gacha pulls by banner and outcome category");
     describe_gauge!(GACHA_OBSERVED_RATE, "Observed share of each outcome per banner since start");
     describe_gauge!(GACHA_PUBLISHED_RATE, "Published long-run rate of each outcome per banner");
+    describe_counter!(BATTLES, "Battles fought, by mode and winner");
     describe_counter!(EVENTS_RELAYED, "Events moved from the outbox to the queue");
     describe_counter!(EVENTS_CONSUMED, "Events handled by the consumers (applied or duplicate)");
     describe_gauge!(QUEUE_DEPTH, "Events waiting in the outbox and in the broker");

@@ -81,3 +81,17 @@ pub async fn wait_ready(url: &str) {
     }
     panic!("{url} not ready within 15 s");
 }
+
+/// Registers a player on a running process; returns its token.
+pub async fn register(http: &reqwest::Client, base: &str, username: &str, password: &str) -> String {
+    let reg: serde_json::Value = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("register sent")
+        .json()
+        .await
+        .expect("register answers JSON");
+    reg["token"].as_str().expect("a token").to_string()
+}

@@ -106,6 +106,12 @@ fn record(
     (battle_id.to_string(), serde_json::to_value(r).unwrap_or(Value::Null))
 }
 
+/// Counts a fought battle by mode and winner (from the stored response).
+fn count_battle(mode: &'static str, body: &Value) {
+    let winner = body["winner"].as_str().unwrap_or("unknown").to_string();
+    metrics::counter!(crate::platform::metrics::BATTLES, "mode" => mode, "winner" => winner).increment(1);
+}
+
 fn stage_or_404(state: &AppState, chapter: u32, stage: u32) -> Result<Stage, AppError> {
     state
         .data
@@ -201,7 +207,7 @@ async fn post_fight(
     });
     let (r, fresh) = mutation_outcome(&state, &who.0, Some(idem), op).await?;
     if fresh {
-        metrics::counter!("divine_heroes_battles_total", "mode" => "campaign", "winner" => r.body["winner"].as_str().unwrap_or("unknown").to_string()).increment(1);
+        count_battle("campaign", &r.body);
     }
     Ok(stored(r, !fresh))
 }
@@ -370,7 +376,7 @@ async fn post_challenge(
     });
     let (r, fresh) = mutation_outcome(&state, &who.0, Some(idem), op).await?;
     if fresh {
-        metrics::counter!("divine_heroes_battles_total", "mode" => "arena", "winner" => r.body["winner"].as_str().unwrap_or("unknown").to_string()).increment(1);
+        count_battle("arena", &r.body);
         if let Some(defender) = &defender_id {
             let change: RatingChange = serde_json::from_value(r.body["rating_change"].clone())
                 .unwrap_or(RatingChange { attacker: 0, defender: 0 });
