@@ -19,7 +19,8 @@ COPY --from=build /src/target/release/divine-heroes /usr/local/bin/divine-heroes
 COPY config ./config
 RUN mkdir -p /app/data && chown app:app /app/data
 USER 10001:10001
-ENV LOG_FORMAT=json \
+ENV HOST=0.0.0.0 \
+    LOG_FORMAT=json \
     DATA_DIR=/app/data \
     GAME_DATA_DIR=/app/config
 EXPOSE 8001 8002 8003

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
-use chrono::Utc;
 use tokio::task::JoinHandle;
 
 use crate::platform::metrics::{
@@ -118,7 +117,8 @@ fn banner_counters(e: &Event) -> Vec<(String, i64)> {
 /// Applies events to every consumer. Safe to call again with the same events.
 pub async fn apply(state: &AppState, events: &[Event]) -> anyhow::Result<()> {
     if let Some(last) = events.last() {
-        metrics::gauge!(CONSUMER_LAG_SECONDS).set((Utc::now() - last.at).num_milliseconds().max(0) as f64 / 1000.0);
+        metrics::gauge!(CONSUMER_LAG_SECONDS)
+            .set((state.clock.now() - last.at).num_milliseconds().max(0) as f64 / 1000.0);
     }
     // Observed-rate counters and the audit log of economy events: one store write
     // for the batch, each event recorded under its id so a redelivery changes nothing.

@@ -1,14 +1,13 @@
 //! The cache on a real Redis: hits are counted, and a write is never followed by
 //! a stale read.
 
+// Its own binary: it asserts exact deltas of process-wide counters, which tests
+// running beside it in one process would move.
 #[allow(unused_macros)]
+#[path = "it/common/mod.rs"]
 mod common;
 
-use std::sync::Arc;
-
 use common::{StoreKind, TestApp};
-use divine_heroes::platform::clock::SystemClock;
-use divine_heroes::platform::config::Role;
 use serde_json::{json, Value};
 
 /// Sum of a counter's series whose labels contain `label` (e.g. `kind="catalog"`).
@@ -21,21 +20,7 @@ async fn counter(app: &TestApp, name: &str, label: &str) -> f64 {
 }
 
 async fn redis_app(kind: StoreKind) -> Option<TestApp> {
-    if !common::redis_reachable("redis://127.0.0.1:6379").await {
-        return None;
-    }
-    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
-    TestApp::spawn_with(
-        kind,
-        Role::All,
-        move |s| {
-            s.redis_enabled = true;
-            s.redis_url = "redis://127.0.0.1:6379".into();
-            s.cache_prefix = prefix;
-        },
-        Arc::new(SystemClock),
-    )
-    .await
+    TestApp::spawn_on_redis(kind, None).await
 }
 
 async fn the_second_catalog_read_is_a_hit(kind: StoreKind) {

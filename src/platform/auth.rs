@@ -6,7 +6,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -63,17 +63,28 @@ impl TokenKeys {
         Ok((token, DateTime::from_timestamp(exp, 0).unwrap_or(now)))
     }
 
-    /// The player id of a valid token.
-    pub fn verify(&self, token: &str) -> Result<String, AppError> {
+    /// The player id of a token that is valid at `now`.
+    ///
+    /// Expiry is checked here against `now` (the server's injected clock), not by
+    /// the JWT library against the wall clock: issuing and checking must agree on
+    /// what time it is, or a server on a moved clock rejects its own fresh tokens.
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<String, AppError> {
         let mut v = Validation::new(Algorithm::HS256);
-        v.leeway = 0;
+        v.validate_exp = false;
+        v.validate_nbf = false;
         v.set_required_spec_claims(&["exp", "sub"]);
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map(|d| d.claims.sub).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => {
-                AppError::new(ErrorCode::TokenExpired, "the token has expired; log in again")
-            }
-            _ => AppError::new(ErrorCode::InvalidToken, "the token is not valid"),
-        })
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
+            .map_err(|_| AppError::new(ErrorCode::InvalidToken, "the token is not valid"))?
+            .claims;
+        let now = now.timestamp();
+        if now >= claims.exp {
+            return Err(AppError::new(ErrorCode::TokenExpired, "the token has expired; log in again"));
+        }
+        // A token issued in the future was not issued by this server's clock.
+        if claims.iat > now {
+            return Err(AppError::new(ErrorCode::InvalidToken, "the token is not valid yet"));
+        }
+        Ok(claims.sub)
     }
 }
 
@@ -103,7 +114,7 @@ impl FromRequest for AuthPlayer {
         };
         let r = match bearer(req) {
             None => Err(AppError::new(ErrorCode::Unauthorized, "send Authorization: Bearer <token>")),
-            Some(t) => state.tokens.verify(t).map(AuthPlayer),
+            Some(t) => state.tokens.verify(t, state.clock.now()).map(AuthPlayer),
         };
         ready(r)
     }
@@ -131,15 +142,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_round_trip_and_expire() {
+    fn tokens_round_trip_and_expire_on_the_callers_clock() {
         let keys = TokenKeys::new(&SecretString::from("s3cret-for-tests-only-0123456789"), 60);
-        let now = Utc::now();
-        let (t, _) = keys.issue("p1", now).unwrap();
-        assert_eq!(keys.verify(&t).unwrap(), "p1");
-        let (old, _) = keys.issue("p1", now - chrono::Duration::seconds(120)).unwrap();
-        assert_eq!(keys.verify(&old).unwrap_err().code, ErrorCode::TokenExpired);
+        // A fixed instant far from today: the outcome must not depend on the wall clock.
+        let t0 = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+        let (t, exp) = keys.issue("p1", t0).unwrap();
+        assert_eq!(exp, t0 + chrono::Duration::seconds(60));
+        assert_eq!(keys.verify(&t, t0).unwrap(), "p1");
+        assert_eq!(keys.verify(&t, t0 + chrono::Duration::seconds(59)).unwrap(), "p1");
+        assert_eq!(keys.verify(&t, t0 + chrono::Duration::seconds(60)).unwrap_err().code, ErrorCode::TokenExpired);
+        assert_eq!(keys.verify(&t, t0 + chrono::Duration::seconds(61)).unwrap_err().code, ErrorCode::TokenExpired);
+        assert_eq!(keys.verify(&t, t0 - chrono::Duration::seconds(1)).unwrap_err().code, ErrorCode::InvalidToken);
         let other = TokenKeys::new(&SecretString::from("another-secret-another-secret-00"), 60);
-        assert_eq!(other.verify(&t).unwrap_err().code, ErrorCode::InvalidToken);
+        assert_eq!(other.verify(&t, t0).unwrap_err().code, ErrorCode::InvalidToken);
+        assert_eq!(keys.verify("not.a.token", t0).unwrap_err().code, ErrorCode::InvalidToken);
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub enum AppEnv {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Address to bind.
+    /// Address to bind: loopback unless set (containers set `HOST=0.0.0.0`).
     #[serde(default = "d_host")]
     pub host: String,
     /// Port to bind; unset: the role's default. 0 picks a free port.
@@ -177,7 +177,7 @@ pub struct Settings {
 }
 
 fn d_host() -> String {
-    "0.0.0.0".into()
+    "127.0.0.1".into()
 }
 fn d_redis_url() -> String {
     "redis://localhost:6379".into()

@@ -106,7 +106,7 @@ enum Bucket {
 }
 
 fn client_key(req: &HttpRequest, state: &AppState) -> String {
-    if let Some(player) = bearer(req).and_then(|t| state.tokens.verify(t).ok()) {
+    if let Some(player) = bearer(req).and_then(|t| state.tokens.verify(t, state.clock.now()).ok()) {
         // The handler's AuthPlayer reuses this instead of checking the token again.
         req.extensions_mut().insert(VerifiedPlayer(player.clone()));
         return format!("player:{player}");

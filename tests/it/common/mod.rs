@@ -1,10 +1,14 @@
-//! Test helpers: a real server on port 0 over either store, and typed requests.
+//! Test helpers: a real server on port 0 over either store, typed requests, and
+//! names on the shared servers (Redis, RabbitMQ, MongoDB) removed when a test ends.
 #![allow(dead_code)]
+
+pub mod procs;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
+use chrono::{DateTime, Utc};
 use divine_heroes::game::data::GameData;
 use divine_heroes::game::economy::Currency;
 use divine_heroes::game::player::Player;
@@ -24,10 +28,11 @@ pub enum StoreKind {
     Mongo,
 }
 
-/// A store plus whatever keeps it alive (its directory).
+/// A store plus whatever keeps it alive (its directory) or removes it (its database).
 pub struct TestStore {
     pub store: DynStore,
     _dir: Option<tempfile::TempDir>,
+    _db: Option<MongoScratch>,
 }
 
 /// The MongoDB-compatible server tests use (`.ci/run` starts one).
@@ -42,12 +47,12 @@ pub async fn open_store(kind: StoreKind) -> Option<TestStore> {
         StoreKind::Embedded => {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = EmbeddedStore::open(dir.path()).expect("embedded store opens");
-            Some(TestStore { store: Arc::new(store), _dir: Some(dir) })
+            Some(TestStore { store: Arc::new(store), _dir: Some(dir), _db: None })
         }
         StoreKind::Mongo => {
             let db = format!("dh_test_{}", uuid::Uuid::new_v4().simple());
             match tokio::time::timeout(Duration::from_secs(20), MongoStore::connect(&mongo_url(), &db)).await {
-                Ok(Ok(s)) => Some(TestStore { store: Arc::new(s), _dir: None }),
+                Ok(Ok(s)) => Some(TestStore { store: Arc::new(s), _dir: None, _db: Some(MongoScratch(db)) }),
                 other => {
                     let why = match other {
                         Ok(Err(e)) => e.to_string(),
@@ -83,6 +88,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     _store: TestStore,
     handle: actix_web::dev::ServerHandle,
+    /// Its names on the shared Redis when it uses one; dropped last.
+    scratch: Option<Scratch>,
 }
 
 impl TestApp {
@@ -122,7 +129,33 @@ impl TestApp {
         let handle = server.handle();
         tokio::spawn(server.run());
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
-        Some(Self { base, state, http, _store: store, handle })
+        Some(Self { base, state, http, _store: store, handle, scratch: None })
+    }
+
+    /// Spawns the `all` role with the cache (and boards) on the shared Redis under
+    /// a prefix of its own, removed when the app is dropped; `None` without Redis.
+    pub async fn spawn_on_redis(
+        kind: StoreKind,
+        queue: Option<Arc<dyn divine_heroes::platform::queue::Queue>>,
+    ) -> Option<Self> {
+        if !redis_reachable(REDIS_URL).await {
+            return None;
+        }
+        let scratch = Scratch::new();
+        let prefix = scratch.prefix.clone();
+        let tweak = move |s: &mut Settings| {
+            s.redis_enabled = true;
+            s.redis_url = REDIS_URL.into();
+            s.cache_prefix = prefix;
+        };
+        let mut app = Self::spawn_full(kind, Role::All, tweak, Arc::new(SystemClock), queue).await?;
+        app.scratch = Some(scratch);
+        Some(app)
+    }
+
+    /// The cache prefix of an app made by `spawn_on_redis`.
+    pub fn redis_prefix(&self) -> &str {
+        self.scratch.as_ref().map_or("", |s| s.prefix.as_str())
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -158,13 +191,22 @@ impl TestApp {
         (body["token"].as_str().expect("token").to_string(), body["player"]["id"].as_str().expect("id").to_string())
     }
 
+    /// Logs a registered player in again (tokens expire on the server's clock); returns the token.
+    pub async fn login(&self, username: &str) -> String {
+        let r = self
+            .post("/api/auth/login", None, None, json!({"username": username, "password": "correct-horse-1"}))
+            .await;
+        assert_eq!(r.status(), 200, "login {username}");
+        r.json::<Value>().await.expect("json")["token"].as_str().expect("token").to_string()
+    }
+
     pub async fn summon(&self, token: &str, banner: &str, count: u32, key: &str) -> reqwest::Response {
         self.post("/api/gacha/summon", Some(token), Some(key), json!({"banner_id": banner, "count": count})).await
     }
 
     /// Sets one balance of a player exactly, through a ledgered store mutation.
     pub async fn set_balance(&self, player_id: &str, currency: Currency, amount: i64) {
-        set_balance(&self.state.store, player_id, currency, amount).await;
+        set_balance(&self.state.store, player_id, currency, amount, self.state.clock.now()).await;
     }
 
     pub async fn player(&self, player_id: &str) -> Player {
@@ -188,8 +230,8 @@ impl Drop for TestApp {
     }
 }
 
-/// Sets one balance exactly, as a ledgered adjustment.
-pub async fn set_balance(store: &DynStore, player_id: &str, currency: Currency, amount: i64) {
+/// Sets one balance exactly, as a ledgered adjustment made at `now`.
+pub async fn set_balance(store: &DynStore, player_id: &str, currency: Currency, amount: i64, now: DateTime<Utc>) {
     let op: Mutation = Arc::new(move |p: &mut Player| {
         let has = p.balances.get(currency);
         if has > amount {
@@ -205,7 +247,7 @@ pub async fn set_balance(store: &DynStore, player_id: &str, currency: Currency, 
             response: StoredResponse { status: 200, body: json!({}) },
         })
     });
-    let out = store.mutate(player_id, None, chrono::Utc::now(), op).await.expect("store");
+    let out = store.mutate(player_id, None, now, op).await.expect("store");
     assert!(matches!(out, MutateOutcome::Applied(..)), "adjustment applied: {out:?}");
 }
 
@@ -257,4 +299,93 @@ pub async fn redis_reachable(url: &str) -> bool {
         eprintln!("skipping: no Redis at {url}");
     }
     up
+}
+
+/// Runs a cleanup to completion on a thread of its own (bounded: 10 s), so that
+/// `Drop` can wait for it whatever runtime, if any, the test is on.
+fn clean_up<F: std::future::Future<Output = ()> + Send + 'static>(work: F) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            rt.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(10), work).await;
+            });
+        }
+    })
+    .join();
+}
+
+/// A MongoDB database of one test, dropped when the test ends.
+pub struct MongoScratch(pub String);
+
+impl Drop for MongoScratch {
+    fn drop(&mut self) {
+        let db = std::mem::take(&mut self.0);
+        clean_up(async move {
+            if let Ok(client) = mongodb::Client::with_uri_str(mongo_url()).await {
+                let _ = client.database(&db).drop().await;
+            }
+        });
+    }
+}
+
+/// The shared Redis tests use.
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The shared RabbitMQ tests use.
+pub const RABBIT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// A name prefix of one test on the shared Redis and RabbitMQ (cache keys,
+/// streams, boards, the `<prefix>.events` queue), all removed when dropped.
+pub struct Scratch {
+    pub prefix: String,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Self { prefix: format!("test-{}", uuid::Uuid::new_v4().simple()) }
+    }
+
+    /// This test's RabbitMQ queue.
+    pub fn rabbit_queue(&self) -> String {
+        format!("{}.events", self.prefix)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let (pattern, queue) = (format!("{}*", self.prefix), self.rabbit_queue());
+        clean_up(async move {
+            use deadpool_redis::redis;
+            if let Ok(mut c) = async { redis::Client::open(REDIS_URL)?.get_multiplexed_async_connection().await }.await
+            {
+                let mut cursor = 0u64;
+                loop {
+                    let Ok((next, keys)) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async::<(u64, Vec<String>)>(&mut c)
+                        .await
+                    else {
+                        break;
+                    };
+                    if !keys.is_empty() {
+                        let _ = redis::cmd("DEL").arg(&keys).query_async::<i64>(&mut c).await;
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+            let props = lapin::ConnectionProperties::default();
+            if let Ok(conn) = lapin::Connection::connect(RABBIT_URL, props).await {
+                if let Ok(ch) = conn.create_channel().await {
+                    let _ = ch.queue_delete(&queue, lapin::options::QueueDeleteOptions::default()).await;
+                }
+                let _ = conn.close(0, "test done").await;
+            }
+        });
+    }
 }

@@ -1,10 +1,8 @@
 //! Heroes, level-ups, promotions and the team over real HTTP.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{StoreKind, TestApp};
+use crate::common::{StoreKind, TestApp};
 use divine_heroes::game::catalog::{power, stats_at};
 use divine_heroes::game::player::Player;
 use divine_heroes::store::{Effects, Mutation, StoredResponse};
@@ -23,7 +21,7 @@ async fn give_shards(app: &TestApp, player_id: &str, hero: &'static str, shards:
             response: StoredResponse { status: 200, body: json!({}) },
         })
     });
-    app.state.store.mutate(player_id, None, chrono::Utc::now(), op).await.unwrap();
+    app.state.store.mutate(player_id, None, app.state.clock.now(), op).await.unwrap();
 }
 
 async fn level_up_charges_the_rule_cost_and_raises_stats(kind: StoreKind) {

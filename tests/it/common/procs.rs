@@ -1,6 +1,7 @@
 //! Real processes for deployment tests: the built binary, nginx, Prometheus.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -13,15 +14,35 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// A child process killed when dropped.
+/// A child process in its own process group, killed with all of its
+/// descendants when dropped (nginx's workers, for one, outlive a killed master).
 pub struct Proc {
     pub child: Child,
     pub port: u16,
 }
 
 impl Proc {
-    /// Kills it now (SIGKILL).
+    /// Spawns a third-party server (Redis, nginx, Prometheus) on the real wall
+    /// clock: the shifted-clock CI run checks our code's dates, not theirs
+    /// (redis-server does not even start under libfaketime).
+    pub fn spawn_tool(mut cmd: Command, port: u16) -> Self {
+        cmd.env_remove("LD_PRELOAD").env_remove("FAKETIME");
+        Self::spawn(cmd, port)
+    }
+
+    /// Spawns `cmd` as the leader of a new process group.
+    pub fn spawn(mut cmd: Command, port: u16) -> Self {
+        cmd.process_group(0);
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        Proc { child: cmd.spawn().unwrap_or_else(|e| panic!("{program} starts: {e}")), port }
+    }
+
+    /// Kills the whole group now (SIGKILL) and reaps the leader.
     pub fn kill(&mut self) {
+        if let Ok(pgid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: killpg only sends a signal; the group is the one this child leads.
+            unsafe { libc::killpg(pgid, libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -63,7 +84,7 @@ pub async fn start_role(role: &str, env: &[(&str, String)], data_dir: &Path) -> 
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let proc = Proc { child: cmd.spawn().expect("binary starts"), port };
+    let proc = Proc::spawn(cmd, port);
     wait_ready(&format!("http://127.0.0.1:{port}/health/ready")).await;
     proc
 }

@@ -1,12 +1,10 @@
 //! Accounts, errors, limits, health and metrics over real HTTP.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{StoreKind, TestApp};
+use crate::common::{StoreKind, TestApp};
 use divine_heroes::platform::auth::TokenKeys;
-use divine_heroes::platform::clock::SystemClock;
+use divine_heroes::platform::clock::{ManualClock, SystemClock};
 use divine_heroes::platform::config::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -86,9 +84,9 @@ async fn bad_input_is_a_4xx_with_the_error_shape(kind: StoreKind) {
     assert_error(app.get("/api/player", None).await, 401, "UNAUTHORIZED").await;
     assert_error(app.get("/api/player", Some("not.a.token")).await, 401, "INVALID_TOKEN").await;
     let forged = TokenKeys::new(&"someone-else's-secret-0123456789".to_string().into(), 3600);
-    let (t, _) = forged.issue("any-player", chrono::Utc::now()).unwrap();
+    let (t, _) = forged.issue("any-player", app.state.clock.now()).unwrap();
     assert_error(app.get("/api/player", Some(&t)).await, 401, "INVALID_TOKEN").await;
-    let (expired, _) = app.state.tokens.issue("any-player", chrono::Utc::now() - chrono::Duration::days(2)).unwrap();
+    let (expired, _) = app.state.tokens.issue("any-player", app.state.clock.now() - chrono::Duration::days(2)).unwrap();
     assert_error(app.get("/api/player", Some(&expired)).await, 401, "TOKEN_EXPIRED").await;
     assert_error(app.get("/api/nowhere", None).await, 404, "NOT_FOUND").await;
     assert_error(
@@ -100,6 +98,33 @@ async fn bad_input_is_a_4xx_with_the_error_shape(kind: StoreKind) {
 }
 
 on_both_stores!(register_login_and_profile, bad_input_is_a_4xx_with_the_error_shape);
+
+/// A token lives exactly its TTL on the server's own clock, whatever today's
+/// date: checked at a manual time years in the past and years in the future.
+async fn a_token_lives_its_ttl_on_the_servers_clock(kind: StoreKind) {
+    for issued_at in ["2019-03-01T12:00:00Z", "2041-07-15T23:59:30Z"] {
+        let t = issued_at.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let clock = ManualClock::new(t);
+        let Some(app) = TestApp::spawn_with(kind, Role::All, |s| s.jwt_ttl_secs = 3600, Arc::new(clock.clone())).await
+        else {
+            return;
+        };
+        let r =
+            app.post("/api/auth/register", None, None, json!({"username": "Timely", "password": "on-time-123"})).await;
+        assert_eq!(r.status(), 201);
+        let body: Value = r.json().await.unwrap();
+        let token = body["token"].as_str().unwrap().to_string();
+        let expires_at = body["expires_at"].as_str().map(|e| e.parse::<chrono::DateTime<chrono::Utc>>().unwrap());
+        assert_eq!(expires_at, Some(t + chrono::Duration::seconds(3600)), "{body}");
+        assert_eq!(app.get("/api/player", Some(&token)).await.status(), 200, "fresh at {issued_at}");
+        clock.advance(chrono::Duration::seconds(3600 - 1));
+        assert_eq!(app.get("/api/player", Some(&token)).await.status(), 200, "valid at T + TTL - 1 s");
+        clock.advance(chrono::Duration::seconds(2));
+        assert_error(app.get("/api/player", Some(&token)).await, 401, "TOKEN_EXPIRED").await;
+    }
+}
+
+on_both_stores!(a_token_lives_its_ttl_on_the_servers_clock);
 
 #[tokio::test]
 async fn the_sixth_request_in_a_window_is_refused() {

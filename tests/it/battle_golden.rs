@@ -1,7 +1,7 @@
 //! Golden battles: fixed (seed, teams) cases whose full logs are checked in, so
 //! that any change to the rules shows up as a diff. After an intended rule
 //! change (with a new RULES_VERSION), regenerate with `UPDATE_GOLDEN=1 cargo test
-//! --test battle_golden` and review the diff.
+//! --test it battle_golden` and review the diff.
 
 use std::path::PathBuf;
 

@@ -1,11 +1,9 @@
 //! The store conformance suite: the same behaviour, checked on every store.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{open_store, set_balance, StoreKind};
 use chrono::Utc;
-use common::{open_store, set_balance, StoreKind};
 use divine_heroes::game::economy::Currency;
 use divine_heroes::game::error::GameError;
 use divine_heroes::game::player::Player;
@@ -46,7 +44,7 @@ async fn concurrent_debits_never_overdraw(kind: StoreKind) {
     let store = ts.store.clone();
     let p = new_player("Debtor");
     store.create_player(&p).await.expect("create");
-    set_balance(&store, &p.id, Currency::Gold, 1000).await;
+    set_balance(&store, &p.id, Currency::Gold, 1000, Utc::now()).await;
 
     let tasks: Vec<_> = (0..50)
         .map(|_| {

@@ -3,14 +3,10 @@
 //! misspelled metric or label would). Alerts are run without their threshold;
 //! the two built on kube-state-metrics series are covered by promtool's tests.
 
-#[path = "common/procs.rs"]
-#[allow(dead_code)]
-mod procs;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use procs::{free_port, require_tool, start_role, wait_ready, Proc};
+use crate::common::procs::{free_port, require_tool, start_role, wait_ready, Proc};
 use serde_json::{json, Value};
 
 /// Series that come from kube-state-metrics, not from this service.
@@ -63,7 +59,7 @@ async fn every_dashboard_and_alert_expression_returns_data() {
     let http = reqwest::Client::new();
     // Traffic that touches every family: accounts, a summon, a fight, an arena
     // challenge, an error.
-    let token = procs::register(&http, &base, "Scraped", "scrape-me-123").await;
+    let token = crate::common::procs::register(&http, &base, "Scraped", "scrape-me-123").await;
     let post = |path: &str, key: &str, body: Value| {
         http.post(format!("{base}{path}")).bearer_auth(&token).header("Idempotency-Key", key).json(&body).send()
     };
@@ -85,17 +81,15 @@ async fn every_dashboard_and_alert_expression_returns_data() {
     );
     let config_path = scratch.path().join("prometheus.yml");
     std::fs::write(&config_path, config).unwrap();
-    let child = Command::new("prometheus")
-        .args([
-            &format!("--config.file={}", config_path.display()),
-            &format!("--storage.tsdb.path={}", scratch.path().join("tsdb").display()),
-            &format!("--web.listen-address=127.0.0.1:{prom_port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus starts");
-    let _prometheus = Proc { child, port: prom_port };
+    let mut cmd = Command::new("prometheus");
+    cmd.args([
+        &format!("--config.file={}", config_path.display()),
+        &format!("--storage.tsdb.path={}", scratch.path().join("tsdb").display()),
+        &format!("--web.listen-address=127.0.0.1:{prom_port}"),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let _prometheus = Proc::spawn_tool(cmd, prom_port);
     let prom = format!("http://127.0.0.1:{prom_port}");
     wait_ready(&format!("{prom}/-/ready")).await;
     // A few scrapes with traffic between them, so that rates have two points.

@@ -1,12 +1,10 @@
 //! Idle rewards, daily login, mail and leaderboards over real HTTP, with a clock
 //! the tests move instead of sleeping.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{StoreKind, TestApp};
 use chrono::{Duration, TimeZone, Utc};
-use common::{StoreKind, TestApp};
 use divine_heroes::game::economy::Currency;
 use divine_heroes::game::player::Attachment;
 use divine_heroes::ops::{send_mail, MailDraft, Recipients};
@@ -55,6 +53,7 @@ async fn daily_login_cycles_and_pays_once_a_day(kind: StoreKind) {
     let mut days = vec![1];
     for d in 2..=8 {
         clock.advance(Duration::days(1));
+        let token = app.login("Loyal").await;
         let r: Value = app
             .post("/api/daily-login/claim", Some(&token), Some(&format!("day-{d}")), json!({}))
             .await
@@ -65,6 +64,7 @@ async fn daily_login_cycles_and_pays_once_a_day(kind: StoreKind) {
     }
     assert_eq!(days, vec![1, 2, 3, 4, 5, 6, 7, 1], "the 8th day restarts the cycle");
     clock.advance(Duration::days(2));
+    let token = app.login("Loyal").await;
     let status: Value = app.get("/api/daily-login", Some(&token)).await.json().await.unwrap();
     assert_eq!(
         (status["claimable"].as_bool(), status["today_day"].as_u64()),
@@ -112,6 +112,7 @@ async fn mail_is_claimed_once_and_expires(kind: StoreKind) {
     );
     send_one.await.unwrap();
     clock.advance(Duration::days(31));
+    let (token, other) = (app.login("Postbox").await, app.login("Snoop").await);
     let inbox: Value = app.get("/api/mail", Some(&token)).await.json().await.unwrap();
     assert!(inbox["items"].as_array().unwrap().is_empty(), "expired after 30 days");
     let late = app.post(&path, Some(&other), Some("late"), json!({})).await;

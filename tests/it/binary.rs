@@ -20,6 +20,12 @@ fn command(data_dir: &Path, port: u16) -> Command {
         .args(["serve", "--role", "all", "--port", &port.to_string()])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // Kept through the clean environment: the shifted-clock CI run moves this process's clock too.
+        .envs(
+            ["LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC"]
+                .into_iter()
+                .filter_map(|k| Some((k, std::env::var(k).ok()?))),
+        )
         .env("DATA_DIR", data_dir)
         .env("HOST", "127.0.0.1")
         .stdout(Stdio::null())

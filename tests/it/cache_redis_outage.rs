@@ -1,30 +1,22 @@
 //! Redis stopped during a bounded load: no request fails, readiness reports it,
 //! and once Redis is back the cache is used again without a restart.
 
-#[allow(unused_macros)]
-mod common;
-#[path = "common/procs.rs"]
-#[allow(dead_code)]
-mod procs;
-
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{StoreKind, TestApp};
+use crate::common::procs::{free_port, require_tool, Proc};
+use crate::common::{StoreKind, TestApp};
 use divine_heroes::platform::clock::SystemClock;
 use divine_heroes::platform::config::Role;
-use procs::{free_port, require_tool, Proc};
 use serde_json::Value;
 
 fn start_redis(port: u16) -> Proc {
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server starts");
-    Proc { child, port }
+        .stderr(Stdio::null());
+    Proc::spawn_tool(cmd, port)
 }
 
 async fn catalog_hits(app: &TestApp) -> f64 {
@@ -43,7 +35,7 @@ async fn a_redis_outage_fails_no_request() {
     let port = free_port();
     let url = format!("redis://127.0.0.1:{port}");
     let mut redis = start_redis(port);
-    assert!(common::redis_reachable_within(&url, Duration::from_secs(5)).await, "private Redis starts");
+    assert!(crate::common::redis_reachable_within(&url, Duration::from_secs(5)).await, "private Redis starts");
     let app = TestApp::spawn_with(
         StoreKind::Embedded,
         Role::All,
@@ -65,7 +57,7 @@ async fn a_redis_outage_fails_no_request() {
         }
         if i == 160 {
             redis = start_redis(port);
-            assert!(common::redis_reachable_within(&url, Duration::from_secs(5)).await, "Redis restarts");
+            assert!(crate::common::redis_reachable_within(&url, Duration::from_secs(5)).await, "Redis restarts");
         }
         statuses.push(app.get("/api/player", Some(&token)).await.status().as_u16());
         statuses.push(app.get("/api/heroes/catalog", None).await.status().as_u16());

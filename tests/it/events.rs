@@ -1,16 +1,10 @@
 //! Events: written with their change, relayed, consumed exactly once in effect,
 //! over the in-process queue and over a real Redis Stream.
 
-#[allow(unused_macros)]
-mod common;
-#[path = "common/procs.rs"]
-#[allow(dead_code)]
-mod procs;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{StoreKind, TestApp};
+use crate::common::{Scratch, StoreKind, TestApp, RABBIT_URL, REDIS_URL};
 use divine_heroes::platform::clock::SystemClock;
 use divine_heroes::platform::config::Role;
 use divine_heroes::platform::queue::{MemoryQueue, Queue, RabbitQueue, RedisStreamQueue};
@@ -65,46 +59,42 @@ enum Broker {
     Rabbit,
 }
 
-const RABBIT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
 /// A fresh queue on a real broker (its own stream or queue name), or `None`
 /// locally when the broker is not running (CI requires it).
-async fn broker_queue(broker: Broker) -> Option<Arc<dyn Queue>> {
-    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
-    match broker {
+async fn broker_queue(broker: Broker) -> Option<(Scratch, Arc<dyn Queue>)> {
+    let scratch = Scratch::new();
+    let prefix = scratch.prefix.clone();
+    let queue: Arc<dyn Queue> = match broker {
         Broker::Redis => {
             let pool = redis_pool().await?;
-            Some(Arc::new(
+            Arc::new(
                 RedisStreamQueue::new(pool, format!("{prefix}:events"), format!("{prefix}:consumers")).await.unwrap(),
-            ))
+            )
         }
-        Broker::Rabbit => match RabbitQueue::connect(RABBIT_URL, format!("{prefix}.events")).await {
-            Ok(q) => Some(Arc::new(q)),
+        Broker::Rabbit => match RabbitQueue::connect(RABBIT_URL, scratch.rabbit_queue()).await {
+            Ok(q) => Arc::new(q),
             Err(e) if std::env::var_os("CI").is_some() => panic!("RabbitMQ is required in CI: {e}"),
             Err(e) => {
                 eprintln!("skipping: no RabbitMQ ({e})");
-                None
+                return None;
             }
         },
-    }
+    };
+    Some((scratch, queue))
 }
 
 async fn redis_pool() -> Option<deadpool_redis::Pool> {
-    if !common::redis_reachable("redis://127.0.0.1:6379").await {
+    if !crate::common::redis_reachable(REDIS_URL).await {
         return None;
     }
-    Some(
-        deadpool_redis::Config::from_url("redis://127.0.0.1:6379")
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .unwrap(),
-    )
+    Some(deadpool_redis::Config::from_url(REDIS_URL).create_pool(Some(deadpool_redis::Runtime::Tokio1)).unwrap())
 }
 
 /// A crash after the store write and before the publish, and one after the
 /// publish and before the outbox was cleared: the relay resends, the consumers
 /// skip what they already applied.
 async fn a_crash_around_the_publish_loses_and_doubles_nothing(kind: StoreKind, broker: Broker) {
-    let Some(queue) = broker_queue(broker).await else { return };
+    let Some((_scratch, queue)) = broker_queue(broker).await else { return };
     // No workers in the app: its events stay in the outbox, as after a crash before the publish.
     let Some(app) = TestApp::spawn(kind).await else { return };
     let (token, _) = app.register("Crashy").await;
@@ -134,7 +124,7 @@ async fn a_crash_around_the_publish_loses_and_doubles_nothing(kind: StoreKind, b
 /// Two consumers in one group share a stream: every event is applied once, and
 /// both take part.
 async fn two_consumers_share_the_queue(kind: StoreKind, broker: Broker) {
-    let Some(queue) = broker_queue(broker).await else { return };
+    let Some((_scratch, queue)) = broker_queue(broker).await else { return };
     let Some(app) = TestApp::spawn(kind).await else { return };
     let events: Vec<Event> = (0..200)
         .map(|i| Event {
@@ -218,22 +208,9 @@ mod brokers {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaderboards_live_in_redis_sorted_sets() {
     let Some(pool) = redis_pool().await else { return };
-    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
     let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::default());
-    let p = prefix.clone();
-    let app = TestApp::spawn_full(
-        StoreKind::Embedded,
-        Role::All,
-        move |s| {
-            s.redis_enabled = true;
-            s.redis_url = "redis://127.0.0.1:6379".into();
-            s.cache_prefix = p;
-        },
-        Arc::new(SystemClock),
-        Some(queue),
-    )
-    .await
-    .unwrap();
+    let Some(app) = TestApp::spawn_on_redis(StoreKind::Embedded, Some(queue)).await else { return };
+    let prefix = app.redis_prefix().to_string();
     let (weak, _) = app.register("RedisWeak").await;
     let (strong, strong_id) = app.register("RedisStrong").await;
     app.set_balance(&strong_id, divine_heroes::game::economy::Currency::Gold, 1_000_000).await;

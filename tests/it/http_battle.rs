@@ -1,11 +1,9 @@
 //! Campaign, arena and replays over real HTTP.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{StoreKind, TestApp};
 use chrono::{Duration, TimeZone, Utc};
-use common::{StoreKind, TestApp};
 use divine_heroes::game::economy::Currency;
 use divine_heroes::platform::clock::{Clock, ManualClock};
 use divine_heroes::platform::config::Role;
@@ -145,6 +143,7 @@ async fn arena_moves_both_ratings_and_spends_tickets(kind: StoreKind) {
     assert_eq!(e["error"]["details"]["currency"], "arena_tickets");
     let bot = items.iter().find(|o| o["bot"] == true).unwrap()["opponent_id"].as_str().unwrap().to_string();
     clock.advance(Duration::days(1));
+    let a = app.login("Challenger").await;
     let r = app.post("/api/battle/arena/challenge", Some(&a), Some("bot-duel"), json!({"opponent_id": bot})).await;
     assert_eq!(r.status(), 200, "tickets refill at 00:00 UTC");
     assert_eq!(

@@ -2,20 +2,15 @@
 //! wait in the outbox, the next process relays them, and the consumers apply
 //! each exactly once even though some were already published twice.
 
-#[allow(unused_macros)]
-mod common;
-#[path = "common/procs.rs"]
-#[allow(dead_code)]
-mod procs;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::procs::start_role;
+use crate::common::{Scratch, REDIS_URL};
 use divine_heroes::platform::queue::{Queue, RedisStreamQueue};
 use divine_heroes::store::embedded::EmbeddedStore;
 use divine_heroes::store::events::Event;
 use divine_heroes::store::Store;
-use procs::start_role;
 use serde_json::json;
 
 async fn consumed(base: &str, applied: &str) -> f64 {
@@ -32,14 +27,15 @@ async fn consumed(base: &str, applied: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_process_loses_no_event_and_applies_none_twice() {
-    if !common::redis_reachable("redis://127.0.0.1:6379").await {
+    if !crate::common::redis_reachable(REDIS_URL).await {
         return;
     }
     let data = tempfile::tempdir().unwrap();
-    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let scratch = Scratch::new();
+    let prefix = scratch.prefix.clone();
     let mut env = vec![
         ("MQ_BACKEND", "redis".to_string()),
-        ("REDIS_URL", "redis://127.0.0.1:6379".to_string()),
+        ("REDIS_URL", REDIS_URL.to_string()),
         ("CACHE_PREFIX", prefix.clone()),
         ("METRICS_ENABLED", "true".to_string()),
         ("WORKERS", "false".to_string()),
@@ -48,7 +44,7 @@ async fn a_killed_process_loses_no_event_and_applies_none_twice() {
     let mut first = start_role("all", &env, data.path()).await;
     let base = format!("http://127.0.0.1:{}", first.port);
     let http = reqwest::Client::new();
-    let token = procs::register(&http, &base, "Phoenix", "rise-again-1").await;
+    let token = crate::common::procs::register(&http, &base, "Phoenix", "rise-again-1").await;
     for i in 0..4 {
         let r = http
             .post(format!("{base}/api/gacha/summon"))
@@ -71,9 +67,8 @@ async fn a_killed_process_loses_no_event_and_applies_none_twice() {
             pending.iter().filter(|e| e.kind == "gacha.summoned").count() == 4,
             "the summons' events survived the kill"
         );
-        let pool = deadpool_redis::Config::from_url("redis://127.0.0.1:6379")
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .unwrap();
+        let pool =
+            deadpool_redis::Config::from_url(REDIS_URL).create_pool(Some(deadpool_redis::Runtime::Tokio1)).unwrap();
         let queue: Arc<dyn Queue> = Arc::new(
             RedisStreamQueue::new(pool, format!("{prefix}:events"), format!("{prefix}:consumers")).await.unwrap(),
         );

@@ -4,15 +4,10 @@
 //! and a player's whole journey through nginx, with one battle process killed
 //! mid-way and no failed request.
 
-#[allow(unused_macros)]
-mod common;
-#[path = "common/procs.rs"]
-#[allow(dead_code)]
-mod procs;
-
 use std::process::{Command, Stdio};
 
-use procs::{free_port, require_tool, start_role, wait_ready, Proc};
+use crate::common::procs::{free_port, require_tool, start_role, wait_ready, Proc};
+use crate::common::{MongoScratch, Scratch, REDIS_URL};
 use serde_json::{json, Value};
 
 struct Edge {
@@ -64,16 +59,18 @@ async fn a_players_journey_through_nginx_survives_a_dead_battle_process() {
         return;
     }
     // Shared backends: the MongoDB-compatible server and Redis.
-    if common::open_store(common::StoreKind::Mongo).await.is_none() {
+    if crate::common::open_store(crate::common::StoreKind::Mongo).await.is_none() {
         return;
     }
     let scratch = tempfile::tempdir().unwrap();
-    let db = format!("dh_e2e_{}", uuid::Uuid::new_v4().simple());
+    let names = Scratch::new();
+    let db = MongoScratch(format!("dh_e2e_{}", uuid::Uuid::new_v4().simple()));
     let env = vec![
-        ("MONGO_URL", common::mongo_url()),
-        ("MONGO_DB", db),
+        ("MONGO_URL", crate::common::mongo_url()),
+        ("MONGO_DB", db.0.clone()),
+        ("CACHE_PREFIX", names.prefix.clone()),
         ("REDIS_ENABLED", "true".to_string()),
-        ("REDIS_URL", "redis://127.0.0.1:6379".to_string()),
+        ("REDIS_URL", REDIS_URL.to_string()),
         ("JWT_SECRET", "e2e-shared-secret-for-all-five-processes".to_string()),
         ("METRICS_ENABLED", "true".to_string()),
         ("TRUSTED_PROXIES", "127.0.0.1".to_string()),
@@ -107,13 +104,11 @@ async fn a_players_journey_through_nginx_survives_a_dead_battle_process() {
         .replace("pid /tmp/nginx.pid;", &format!("pid {}/nginx.pid;", scratch.path().display()));
     let conf_path = scratch.path().join("nginx.conf");
     std::fs::write(&conf_path, conf).unwrap();
-    let nginx = Command::new("nginx")
-        .args(["-c", conf_path.to_str().unwrap(), "-p", scratch.path().to_str().unwrap(), "-g", "daemon off;"])
+    let mut cmd = Command::new("nginx");
+    cmd.args(["-c", conf_path.to_str().unwrap(), "-p", scratch.path().to_str().unwrap(), "-g", "daemon off;"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx starts");
-    let _nginx = Proc { child: nginx, port: edge_port };
+        .stderr(Stdio::null());
+    let _nginx = Proc::spawn_tool(cmd, edge_port);
     wait_ready(&format!("http://127.0.0.1:{edge_port}/nginx-health")).await;
 
     let mut edge =

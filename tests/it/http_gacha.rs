@@ -1,11 +1,9 @@
 //! Summons over real HTTP: prices, atomicity under concurrency, idempotency,
 //! disclosure, pity and history.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{StoreKind, TestApp};
+use crate::common::{StoreKind, TestApp};
 use divine_heroes::game::economy::Currency;
 use futures_util::future::join_all;
 use serde_json::{json, Value};

@@ -1,0 +1,20 @@
+//! The integration tests, as one binary (one link of the crate instead of one per
+//! file): HTTP tests per role against a real server on port 0, store conformance on
+//! both stores, events and cache on real brokers, the real binary, deployment.
+
+#[macro_use]
+mod common;
+
+mod battle_golden;
+mod binary;
+mod cache_redis_outage;
+mod deploy_monitoring;
+mod deploy_nginx_e2e;
+mod events;
+mod events_process_kill;
+mod http_battle;
+mod http_foundation;
+mod http_gacha;
+mod http_heroes;
+mod http_rewards;
+mod store_conformance;
