@@ -15,3 +15,4 @@ pub mod roles;
 pub mod server;
 pub mod store;
 pub mod workers;
+pub mod writes;

@@ -1,7 +1,9 @@
 //! `divine-heroes`: parse the command line, load settings, run.
 
+use divine_heroes::writes::Writer;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use divine_heroes::game::data::GameData;
@@ -206,9 +208,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Grant { to, currency, amount, note, config } => {
-            run_op(config.as_ref(), |store, cache, _| async move {
+            run_op(config.as_ref(), |store, cache, data| async move {
                 let currency = ops::parse_attachment(&format!("{currency}={amount}"))?.currency;
-                let p = ops::grant(&store, &cache, &to, currency, amount, &note).await?;
+                let writer = Writer { store: &store, cache: &cache, data: &data };
+                let p = ops::grant(&writer, &to, currency, amount, &note).await?;
                 Ok(format!("{} now has {} {currency}", p.username, p.balances.get(currency)))
             })
         }
@@ -222,9 +225,9 @@ fn main() -> ExitCode {
                     _ => anyhow::bail!("give exactly one of --to USERNAME or --all"),
                 };
                 let expiry = data.rewards.mail.expiry_days;
+                let writer = Writer { store: &store, cache: &cache, data: &data };
                 let n = ops::send_mail(
-                    &store,
-                    &cache,
+                    &writer,
                     recipients,
                     ops::MailDraft { subject, body, attachments, expiry_days: expiry },
                     chrono::Utc::now(),
@@ -235,7 +238,8 @@ fn main() -> ExitCode {
         }
         Command::Arena { command: ArenaCommand::CloseSeason { config } } => {
             run_op(config.as_ref(), |store, cache, data| async move {
-                let n = ops::close_arena_season(&store, &cache, &data, chrono::Utc::now()).await?;
+                let writer = Writer { store: &store, cache: &cache, data: &data };
+                let n = ops::close_arena_season(&writer, chrono::Utc::now()).await?;
                 Ok(format!("arena season closed for {n} player(s)"))
             })
         }
@@ -282,7 +286,7 @@ fn main() -> ExitCode {
 /// Runs an operator command against the configured store and game data.
 fn run_op<F, Fut>(config: Option<&PathBuf>, f: F) -> ExitCode
 where
-    F: FnOnce(divine_heroes::store::DynStore, Cache, GameData) -> Fut,
+    F: FnOnce(divine_heroes::store::DynStore, Cache, Arc<GameData>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<String>>,
 {
     let settings = match load(config) {
@@ -290,7 +294,7 @@ where
         Err(e) => return fail(&e),
     };
     let data = match GameData::load(&settings.game_data_dir) {
-        Ok(d) => d,
+        Ok(d) => Arc::new(d),
         Err(e) => return fail(&format!("invalid game data: {e}")),
     };
     let result = actix_web::rt::System::new().block_on(async move {

@@ -1,22 +1,16 @@
 //! Operator commands that write to the configured store: credit a player,
 //! send system mail, close the arena season. Every change goes through the same
-//! atomic, ledgered mutation as player actions, and invalidates the player's
-//! cached copy like any other write.
+//! write path as player actions (`writes`): atomic and ledgered, with the
+//! leaderboard scores recomputed and the cached copy replaced.
 
-use std::sync::Arc;
-
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use crate::game::economy::Currency;
 use crate::game::player::{Attachment, Mail, Player};
-use crate::platform::cache::Cache;
-use crate::store::{DynStore, Effects, MutateOutcome, Mutation, StoredResponse};
-
-fn no_response() -> StoredResponse {
-    StoredResponse { status: 200, body: json!({}) }
-}
+use crate::store::LedgerReason;
+use crate::writes::{Applied, WriteError, Writer};
 
 /// Parses `crystals=100` into an attachment.
 pub fn parse_attachment(s: &str) -> anyhow::Result<Attachment> {
@@ -30,36 +24,27 @@ pub fn parse_attachment(s: &str) -> anyhow::Result<Attachment> {
 
 /// Credits `amount` of `currency` to the player named `username`.
 pub async fn grant(
-    store: &DynStore,
-    cache: &Cache,
+    writer: &Writer<'_>,
     username: &str,
     currency: Currency,
     amount: i64,
     note: &str,
 ) -> anyhow::Result<Player> {
     ensure!(amount > 0, "amount must be positive");
-    let player = store
+    let player = writer
+        .store
         .player_by_username(&username.to_ascii_lowercase())
         .await?
         .with_context(|| format!("no player {username:?}"))?;
     let note = note.to_string();
-    let op: Mutation = Arc::new(move |p| {
-        p.balances.credit(currency, amount);
-        Ok(Effects {
-            reason: "operator_grant".into(),
-            ref_id: note.clone(),
-            history: vec![],
-            battles: vec![],
-            response: no_response(),
+    writer
+        .mutate(&player.id, None, Utc::now(), move |p| {
+            p.balances.credit(currency, amount);
+            Ok(Applied::new(LedgerReason::OperatorGrant, note.clone(), ()))
         })
-    });
-    match store.mutate(&player.id, None, Utc::now(), op).await? {
-        MutateOutcome::Applied(_, p) => {
-            cache.player_written(&p).await;
-            Ok(*p)
-        }
-        other => bail!("grant not applied: {other:?}"),
-    }
+        .await
+        .context("grant not applied")?;
+    writer.store.player_by_id(&player.id).await?.context("the player vanished")
 }
 
 /// Who receives a mail.
@@ -84,8 +69,7 @@ pub struct MailDraft {
 
 /// Sends a mail; returns how many players received it.
 pub async fn send_mail(
-    store: &DynStore,
-    cache: &Cache,
+    writer: &Writer<'_>,
     to: Recipients,
     draft: MailDraft,
     now: DateTime<Utc>,
@@ -103,26 +87,21 @@ pub async fn send_mail(
     };
     let deliver = |id: String| {
         let mail = mail.clone();
-        let op: Mutation = Arc::new(move |p| {
-            p.deliver(mail.clone());
-            Ok(Effects {
-                reason: "mail_delivered".into(),
-                ref_id: mail.id.clone(),
-                history: vec![],
-                battles: vec![],
-                response: no_response(),
-            })
-        });
         async move {
-            if let MutateOutcome::Applied(_, p) = store.mutate(&id, None, now, op).await? {
-                cache.player_written(&p).await;
-            }
+            let ref_id = mail.id.clone();
+            writer
+                .mutate(&id, None, now, move |p| {
+                    p.deliver(mail.clone());
+                    Ok(Applied::new(LedgerReason::MailDelivered, ref_id.clone(), ()))
+                })
+                .await?;
             anyhow::Ok(())
         }
     };
     match to {
         Recipients::One(name) => {
-            let p = store
+            let p = writer
+                .store
                 .player_by_username(&name.to_ascii_lowercase())
                 .await?
                 .with_context(|| format!("no player {name:?}"))?;
@@ -133,7 +112,7 @@ pub async fn send_mail(
             let mut sent = 0;
             let mut after = None;
             loop {
-                let ids = store.player_ids(after.clone(), 500).await?;
+                let ids = writer.store.player_ids(after.clone(), 500).await?;
                 let Some(last) = ids.last().cloned() else { break };
                 for id in ids {
                     deliver(id).await?;
@@ -150,37 +129,27 @@ pub async fn send_mail(
 /// season reward by band (once: the rollover and the mail are one write) and
 /// softly resets the rating. Safe to run any number of times; players who log
 /// in first get the same rollover lazily. Returns how many were rolled over.
-pub async fn close_arena_season(
-    store: &DynStore,
-    cache: &Cache,
-    data: &crate::game::data::GameData,
-    now: DateTime<Utc>,
-) -> anyhow::Result<usize> {
+pub async fn close_arena_season(writer: &Writer<'_>, now: DateTime<Utc>) -> anyhow::Result<usize> {
     use crate::game::battle::arena;
-    let data = Arc::new(data.clone());
     let mut rolled = 0;
     let mut after = None;
     loop {
-        let ids = store.player_ids(after.clone(), 500).await?;
+        let ids = writer.store.player_ids(after.clone(), 500).await?;
         let Some(last) = ids.last().cloned() else { break };
         for id in ids {
-            let data = data.clone();
-            let op: Mutation = Arc::new(move |p| {
-                let band = arena::roll_season(&data.battle.arena, p, now, data.rewards.mail.expiry_days);
-                Ok(Effects {
-                    reason: "arena_season".into(),
-                    ref_id: band.unwrap_or_default(),
-                    history: vec![],
-                    battles: vec![],
-                    response: no_response(),
+            let data = writer.data.clone();
+            // The view says whether this player's season was closed by this write.
+            let written = writer
+                .mutate(&id, None, now, move |p| {
+                    let due = arena::season_due(p, now);
+                    let band = arena::roll_season(&data.battle.arena, p, now, data.rewards.mail.expiry_days);
+                    Ok(Applied::new(LedgerReason::ArenaSeason, band.unwrap_or_default(), due))
                 })
-            });
-            let before = store.player_by_id(&id).await?.map(|p| p.arena_season);
-            if let MutateOutcome::Applied(_, p) = store.mutate(&id, None, now, op).await? {
-                cache.player_written(&p).await;
-                if before.as_deref() != Some(p.arena_season.as_str()) {
-                    rolled += 1;
-                }
+                .await;
+            match written {
+                Ok(w) if w.view => rolled += 1,
+                Ok(_) | Err(WriteError::PlayerNotFound) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         after = Some(last);

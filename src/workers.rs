@@ -14,7 +14,7 @@ use crate::platform::metrics::{
 };
 use crate::platform::queue::{Consumer, Queue};
 use crate::platform::state::AppState;
-use crate::store::events::{ConsumeItem, Event};
+use crate::store::events::{ConsumeItem, DomainEvent, Event};
 
 /// Events relayed per round trip.
 const RELAY_BATCH: usize = 256;
@@ -101,17 +101,12 @@ pub async fn consume_once(state: &AppState, consumer: &mut dyn Consumer) -> anyh
 
 /// Per-banner observed-rate counters of an event (gacha summons only).
 fn banner_counters(e: &Event) -> Vec<(String, i64)> {
-    let mut counters = Vec::new();
-    if e.kind == "gacha.summoned" {
-        if let (Some(b), Some(results)) = (e.payload["banner_id"].as_str(), e.payload["results"].as_array()) {
-            for r in results {
-                if let Some(cat) = r["category"].as_str() {
-                    counters.push((format!("gacha:{b}:{cat}"), 1));
-                }
-            }
+    match &e.body {
+        DomainEvent::GachaSummoned { banner_id, results, .. } => {
+            results.iter().map(|r| (format!("gacha:{banner_id}:{}", r.category), 1)).collect()
         }
+        _ => Vec::new(),
     }
-    counters
 }
 
 /// Applies events to every consumer. Safe to call again with the same events.
@@ -127,7 +122,7 @@ pub async fn apply(state: &AppState, events: &[Event]) -> anyhow::Result<()> {
     let mut item_of: Vec<Option<usize>> = Vec::with_capacity(events.len());
     for e in events {
         let counters = banner_counters(e);
-        let economy = matches!(e.kind.as_str(), "ledger.changed" | "gacha.summoned");
+        let economy = matches!(e.body, DomainEvent::LedgerChanged { .. } | DomainEvent::GachaSummoned { .. });
         if economy || !counters.is_empty() {
             item_of.push(Some(items.len()));
             items.push(ConsumeItem { event_id: e.id.clone(), counters, audit: economy.then(|| e.clone()) });
@@ -154,12 +149,10 @@ pub async fn apply(state: &AppState, events: &[Event]) -> anyhow::Result<()> {
             Some(i) if !applied.get(*i).copied().unwrap_or(false) => "duplicate",
             _ => "yes",
         };
-        if applied == "yes" && e.kind == "gacha.summoned" {
-            if let Some(b) = e.payload["banner_id"].as_str() {
-                banners.insert(b.to_string());
-            }
+        if let (DomainEvent::GachaSummoned { banner_id, .. }, "yes") = (&e.body, applied) {
+            banners.insert(banner_id.clone());
         }
-        metrics::counter!(EVENTS_CONSUMED, "kind" => e.kind.clone(), "applied" => applied).increment(1);
+        metrics::counter!(EVENTS_CONSUMED, "kind" => e.kind(), "applied" => applied).increment(1);
     }
     for b in banners {
         publish_observed(state, &b).await;

@@ -1,6 +1,6 @@
 //! Hero progression and the team: level-ups, promotions, team changes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, Catalog};
 use super::economy::Currency;
@@ -8,7 +8,7 @@ use super::error::GameError;
 use super::player::{Player, TEAM_SLOTS};
 
 /// What a level-up did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LevelUp {
     /// Hero id.
     pub hero_id: String,
@@ -59,7 +59,7 @@ pub fn level_up(player: &mut Player, catalog: &Catalog, hero_id: &str, levels: u
 }
 
 /// What a promotion did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Promotion {
     /// Hero id.
     pub hero_id: String,

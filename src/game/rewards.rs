@@ -79,7 +79,7 @@ impl RewardTable {
 }
 
 /// What an idle claim would pay now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdleAccrual {
     /// Whole minutes counted (capped).
     pub minutes: i64,
@@ -116,7 +116,7 @@ pub fn claim_idle(rates: &IdleRates, player: &mut Player, now: DateTime<Utc>) ->
 }
 
 /// Where a player stands in the login cycle today.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DailyStatus {
     /// Whether today's reward can be claimed.
     pub claimable: bool,

@@ -1,22 +1,37 @@
-//! Response shapes shared by several roles, and the one path from a store
-//! mutation to an HTTP response.
+//! Response shapes shared by several roles, and the HTTP side of the one write path.
 
-use std::sync::Arc;
-
-use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::game::catalog::{self, Catalog, Rarity, Stats};
 use crate::game::economy::Balances;
+use crate::game::error::GameError;
 use crate::game::player::{self, Player};
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::state::AppState;
-use crate::store::{IdempotencyRequest, MutateOutcome, Mutation, StoredResponse};
+use crate::store::IdempotencyRequest;
+use crate::writes::{Applied, Writer, Written};
+
+/// A list answer: `{"items": [...]}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Items<T> {
+    /// The entries.
+    pub items: Vec<T>,
+}
+
+/// A page of a list: `{"items": [...], "next_cursor": ...}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Paged<T> {
+    /// The entries, newest first.
+    pub items: Vec<T>,
+    /// Pass back as `cursor` for the next page; `null` at the end.
+    pub next_cursor: Option<String>,
+}
 
 /// An owned hero with its current stats.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HeroView {
     /// Catalog id.
     pub hero_id: String,
@@ -119,63 +134,29 @@ pub async fn load_player(state: &AppState, id: &str) -> Result<Player, AppError>
     Ok(p)
 }
 
-/// Runs a mutation for the caller and turns its outcome into a response: the
-/// stored response (first time or replayed), or the error of the refusal.
-pub async fn run_mutation(
+/// Runs `rule` as a write to the caller's player on the server's clock (see
+/// [`crate::writes`]): the typed view, applied now or replayed.
+pub async fn write<T, F>(
     state: &AppState,
     player_id: &str,
     idempotency: Option<IdempotencyRequest>,
-    op: Mutation,
-) -> Result<HttpResponse, AppError> {
-    let (r, fresh) = mutation_outcome(state, player_id, idempotency, op).await?;
-    Ok(stored(r, !fresh))
+    rule: F,
+) -> Result<Written<T>, AppError>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    F: Fn(&mut Player) -> Result<Applied<T>, GameError> + Send + Sync + 'static,
+{
+    let writer = Writer { store: &state.store, cache: &state.cache, data: &state.data };
+    Ok(writer.mutate(player_id, idempotency, state.clock.now(), rule).await?)
 }
 
-/// Runs a mutation for the caller: the stored response and whether it was applied
-/// now (false: replayed from the idempotency record), or the refusal as an error.
-pub async fn mutation_outcome(
-    state: &AppState,
-    player_id: &str,
-    idempotency: Option<IdempotencyRequest>,
-    op: Mutation,
-) -> Result<(StoredResponse, bool), AppError> {
-    // Every write keeps the leaderboard scores in step with the player.
-    let data = state.data.clone();
-    let op: Mutation = Arc::new(move |p: &mut Player| {
-        let effects = op(p)?;
-        p.recompute_scores(&data.catalog);
-        Ok(effects)
-    });
-    let started = std::time::Instant::now();
-    let outcome = state.store.mutate(player_id, idempotency, state.clock.now(), op).await;
-    metrics::histogram!(crate::platform::metrics::STORE_SECONDS, "op" => "mutate", "store" => state.store.kind())
-        .record(started.elapsed().as_secs_f64());
-    match outcome? {
-        MutateOutcome::Applied(r, player) => {
-            // Before the response leaves: no read after this write sees an older copy.
-            state.cache.player_written(&player).await;
-            Ok((r, true))
-        }
-        MutateOutcome::Replayed(r) => Ok((r, false)),
-        MutateOutcome::KeyReused => Err(AppError::new(
-            ErrorCode::IdempotencyKeyReused,
-            "this Idempotency-Key was already used for a different request",
-        )),
-        MutateOutcome::Rejected(e) => Err(e.into()),
-        MutateOutcome::PlayerNotFound => {
-            Err(AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))
-        }
-    }
-}
-
-/// The HTTP form of a stored response.
-pub fn stored(r: StoredResponse, replayed: bool) -> HttpResponse {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
-    let mut res = HttpResponse::build(status);
-    if replayed {
+/// The HTTP answer of a write: its view, marked when replayed.
+pub fn respond<T: Serialize>(w: &Written<T>) -> HttpResponse {
+    let mut res = HttpResponse::Ok();
+    if !w.fresh {
         res.insert_header(("Idempotent-Replayed", "true"));
     }
-    res.json(r.body)
+    res.json(&w.view)
 }
 
 /// `?limit=&cursor=` of every list.

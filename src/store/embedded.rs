@@ -375,10 +375,11 @@ impl Store for EmbeddedStore {
                 }
             }
             let Some(loaded) = load_player_w(txn, &player_id)? else { return Ok(MutateOutcome::PlayerNotFound) };
-            let Applied { player, effects, ledger, history, events } = match apply_mutation(loaded.clone(), &op, now) {
-                Ok(x) => x,
-                Err(e) => return Ok(MutateOutcome::Rejected(e)),
-            };
+            let PreparedWrite { player, effects, ledger, history, events } =
+                match apply_mutation(loaded.clone(), &op, now) {
+                    Ok(x) => x,
+                    Err(e) => return Ok(MutateOutcome::Rejected(e)),
+                };
             put_player(txn, &player)?;
             update_boards(txn, Some(&loaded), &player)?;
             put_ledger(txn, &ledger)?;
@@ -559,7 +560,7 @@ impl Store for EmbeddedStore {
                     counters.insert(name.as_str(), cur + delta).map_err(unavailable)?;
                 }
                 if let Some(e) = &item.audit {
-                    audit.insert((e.kind.as_str(), e.id.as_str()), encode(e)?.as_slice()).map_err(unavailable)?;
+                    audit.insert((e.kind(), e.id.as_str()), encode(e)?.as_slice()).map_err(unavailable)?;
                 }
                 applied.push(true);
             }

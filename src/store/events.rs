@@ -3,19 +3,20 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
-use super::{Effects, LedgerEntry};
+use super::{Effects, LedgerEntry, LedgerReason};
+use crate::game::battle::arena::RatingChange;
+use crate::game::battle::Side;
+use crate::game::economy::Balances;
+use crate::game::gacha::engine::PullResult;
 use crate::game::player::Player;
 
-/// A domain event. Consumers apply each id at most once.
+/// A domain event with its envelope. Consumers apply each id at most once.
+/// On the wire the body adds `kind` and `payload` beside the envelope fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Unique id.
     pub id: String,
-    /// `player.registered`, `gacha.summoned`, `battle.finished`, `arena.finished`,
-    /// `ledger.changed`, `player.updated`.
-    pub kind: String,
     /// The player it is about.
     pub player_id: String,
     /// Their username (leaderboards show it).
@@ -26,8 +27,94 @@ pub struct Event {
     pub scores: crate::game::player::Scores,
     /// When.
     pub at: DateTime<Utc>,
-    /// Kind-specific detail.
-    pub payload: Value,
+    /// What happened.
+    #[serde(flatten)]
+    pub body: DomainEvent,
+}
+
+impl Event {
+    /// The event's kind (`gacha.summoned`, ...), for metrics and the audit log.
+    pub fn kind(&self) -> &'static str {
+        self.body.kind()
+    }
+}
+
+/// What happened, one variant per kind. The consumers read these fields and no others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload")]
+pub enum DomainEvent {
+    /// A player registered, with the starting balances.
+    #[serde(rename = "player.registered")]
+    PlayerRegistered {
+        /// Starting balances.
+        balances: Balances,
+    },
+    /// A summon: every pull, in order.
+    #[serde(rename = "gacha.summoned")]
+    GachaSummoned {
+        /// Summon id.
+        summon_id: String,
+        /// The banner pulled on.
+        banner_id: String,
+        /// The pulls.
+        results: Vec<PullResult>,
+    },
+    /// A campaign fight or sweep.
+    #[serde(rename = "battle.finished")]
+    BattleFinished {
+        /// Battle id (a fight) or sweep id.
+        ref_id: String,
+        /// Chapter.
+        chapter: u32,
+        /// Stage within the chapter.
+        stage: u32,
+        /// Stars of a fight (a sweep counts as three-star clears).
+        stars: u8,
+        /// How many clears (1 for a fight, the sweep count otherwise).
+        times: u32,
+    },
+    /// An arena challenge.
+    #[serde(rename = "arena.finished")]
+    ArenaFinished {
+        /// Battle id.
+        battle_id: String,
+        /// The defending player; `None` for a bot.
+        opponent_id: Option<String>,
+        /// Who won.
+        winner: Side,
+        /// Rating changes of both sides.
+        rating_change: RatingChange,
+    },
+    /// Balances moved: the ledger entries of one write.
+    #[serde(rename = "ledger.changed")]
+    LedgerChanged {
+        /// Why.
+        reason: LedgerReason,
+        /// What caused it.
+        ref_id: String,
+        /// One entry per changed currency.
+        entries: Vec<LedgerEntry>,
+    },
+    /// Any other change to a player (leaderboard scores may have moved).
+    #[serde(rename = "player.updated")]
+    PlayerUpdated {
+        /// Why.
+        reason: LedgerReason,
+    },
+}
+
+impl DomainEvent {
+    /// The wire name of the kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::PlayerRegistered { .. } => "player.registered",
+            Self::GachaSummoned { .. } => "gacha.summoned",
+            Self::BattleFinished { .. } => "battle.finished",
+            Self::ArenaFinished { .. } => "arena.finished",
+            Self::LedgerChanged { .. } => "ledger.changed",
+            Self::PlayerUpdated { .. } => "player.updated",
+        }
+    }
 }
 
 /// What a consumer does for one event, applied at most once per event id.
@@ -50,51 +137,41 @@ pub struct OutboxEntry {
     pub event: Event,
 }
 
-fn event(kind: &str, p: &Player, at: DateTime<Utc>, payload: Value) -> Event {
+/// The envelope of `body` about `p` as it is after the change.
+pub fn event(p: &Player, at: DateTime<Utc>, body: DomainEvent) -> Event {
     Event {
         id: uuid::Uuid::new_v4().simple().to_string(),
-        kind: kind.to_string(),
         player_id: p.id.clone(),
         username: p.username.clone(),
         version: p.version,
         scores: p.scores,
         at,
-        payload,
-    }
-}
-
-/// The domain event a ledger reason stands for, if any.
-fn domain_kind(reason: &str) -> Option<&'static str> {
-    match reason {
-        "summon" => Some("gacha.summoned"),
-        "campaign_fight" | "campaign_sweep" => Some("battle.finished"),
-        "arena_challenge" => Some("arena.finished"),
-        _ => None,
+        body,
     }
 }
 
 /// The event of a new player.
 pub fn registered(p: &Player) -> Vec<Event> {
-    vec![event("player.registered", p, p.created_at, json!({"balances": p.balances}))]
+    vec![event(p, p.created_at, DomainEvent::PlayerRegistered { balances: p.balances })]
 }
 
 /// The events of one applied mutation: its domain event, `ledger.changed` when
 /// balances moved, or else `player.updated`, so every change reaches consumers.
 pub fn for_mutation(p: &Player, effects: &Effects, ledger: &[LedgerEntry], at: DateTime<Utc>) -> Vec<Event> {
     let mut out = Vec::new();
-    if let Some(kind) = domain_kind(&effects.reason) {
-        out.push(event(kind, p, at, effects.response.body.clone()));
+    if let Some(body) = &effects.event {
+        out.push(event(p, at, body.clone()));
     }
     if !ledger.is_empty() {
-        out.push(event(
-            "ledger.changed",
-            p,
-            at,
-            json!({"reason": effects.reason, "ref_id": effects.ref_id, "entries": ledger}),
-        ));
+        let body = DomainEvent::LedgerChanged {
+            reason: effects.reason,
+            ref_id: effects.ref_id.clone(),
+            entries: ledger.to_vec(),
+        };
+        out.push(event(p, at, body));
     }
     if out.is_empty() {
-        out.push(event("player.updated", p, at, json!({"reason": effects.reason})));
+        out.push(event(p, at, DomainEvent::PlayerUpdated { reason: effects.reason }));
     }
     out
 }

@@ -49,12 +49,75 @@ pub struct LedgerEntry {
     pub delta: i64,
     /// Balance after the change.
     pub balance_after: i64,
-    /// Why ("summon", "starting_grant", ...).
-    pub reason: String,
+    /// Why.
+    pub reason: LedgerReason,
     /// What caused it (summon id, battle id, claim id).
     pub ref_id: String,
     /// When.
     pub at: DateTime<Utc>,
+}
+
+/// Why a player's record changed: the ledger reason of every currency change, and
+/// of a change that moved no currency. Stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerReason {
+    /// A new player's starting balances.
+    StartingGrant,
+    /// A gacha summon.
+    Summon,
+    /// A campaign fight.
+    CampaignFight,
+    /// A campaign sweep.
+    CampaignSweep,
+    /// An arena challenge (the attacker's side).
+    ArenaChallenge,
+    /// An arena defense (the defender's rating).
+    ArenaDefense,
+    /// The arena season rollover (reward mail, rating reset).
+    ArenaSeason,
+    /// A hero level-up.
+    HeroLevelUp,
+    /// A hero promotion.
+    HeroPromotion,
+    /// An idle-reward claim.
+    IdleClaim,
+    /// A daily-login claim.
+    DailyLogin,
+    /// A mail's attachments claimed.
+    MailClaim,
+    /// A system mail delivered.
+    MailDelivered,
+    /// An operator's direct credit or correction.
+    OperatorGrant,
+    /// The team changed.
+    Team,
+    /// A direct correction of a balance (operators; test fixtures).
+    Adjustment,
+}
+
+impl LedgerReason {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StartingGrant => "starting_grant",
+            Self::Summon => "summon",
+            Self::CampaignFight => "campaign_fight",
+            Self::CampaignSweep => "campaign_sweep",
+            Self::ArenaChallenge => "arena_challenge",
+            Self::ArenaDefense => "arena_defense",
+            Self::ArenaSeason => "arena_season",
+            Self::HeroLevelUp => "hero_level_up",
+            Self::HeroPromotion => "hero_promotion",
+            Self::IdleClaim => "idle_claim",
+            Self::DailyLogin => "daily_login",
+            Self::MailClaim => "mail_claim",
+            Self::MailDelivered => "mail_delivered",
+            Self::OperatorGrant => "operator_grant",
+            Self::Team => "team",
+            Self::Adjustment => "adjustment",
+        }
+    }
 }
 
 /// A row of a player's history (one gacha pull, for now), stored as JSON.
@@ -92,13 +155,15 @@ pub struct IdempotencyRequest {
 #[derive(Debug, Clone)]
 pub struct Effects {
     /// Ledger reason for every currency change.
-    pub reason: String,
+    pub reason: LedgerReason,
     /// Ledger reference (summon id, claim id).
     pub ref_id: String,
     /// History rows to append (JSON, in order).
     pub history: Vec<serde_json::Value>,
     /// Battles to keep for replays: (battle id, record).
     pub battles: Vec<(String, serde_json::Value)>,
+    /// The domain event of the action, if it is one consumers care about.
+    pub event: Option<events::DomainEvent>,
     /// The response to return and keep with the idempotency key.
     pub response: StoredResponse,
 }
@@ -141,7 +206,7 @@ pub fn seq(version: u64, i: usize) -> u64 {
 pub fn ledger_entries(
     player: &Player,
     before: &Balances,
-    reason: &str,
+    reason: LedgerReason,
     ref_id: &str,
     at: DateTime<Utc>,
 ) -> Vec<LedgerEntry> {
@@ -156,7 +221,7 @@ pub fn ledger_entries(
             currency,
             delta,
             balance_after: player.balances.get(currency),
-            reason: reason.to_string(),
+            reason,
             ref_id: ref_id.to_string(),
             at,
         })
@@ -177,7 +242,7 @@ pub fn history_rows(player: &Player, rows: &[serde_json::Value], at: DateTime<Ut
 }
 
 /// Everything one applied mutation writes.
-pub struct Applied {
+pub struct PreparedWrite {
     /// The player after the rule, version bumped.
     pub player: Player,
     /// What the rule produced.
@@ -192,15 +257,15 @@ pub struct Applied {
 
 /// Runs a mutation on a loaded player: refresh, rule, version bump, ledger.
 /// Shared by both stores so that they apply rules identically.
-pub fn apply_mutation(mut player: Player, op: &Mutation, now: DateTime<Utc>) -> Result<Applied, GameError> {
+pub fn apply_mutation(mut player: Player, op: &Mutation, now: DateTime<Utc>) -> Result<PreparedWrite, GameError> {
     player.refresh(now);
     let before = player.balances;
     let effects = op(&mut player)?;
     player.version += 1;
-    let ledger = ledger_entries(&player, &before, &effects.reason, &effects.ref_id, now);
+    let ledger = ledger_entries(&player, &before, effects.reason, &effects.ref_id, now);
     let history = history_rows(&player, &effects.history, now);
     let events = events::for_mutation(&player, &effects, &ledger, now);
-    Ok(Applied { player, effects, ledger, history, events })
+    Ok(PreparedWrite { player, effects, ledger, history, events })
 }
 
 /// A leaderboard.
@@ -306,7 +371,7 @@ pub trait Store: Send + Sync + 'static {
 
 /// Ledger entries of a new player's starting balances.
 pub fn starting_ledger(player: &Player) -> Vec<LedgerEntry> {
-    ledger_entries(player, &Balances::default(), "starting_grant", &player.id, player.created_at)
+    ledger_entries(player, &Balances::default(), LedgerReason::StartingGrant, &player.id, player.created_at)
 }
 
 /// Shared handle to the configured store.

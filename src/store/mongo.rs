@@ -196,7 +196,7 @@ impl MongoStore {
                 let text = serde_json::to_string(e).unwrap_or_default();
                 self.db
                     .collection::<Document>("audit")
-                    .insert_one(doc! {"_id": &e.id, "kind": &e.kind, "event": text})
+                    .insert_one(doc! {"_id": &e.id, "kind": e.kind(), "event": text})
                     .session(&mut s)
                     .await?;
             }
@@ -287,7 +287,7 @@ impl MongoStore {
         let player = player_from(d).map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
         let read_version = player.version;
         let stored = player.balances;
-        let Applied { player, effects, ledger, history, events } = match apply_mutation(player, op, now) {
+        let PreparedWrite { player, effects, ledger, history, events } = match apply_mutation(player, op, now) {
             Ok(x) => x,
             Err(e) => return Ok(Attempt::Done(MutateOutcome::Rejected(e))),
         };

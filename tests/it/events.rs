@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{Scratch, StoreKind, TestApp, RABBIT_URL, REDIS_URL};
+use divine_heroes::game::gacha::engine::{Grant, PullResult};
 use divine_heroes::platform::clock::SystemClock;
 use divine_heroes::platform::config::Role;
 use divine_heroes::platform::queue::{MemoryQueue, Queue, RabbitQueue, RedisStreamQueue};
-use divine_heroes::store::events::Event;
+use divine_heroes::store::events::{DomainEvent, Event};
 use divine_heroes::store::DynStore;
 use divine_heroes::workers;
 use serde_json::json;
@@ -121,6 +122,18 @@ async fn a_crash_around_the_publish_loses_and_doubles_nothing(kind: StoreKind, b
     assert_eq!(wait_for_counts(&app.state.store, 5, 5).await, (5, 5), "each summon applied exactly once");
 }
 
+/// One SR pull, as a summon event carries it.
+fn sr_pull() -> PullResult {
+    PullResult {
+        index: 0,
+        category: "SR".into(),
+        rarity: None,
+        grant: Grant::Currency { currency: divine_heroes::game::economy::Currency::Gold, amount: 1 },
+        pity_triggered: false,
+        featured: None,
+    }
+}
+
 /// Two consumers in one group share a stream: every event is applied once, and
 /// both take part.
 async fn two_consumers_share_the_queue(kind: StoreKind, broker: Broker) {
@@ -129,13 +142,16 @@ async fn two_consumers_share_the_queue(kind: StoreKind, broker: Broker) {
     let events: Vec<Event> = (0..200)
         .map(|i| Event {
             id: format!("synthetic-{i}-{}", uuid::Uuid::new_v4().simple()),
-            kind: "gacha.summoned".into(),
             player_id: "p".into(),
             username: "P".into(),
             version: i,
             scores: Default::default(),
             at: chrono::Utc::now(),
-            payload: json!({"banner_id": "standard", "results": [{"category": "SR"}]}),
+            body: DomainEvent::GachaSummoned {
+                summon_id: format!("s-{i}"),
+                banner_id: "standard".into(),
+                results: vec![sr_pull()],
+            },
         })
         .collect();
     // Both join before the events arrive, as two running pods would.

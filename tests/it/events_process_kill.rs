@@ -64,7 +64,7 @@ async fn a_killed_process_loses_no_event_and_applies_none_twice() {
         let store = EmbeddedStore::open(data.path()).unwrap();
         let pending: Vec<Event> = store.outbox_batch(1000).await.unwrap().into_iter().map(|e| e.event).collect();
         assert!(
-            pending.iter().filter(|e| e.kind == "gacha.summoned").count() == 4,
+            pending.iter().filter(|e| e.kind() == "gacha.summoned").count() == 4,
             "the summons' events survived the kill"
         );
         let pool =

@@ -160,14 +160,9 @@ async fn arena_moves_both_ratings_and_spends_tickets(kind: StoreKind) {
     // Season rollover: one mail per player per season, rating softly reset.
     let rating = app.player(&a_id).await.arena_rating;
     clock.advance(Duration::days(10));
-    let n = divine_heroes::ops::close_arena_season(&app.state.store, &app.state.cache, &app.state.data, clock.now())
-        .await
-        .unwrap();
+    let n = divine_heroes::ops::close_arena_season(&app.writer(), clock.now()).await.unwrap();
     assert!(n >= 1);
-    let again =
-        divine_heroes::ops::close_arena_season(&app.state.store, &app.state.cache, &app.state.data, clock.now())
-            .await
-            .unwrap();
+    let again = divine_heroes::ops::close_arena_season(&app.writer(), clock.now()).await.unwrap();
     assert_eq!(again, 0, "a season closes once");
     let pa = app.player(&a_id).await;
     assert_eq!(pa.arena_rating, 1000 + (rating - 1000) / 2);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::common::{StoreKind, TestApp};
 use divine_heroes::game::catalog::{power, stats_at};
 use divine_heroes::game::player::Player;
-use divine_heroes::store::{Effects, Mutation, StoredResponse};
+use divine_heroes::store::{Effects, LedgerReason, Mutation, StoredResponse};
 use serde_json::{json, Value};
 
 async fn give_shards(app: &TestApp, player_id: &str, hero: &'static str, shards: u32) {
@@ -14,7 +14,8 @@ async fn give_shards(app: &TestApp, player_id: &str, hero: &'static str, shards:
             h.shards = shards;
         }
         Ok(Effects {
-            reason: "test".into(),
+            reason: LedgerReason::Adjustment,
+            event: None,
             ref_id: String::new(),
             history: vec![],
             battles: vec![],

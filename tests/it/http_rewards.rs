@@ -79,8 +79,7 @@ async fn mail_is_claimed_once_and_expires(kind: StoreKind) {
     let (other, _) = app.register("Snoop").await;
     let attach = vec![Attachment { currency: Currency::Crystals, amount: 100 }];
     let n = send_mail(
-        &app.state.store,
-        &app.state.cache,
+        &app.writer(),
         Recipients::All,
         MailDraft { subject: "Maintenance".into(), body: "Sorry!".into(), attachments: attach, expiry_days: 30 },
         clock.now(),
@@ -98,9 +97,9 @@ async fn mail_is_claimed_once_and_expires(kind: StoreKind) {
     let theirs: Value = app.get("/api/mail", Some(&other)).await.json().await.unwrap();
     let their_id = theirs["items"][0]["id"].as_str().unwrap();
     assert_eq!(their_id, mail_id, "one broadcast, one id, one copy per player");
+    let writer = app.writer();
     let send_one = send_mail(
-        &app.state.store,
-        &app.state.cache,
+        &writer,
         Recipients::One("postbox".into()),
         MailDraft {
             subject: "Late".into(),

@@ -8,7 +8,7 @@ use divine_heroes::game::economy::Currency;
 use divine_heroes::game::error::GameError;
 use divine_heroes::game::player::Player;
 use divine_heroes::store::{
-    DynStore, Effects, IdempotencyRequest, MutateOutcome, Mutation, StoreError, StoredResponse,
+    DynStore, Effects, IdempotencyRequest, LedgerReason, MutateOutcome, Mutation, StoreError, StoredResponse,
 };
 use serde_json::json;
 
@@ -22,7 +22,8 @@ fn debit(amount: i64) -> Mutation {
     Arc::new(move |p: &mut Player| {
         p.balances.debit(Currency::Gold, amount)?;
         Ok(Effects {
-            reason: "test_debit".into(),
+            reason: LedgerReason::Adjustment,
+            event: None,
             ref_id: "r".into(),
             history: vec![json!({"debited": amount})],
             battles: vec![],
@@ -34,9 +35,15 @@ fn debit(amount: i64) -> Mutation {
     })
 }
 
-async fn ledger_count(store: &DynStore, id: &str, reason: &str) -> usize {
+async fn ledger_count(store: &DynStore, id: &str, reason: LedgerReason) -> usize {
     let page = store.ledger(id, 100, None).await.expect("ledger");
     page.items.iter().filter(|e| e.reason == reason).count()
+}
+
+/// Ledger entries of `debit(100)` (set_balance adjusts by other amounts).
+async fn debit_entries(store: &DynStore, id: &str) -> usize {
+    let page = store.ledger(id, 100, None).await.expect("ledger");
+    page.items.iter().filter(|e| e.reason == LedgerReason::Adjustment && e.delta == -100).count()
 }
 
 async fn concurrent_debits_never_overdraw(kind: StoreKind) {
@@ -67,9 +74,9 @@ async fn concurrent_debits_never_overdraw(kind: StoreKind) {
     assert_eq!((applied, refused), (10, 40));
     let after = store.player_by_id(&p.id).await.unwrap().unwrap();
     assert_eq!(after.balances.gold, 0);
-    assert_eq!(ledger_count(&store, &p.id, "test_debit").await, 10);
+    assert_eq!(debit_entries(&store, &p.id).await, 10);
     let ledger = store.ledger(&p.id, 100, None).await.unwrap();
-    let last = ledger.items.iter().find(|e| e.reason == "test_debit").unwrap();
+    let last = ledger.items.iter().find(|e| e.reason == LedgerReason::Adjustment && e.delta == -100).unwrap();
     assert_eq!((last.delta, last.balance_after), (-100, 0), "newest entry first");
     assert_eq!(store.history(&p.id, 100, None).await.unwrap().items.len(), 10);
 }
@@ -102,7 +109,7 @@ async fn one_idempotency_key_has_one_effect(kind: StoreKind) {
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "20 identical responses");
     let after = store.player_by_id(&p.id).await.unwrap().unwrap();
     assert_eq!(after.balances.gold, 5000 - 100);
-    assert_eq!(ledger_count(&store, &p.id, "test_debit").await, 1);
+    assert_eq!(debit_entries(&store, &p.id).await, 1);
 
     let other = IdempotencyRequest { key: "same-key".into(), fingerprint: "f2".into() };
     assert!(matches!(store.mutate(&p.id, Some(other), Utc::now(), debit(1)).await.unwrap(), MutateOutcome::KeyReused));
@@ -134,7 +141,11 @@ async fn usernames_are_unique_case_insensitively(kind: StoreKind) {
     let found = store.player_by_username("twin").await.unwrap().expect("one player");
     assert_eq!(found.username_lower, "twin");
     assert_eq!(found.heroes.len(), 3);
-    assert_eq!(ledger_count(&store, &found.id, "starting_grant").await, 6, "one entry per non-zero starting balance");
+    assert_eq!(
+        ledger_count(&store, &found.id, LedgerReason::StartingGrant).await,
+        6,
+        "one entry per non-zero starting balance"
+    );
 }
 
 async fn a_refused_rule_writes_nothing(kind: StoreKind) {
@@ -149,7 +160,7 @@ async fn a_refused_rule_writes_nothing(kind: StoreKind) {
     let after = store.player_by_id(&p.id).await.unwrap().unwrap();
     assert_eq!(after.version, before.version);
     assert_eq!(after.balances, before.balances);
-    assert_eq!(ledger_count(&store, &p.id, "test_debit").await, 0);
+    assert_eq!(debit_entries(&store, &p.id).await, 0);
     // The key was not consumed by the refusal: the same request can succeed later.
     assert!(matches!(store.mutate(&p.id, Some(key), Utc::now(), debit(10)).await.unwrap(), MutateOutcome::Applied(..)));
     assert!(matches!(store.mutate("nobody", None, Utc::now(), debit(1)).await.unwrap(), MutateOutcome::PlayerNotFound));
@@ -186,7 +197,8 @@ async fn stored_responses_round_trip_exactly(kind: StoreKind) {
     let sent = body.clone();
     let op: Mutation = Arc::new(move |_p: &mut Player| {
         Ok(Effects {
-            reason: "none".into(),
+            reason: LedgerReason::Team,
+            event: None,
             ref_id: String::new(),
             history: vec![],
             battles: vec![("b-exact".into(), sent.clone())],

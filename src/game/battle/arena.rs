@@ -4,10 +4,11 @@ use chrono::{DateTime, Datelike, Duration, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{Side, TeamSnapshot, UnitSnapshot};
+use super::{simulate, team_snapshot, BattleLog, Side, TeamSnapshot, UnitSnapshot, RULES_VERSION};
 use crate::game::catalog::{self, Catalog};
 use crate::game::data::DataError;
 use crate::game::economy::Currency;
+use crate::game::error::GameError;
 use crate::game::player::{Attachment, Mail, Player};
 use crate::game::rng::seeded;
 
@@ -35,6 +36,7 @@ pub struct ArenaRules {
     pub opponents: usize,
     pub rating_window: i64,
     pub min_opponents_before_widening: usize,
+    pub max_rating_window: i64,
     pub win_medals: i64,
     pub win_gold: i64,
     pub loss_medals: i64,
@@ -53,6 +55,9 @@ impl ArenaRules {
         }
         if self.k_factor <= 0 || self.opponents == 0 {
             return Err(DataError::new(file, "arena", "k_factor and opponents must be positive"));
+        }
+        if self.rating_window <= 0 || self.max_rating_window < self.rating_window {
+            return Err(DataError::new(file, "arena", "rating_window must be positive and at most max_rating_window"));
         }
         Ok(())
     }
@@ -94,14 +99,23 @@ pub fn season_of(now: DateTime<Utc>) -> String {
 /// reward by band arrives by mail (once: the season id is updated in the same
 /// write) and the rating is softly reset to `1000 + (r − 1000)/2`.
 /// Returns the band rewarded, if any.
+///
+/// Every rating is reset, also of players who only defended; only players who
+/// fought in the season get the reward. A player who never touched the arena is
+/// in the season of their registration.
 pub fn roll_season(rules: &ArenaRules, player: &mut Player, now: DateTime<Utc>, mail_days: i64) -> Option<String> {
     let current = season_of(now);
+    if player.arena_season.is_empty() {
+        player.arena_season = season_of(player.created_at);
+    }
     if player.arena_season == current {
         return None;
     }
     let old = std::mem::replace(&mut player.arena_season, current);
     let played = std::mem::take(&mut player.arena_season_battles) > 0;
-    if old.is_empty() || !played {
+    let reset = rules.start_rating + (player.arena_rating - rules.start_rating) / 2;
+    if !played {
+        player.arena_rating = reset;
         return None;
     }
     let band = rules.band_of(player.arena_rating).clone();
@@ -117,8 +131,104 @@ pub fn roll_season(rules: &ArenaRules, player: &mut Player, now: DateTime<Utc>, 
         expires_at: now + Duration::days(mail_days),
         claimed_at: None,
     });
-    player.arena_rating = rules.start_rating + (player.arena_rating - rules.start_rating) / 2;
+    player.arena_rating = reset;
     Some(band.name)
+}
+
+/// Whether the player's arena season has ended (a rollover is due).
+pub fn season_due(player: &Player, now: DateTime<Utc>) -> bool {
+    let season =
+        if player.arena_season.is_empty() { season_of(player.created_at) } else { player.arena_season.clone() };
+    season != season_of(now)
+}
+
+/// The rating windows an opponent search tries, narrowest first: doubling from
+/// `rating_window` until one exceeds `max_rating_window` (that one included).
+pub fn search_windows(rules: &ArenaRules) -> Vec<i64> {
+    let mut out = vec![rules.rating_window];
+    while out[out.len() - 1] <= rules.max_rating_window {
+        out.push(out[out.len() - 1] * 2);
+    }
+    out
+}
+
+/// A player who could be offered as an opponent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Player id.
+    pub player_id: String,
+    /// Username.
+    pub username: String,
+    /// Arena rating.
+    pub rating: i64,
+}
+
+/// Whether a search window found enough players to stop widening.
+pub fn enough_candidates(rules: &ArenaRules, found: &[Candidate], me: &str) -> bool {
+    found.iter().filter(|c| c.player_id != me).count() >= rules.min_opponents_before_widening
+}
+
+/// Up to `rules.opponents` players for `me` at `rating`: never `me`, nearest
+/// rating first, ties by id, so the list is stable between calls.
+pub fn pick_opponents(rules: &ArenaRules, me: &str, rating: i64, mut found: Vec<Candidate>) -> Vec<Candidate> {
+    found.retain(|c| c.player_id != me);
+    found.sort_by(|a, b| (a.rating - rating).abs().cmp(&(b.rating - rating).abs()).then(a.player_id.cmp(&b.player_id)));
+    found.truncate(rules.opponents);
+    found
+}
+
+/// What one arena challenge did to the attacker.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    /// The attacker's team as it fought.
+    pub team: TeamSnapshot,
+    /// The battle.
+    pub log: BattleLog,
+    /// Rating changes of both sides.
+    pub change: RatingChange,
+    /// The attacker's rating before.
+    pub rating_before: i64,
+    /// Medals won.
+    pub medals: i64,
+    /// Gold won.
+    pub gold: i64,
+}
+
+/// One challenge by `player` against `defense` (rated `defender_rating`): the
+/// season rolls over first, one ticket is spent, the battle is fought with
+/// `seed`, the attacker's rating moves by Elo and the rewards are paid.
+pub fn challenge(
+    rules: &ArenaRules,
+    catalog: &Catalog,
+    player: &mut Player,
+    defense: &TeamSnapshot,
+    defender_rating: i64,
+    seed: u64,
+    now: DateTime<Utc>,
+    mail_days: i64,
+) -> Result<Challenge, GameError> {
+    roll_season(rules, player, now, mail_days);
+    player.balances.debit(Currency::ArenaTickets, 1)?;
+    let team = team_snapshot(player, catalog);
+    let log = simulate(RULES_VERSION, seed, &team, defense);
+    let change = rating_change(rules.k_factor, player.arena_rating, defender_rating, log.winner);
+    let rating_before = player.arena_rating;
+    player.arena_rating = apply_rating(rating_before, change.attacker);
+    player.arena_season_battles += 1;
+    let (medals, gold) = if log.winner == Side::Attacker {
+        (rules.win_medals, rules.win_gold)
+    } else {
+        (rules.loss_medals, rules.loss_gold)
+    };
+    player.balances.credit(Currency::ArenaMedals, medals);
+    player.balances.credit(Currency::Gold, gold);
+    Ok(Challenge { team, log, change, rating_before, medals, gold })
+}
+
+/// The defender's side of a challenge: the season rolls over, the rating moves.
+pub fn defend(rules: &ArenaRules, player: &mut Player, change: i64, now: DateTime<Utc>, mail_days: i64) {
+    roll_season(rules, player, now, mail_days);
+    player.arena_rating = apply_rating(player.arena_rating, change);
 }
 
 /// Bot ids look like `bot:<rating>:<n>`.

@@ -1,28 +1,27 @@
 //! The hero catalog, owned heroes, level-ups, promotions and the team.
 
-use std::sync::Arc;
-
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::game::data::GameData;
 use crate::game::player::Player;
-use crate::game::progression;
+use crate::game::progression::{self, LevelUp, Promotion};
 use crate::platform::auth::AuthPlayer;
 use crate::platform::cache::Tier;
 use crate::platform::error::AppError;
 use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::state::AppState;
-use crate::roles::views::{hero_view, load_player, run_mutation};
-use crate::store::{Effects, Mutation, StoredResponse};
+use crate::roles::views::{hero_view, load_player, respond, write, HeroView, Items};
+use crate::store::LedgerReason;
+use crate::writes::Applied;
 
 /// `GET /api/heroes/catalog`: static data, cacheable, with an ETag.
 pub async fn get_catalog(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
     let body: String = state
         .cache
         .get_or_load("catalog", "catalog", Tier::Long, async || {
-            serde_json::to_string(&json!({"items": state.data.catalog.all()})).map_err(AppError::internal)
+            serde_json::to_string(&Items { items: state.data.catalog.all().to_vec() }).map_err(AppError::internal)
         })
         .await?;
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(body.as_bytes())[..12]));
@@ -42,7 +41,7 @@ pub async fn get_catalog(state: web::Data<AppState>, req: HttpRequest) -> Result
 pub async fn get_heroes(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let p = load_player(&state, &who.0).await?;
     let items: Vec<_> = p.heroes.keys().filter_map(|h| hero_view(&state.data.catalog, &p, h)).collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
 /// Level-up body.
@@ -50,6 +49,17 @@ pub async fn get_heroes(state: web::Data<AppState>, who: AuthPlayer) -> Result<H
 #[serde(deny_unknown_fields)]
 pub struct LevelUpRequest {
     levels: u32,
+}
+
+/// The answer of a level-up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LevelUpView {
+    /// Levels gained and gold spent.
+    pub level_up: LevelUp,
+    /// The hero after it.
+    pub hero: Option<HeroView>,
+    /// Gold left.
+    pub gold_after: i64,
 }
 
 /// `POST /api/heroes/{hero_id}/level-up`.
@@ -65,19 +75,22 @@ pub async fn post_level_up(
     let levels = body.levels;
     let idem = key.for_request(&format!("POST /api/heroes/{hero_id}/level-up"), &body.into_inner());
     let data = state.data.clone();
-    let op: Mutation = Arc::new(move |p: &mut Player| {
-        let done = progression::level_up(p, &data.catalog, &hero_id, levels)?;
-        let body =
-            json!({"level_up": done, "hero": hero_view(&data.catalog, p, &hero_id), "gold_after": p.balances.gold});
-        Ok(Effects {
-            reason: "hero_level_up".into(),
-            ref_id: hero_id.clone(),
-            history: vec![],
-            battles: vec![],
-            response: StoredResponse { status: 200, body },
-        })
-    });
-    run_mutation(&state, &who.0, Some(idem), op).await
+    let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
+        let level_up = progression::level_up(p, &data.catalog, &hero_id, levels)?;
+        let view = LevelUpView { level_up, hero: hero_view(&data.catalog, p, &hero_id), gold_after: p.balances.gold };
+        Ok(Applied::new(LedgerReason::HeroLevelUp, hero_id.clone(), view))
+    })
+    .await?;
+    Ok(respond(&written))
+}
+
+/// The answer of a promotion.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PromoteView {
+    /// Stars gained and shards spent.
+    pub promotion: Promotion,
+    /// The hero after it.
+    pub hero: Option<HeroView>,
 }
 
 /// `POST /api/heroes/{hero_id}/promote`.
@@ -91,28 +104,32 @@ pub async fn post_promote(
     let hero_id = hero_id.into_inner();
     let idem = key.for_request(&format!("POST /api/heroes/{hero_id}/promote"), &());
     let data = state.data.clone();
-    let op: Mutation = Arc::new(move |p: &mut Player| {
-        let done = progression::promote(p, &data.catalog, &hero_id)?;
-        let body = json!({"promotion": done, "hero": hero_view(&data.catalog, p, &hero_id)});
-        Ok(Effects {
-            reason: "hero_promotion".into(),
-            ref_id: hero_id.clone(),
-            history: vec![],
-            battles: vec![],
-            response: StoredResponse { status: 200, body },
-        })
-    });
-    run_mutation(&state, &who.0, Some(idem), op).await
+    let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
+        let promotion = progression::promote(p, &data.catalog, &hero_id)?;
+        let view = PromoteView { promotion, hero: hero_view(&data.catalog, p, &hero_id) };
+        Ok(Applied::new(LedgerReason::HeroPromotion, hero_id.clone(), view))
+    })
+    .await?;
+    Ok(respond(&written))
 }
 
-fn team_view(state: &AppState, p: &Player) -> serde_json::Value {
-    json!({"slots": p.team, "power": p.team_power(&state.data.catalog)})
+/// The team: six slots and their power.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamView {
+    /// Hero ids by slot (null: empty).
+    pub slots: Vec<Option<String>>,
+    /// Sum of the team's power.
+    pub power: u64,
+}
+
+fn team_view(data: &GameData, p: &Player) -> TeamView {
+    TeamView { slots: p.team.clone(), power: p.team_power(&data.catalog) }
 }
 
 /// `GET /api/team`.
 pub async fn get_team(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let p = load_player(&state, &who.0).await?;
-    Ok(HttpResponse::Ok().json(team_view(&state, &p)))
+    Ok(HttpResponse::Ok().json(team_view(&state.data, &p)))
 }
 
 /// Team body: six slots of hero ids or null.
@@ -130,16 +147,10 @@ pub async fn put_team(
 ) -> Result<HttpResponse, AppError> {
     let slots = body.into_inner().slots;
     let data = state.data.clone();
-    let op: Mutation = Arc::new(move |p: &mut Player| {
+    let written = write(&state, &who.0, None, move |p: &mut Player| {
         progression::set_team(p, slots.clone())?;
-        let body = json!({"slots": p.team, "power": p.team_power(&data.catalog)});
-        Ok(Effects {
-            reason: "team".into(),
-            ref_id: String::new(),
-            history: vec![],
-            battles: vec![],
-            response: StoredResponse { status: 200, body },
-        })
-    });
-    run_mutation(&state, &who.0, None, op).await
+        Ok(Applied::new(LedgerReason::Team, "", team_view(&data, p)))
+    })
+    .await?;
+    Ok(respond(&written))
 }

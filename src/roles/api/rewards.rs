@@ -1,41 +1,60 @@
 //! Idle rewards, the daily login, mail and leaderboards.
 
-use std::sync::Arc;
-
 use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::game::player::Player;
-use crate::game::rewards;
+use crate::game::economy::Balances;
+use crate::game::player::{Mail, Player};
+use crate::game::rewards::{self, DailyReward, IdleAccrual};
 use crate::platform::auth::AuthPlayer;
 use crate::platform::cache::Tier;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::state::AppState;
-use crate::roles::views::{load_player, run_mutation};
-use crate::store::{Board, Effects, Mutation, StoredResponse};
+use crate::roles::views::{load_player, respond, write, Items};
+use crate::store::{Board, BoardEntry, LedgerReason};
+use crate::writes::Applied;
 
-fn effects(reason: &str, ref_id: String, body: serde_json::Value) -> Effects {
-    Effects {
-        reason: reason.into(),
-        ref_id,
-        history: vec![],
-        battles: vec![],
-        response: StoredResponse { status: 200, body },
-    }
+/// What an idle claim would pay now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdleView {
+    /// Accrued so far (capped).
+    pub accrued: IdleAccrual,
+    /// Accruing since.
+    pub since: DateTime<Utc>,
+    /// The cap.
+    pub cap_hours: i64,
+    /// Campaign stages cleared (they raise the rates).
+    pub stages_cleared: usize,
 }
 
 /// `GET /api/idle`: what a claim would pay now.
 pub async fn get_idle(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let p = load_player(&state, &who.0).await?;
     let now = state.clock.now();
-    let a = rewards::idle_accrual(&state.data.rewards.idle, &p, now);
-    Ok(HttpResponse::Ok().json(json!({
-        "accrued": a,
-        "since": p.idle_claimed_at,
-        "cap_hours": state.data.rewards.idle.cap_hours,
-        "stages_cleared": p.stages_cleared(),
-    })))
+    Ok(HttpResponse::Ok().json(IdleView {
+        accrued: rewards::idle_accrual(&state.data.rewards.idle, &p, now),
+        since: p.idle_claimed_at,
+        cap_hours: state.data.rewards.idle.cap_hours,
+        stages_cleared: p.stages_cleared(),
+    }))
+}
+
+/// The answer of an idle claim.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdleClaimView {
+    /// Claim id.
+    pub claim_id: String,
+    /// What was paid.
+    pub paid: IdleAccrual,
+    /// Balances after.
+    pub balances_after: Balances,
+    /// Player level after.
+    pub level: u32,
+    /// Xp into the level after.
+    pub xp: u64,
 }
 
 /// `POST /api/idle/claim`: pays the accrual once (concurrent claims pay once).
@@ -47,18 +66,33 @@ pub async fn post_idle_claim(
     let idem = key.for_request("POST /api/idle/claim", &());
     let (data, now) = (state.data.clone(), state.clock.now());
     let claim_id = uuid::Uuid::new_v4().simple().to_string();
-    let op: Mutation = Arc::new(move |p: &mut Player| {
-        let a = rewards::claim_idle(&data.rewards.idle, p, now)?;
-        let body = json!({"claim_id": claim_id, "paid": a, "balances_after": p.balances, "level": p.level, "xp": p.xp});
-        Ok(effects("idle_claim", claim_id.clone(), body))
-    });
-    run_mutation(&state, &who.0, Some(idem), op).await
+    let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
+        let paid = rewards::claim_idle(&data.rewards.idle, p, now)?;
+        let view =
+            IdleClaimView { claim_id: claim_id.clone(), paid, balances_after: p.balances, level: p.level, xp: p.xp };
+        Ok(Applied::new(LedgerReason::IdleClaim, claim_id.clone(), view))
+    })
+    .await?;
+    Ok(respond(&written))
 }
 
 /// `GET /api/daily-login`: the cycle and today's place in it.
 pub async fn get_daily(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let p = load_player(&state, &who.0).await?;
     Ok(HttpResponse::Ok().json(rewards::daily_status(&state.data.rewards.daily_login, &p, state.clock.now())))
+}
+
+/// The answer of a daily-login claim.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DailyClaimView {
+    /// The cycle day paid (1-based).
+    pub day: usize,
+    /// What it paid.
+    pub reward: DailyReward,
+    /// Consecutive days claimed.
+    pub streak: u32,
+    /// Balances after.
+    pub balances_after: Balances,
 }
 
 /// `POST /api/daily-login/claim`: once per UTC day.
@@ -69,20 +103,30 @@ pub async fn post_daily_claim(
 ) -> Result<HttpResponse, AppError> {
     let idem = key.for_request("POST /api/daily-login/claim", &());
     let (data, now) = (state.data.clone(), state.clock.now());
-    let op: Mutation = Arc::new(move |p: &mut Player| {
+    let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let (day, reward) = rewards::claim_daily(&data.rewards.daily_login, p, now)?;
-        let body = json!({"day": day, "reward": reward, "streak": p.daily_streak, "balances_after": p.balances});
-        Ok(effects("daily_login", format!("{}:{}", now.date_naive(), day), body))
-    });
-    run_mutation(&state, &who.0, Some(idem), op).await
+        let view = DailyClaimView { day, reward, streak: p.daily_streak, balances_after: p.balances };
+        Ok(Applied::new(LedgerReason::DailyLogin, format!("{}:{}", now.date_naive(), day), view))
+    })
+    .await?;
+    Ok(respond(&written))
 }
 
 /// `GET /api/mail`: unexpired mail, newest first.
 pub async fn get_mail(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let p = load_player(&state, &who.0).await?;
     let now = state.clock.now();
-    let items: Vec<_> = p.mailbox.iter().rev().filter(|m| m.expires_at > now).collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    let items: Vec<Mail> = p.mailbox.iter().rev().filter(|m| m.expires_at > now).cloned().collect();
+    Ok(HttpResponse::Ok().json(Items { items }))
+}
+
+/// The answer of a mail claim.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MailClaimView {
+    /// The mail, now claimed.
+    pub mail: Mail,
+    /// Balances after.
+    pub balances_after: Balances,
 }
 
 /// `POST /api/mail/{id}/claim`: the attachments, once.
@@ -95,18 +139,31 @@ pub async fn post_mail_claim(
     let mail_id = mail_id.into_inner();
     let idem = key.for_request(&format!("POST /api/mail/{mail_id}/claim"), &());
     let now = state.clock.now();
-    let op: Mutation = Arc::new(move |p: &mut Player| {
+    let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let mail = rewards::claim_mail(p, &mail_id, now)?;
-        let body = json!({"mail": mail, "balances_after": p.balances});
-        Ok(effects("mail_claim", mail_id.clone(), body))
-    });
-    run_mutation(&state, &who.0, Some(idem), op).await
+        Ok(Applied::new(LedgerReason::MailClaim, mail_id.clone(), MailClaimView { mail, balances_after: p.balances }))
+    })
+    .await?;
+    Ok(respond(&written))
 }
 
 /// `?limit=` of a leaderboard.
 #[derive(Debug, serde::Deserialize)]
 pub struct TopQuery {
     limit: Option<usize>,
+}
+
+/// A leaderboard: the top N and the caller's own row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaderboardView {
+    /// Which board.
+    pub board: Board,
+    /// The top N, best first.
+    pub top: Vec<BoardEntry>,
+    /// The caller's row (absent until their first scored write arrives).
+    pub me: Option<BoardEntry>,
+    /// Where it was read: `redis` (sorted sets) or `store`.
+    pub source: String,
 }
 
 /// `GET /api/leaderboards/{board}`: the top N and the caller's own row.
@@ -129,7 +186,8 @@ pub async fn get_leaderboard(
             crate::platform::leaderboards::read(pool, &state.settings.cache_prefix, &state.store, board, limit, &who.0);
         match tokio::time::timeout(std::time::Duration::from_millis(500), read).await {
             Ok(Ok((top, Some(me)))) => {
-                return Ok(HttpResponse::Ok().json(json!({"board": board, "top": top, "me": me, "source": "redis"})));
+                let view = LeaderboardView { board, top, me: Some(me), source: "redis".into() };
+                return Ok(HttpResponse::Ok().json(view));
             }
             // Not on the board yet (its events are still on their way): the store knows.
             Ok(Ok((_, None))) => {}
@@ -143,5 +201,5 @@ pub async fn get_leaderboard(
         .get_or_load("leaderboard", &key, Tier::Medium, async || state.store.leaderboard(board, limit).await)
         .await?;
     let me = state.store.rank(board, &who.0).await?;
-    Ok(HttpResponse::Ok().json(json!({"board": board, "top": top, "me": me, "source": "store"})))
+    Ok(HttpResponse::Ok().json(LeaderboardView { board, top, me, source: "store".into() }))
 }

@@ -1,18 +1,16 @@
 //! The battle role: campaign, arena and replays. The server decides every
 //! outcome: the client names a stage or an opponent, nothing more.
 
-use std::sync::Arc;
-
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::views::{load_player, mutation_outcome, stored};
+use super::views::{load_player, respond, write, Items};
 use super::RouteDoc;
 use crate::game::battle::arena::{self, RatingChange};
-use crate::game::battle::campaign::{self, Stage};
+use crate::game::battle::campaign::{self, Stage, StageRewards};
 use crate::game::battle::{simulate, team_snapshot, BattleLog, Side, TeamSnapshot, RULES_VERSION};
-use crate::game::economy::Currency;
+use crate::game::economy::Balances;
 use crate::game::error::GameError;
 use crate::game::player::Player;
 use crate::game::rng;
@@ -20,7 +18,9 @@ use crate::platform::auth::AuthPlayer;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::state::AppState;
-use crate::store::{Board, Effects, IdempotencyRequest, Mutation, StoredResponse};
+use crate::store::events::DomainEvent;
+use crate::store::{Board, IdempotencyRequest, LedgerReason};
+use crate::writes::Applied;
 
 /// Routes of the battle role.
 #[rustfmt::skip]
@@ -106,9 +106,12 @@ fn record(
     (battle_id.to_string(), serde_json::to_value(r).unwrap_or(Value::Null))
 }
 
-/// Counts a fought battle by mode and winner (from the stored response).
-fn count_battle(mode: &'static str, body: &Value) {
-    let winner = body["winner"].as_str().unwrap_or("unknown").to_string();
+/// Counts a fought battle by mode and winner.
+fn count_battle(mode: &'static str, winner: Side) {
+    let winner = match winner {
+        Side::Attacker => "attacker",
+        Side::Defender => "defender",
+    };
     metrics::counter!(crate::platform::metrics::BATTLES, "mode" => mode, "winner" => winner).increment(1);
 }
 
@@ -128,28 +131,75 @@ pub struct StagePath {
     stage: u32,
 }
 
+/// A stage's place: chapter and stage within it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageRef {
+    /// Chapter, from 1.
+    pub chapter: u32,
+    /// Stage in the chapter, from 1.
+    pub stage: u32,
+}
+
+/// Best stars on one cleared stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageStars {
+    /// Chapter, from 1.
+    pub chapter: u32,
+    /// Stage in the chapter, from 1.
+    pub stage: u32,
+    /// Best stars (1-3).
+    pub stars: u8,
+}
+
+/// Campaign progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CampaignView {
+    /// Stages cleared.
+    pub cleared: u32,
+    /// Stages in the campaign.
+    pub total: u32,
+    /// The next stage to clear (none when all are cleared).
+    pub next: Option<StageRef>,
+    /// Best stars per cleared stage, in order.
+    pub stars: Vec<StageStars>,
+    /// Stamina now.
+    pub stamina: i64,
+}
+
 async fn get_campaign(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let mut p = load_player(&state, &who.0).await?;
     p.refresh(state.clock.now());
     let rules = &state.data.battle.campaign;
     let cleared = p.stages_cleared() as u32;
-    let next = (cleared < rules.total()).then(|| rules.locate(cleared + 1));
-    let stars: Vec<Value> = p
+    let stars = p
         .campaign_stars
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            let (c, st) = rules.locate(i as u32 + 1);
-            json!({"chapter": c, "stage": st, "stars": s})
+        .map(|(i, &stars)| {
+            let (chapter, stage) = rules.locate(i as u32 + 1);
+            StageStars { chapter, stage, stars }
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "cleared": cleared,
-        "total": rules.total(),
-        "next": next.map(|(c, s)| json!({"chapter": c, "stage": s})),
-        "stars": stars,
-        "stamina": p.balances.stamina,
-    })))
+    Ok(HttpResponse::Ok().json(CampaignView {
+        cleared,
+        total: rules.total(),
+        next: (cleared < rules.total())
+            .then(|| rules.locate(cleared + 1))
+            .map(|(chapter, stage)| StageRef { chapter, stage }),
+        stars,
+        stamina: p.balances.stamina,
+    }))
+}
+
+/// One stage and the caller's standing on it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageView {
+    /// The stage: enemies, power, stamina, rewards.
+    pub stage: Stage,
+    /// Whether the caller may fight it.
+    pub unlocked: bool,
+    /// The caller's best stars on it, if cleared.
+    pub best_stars: Option<u8>,
 }
 
 async fn get_stage(
@@ -160,11 +210,32 @@ async fn get_stage(
     let stage = stage_or_404(&state, path.chapter, path.stage)?;
     let p = load_player(&state, &who.0).await?;
     let cleared = p.stages_cleared() as u32;
-    Ok(HttpResponse::Ok().json(json!({
-        "stage": stage,
-        "unlocked": stage.number <= cleared + 1,
-        "best_stars": p.campaign_stars.get((stage.number - 1) as usize),
-    })))
+    Ok(HttpResponse::Ok().json(StageView {
+        unlocked: stage.number <= cleared + 1,
+        best_stars: p.campaign_stars.get((stage.number - 1) as usize).copied(),
+        stage,
+    }))
+}
+
+/// The answer of a campaign fight, also kept with its idempotency key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FightView {
+    /// Battle id (for the replay).
+    pub battle_id: String,
+    /// Chapter.
+    pub chapter: u32,
+    /// Stage in the chapter.
+    pub stage: u32,
+    /// Who won.
+    pub winner: Side,
+    /// Stars (0 on a loss).
+    pub stars: u8,
+    /// What the fight paid.
+    pub rewards: StageRewards,
+    /// Balances after.
+    pub balances_after: Balances,
+    /// The whole battle.
+    pub log: BattleLog,
 }
 
 async fn post_fight(
@@ -178,7 +249,7 @@ async fn post_fight(
     let (data, now, seed) = (state.data.clone(), state.clock.now(), rng::fresh_seed());
     let battle_id = uuid::Uuid::new_v4().simple().to_string();
     let player_id = who.0.clone();
-    let op: Mutation = Arc::new(move |p: &mut Player| {
+    let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         // Checks first: nothing is simulated or charged for a locked stage or an empty purse.
         campaign::check_fight(p, &stage, 1)?;
         let team = team_snapshot(p, &data.catalog);
@@ -187,29 +258,33 @@ async fn post_fight(
         }
         let log = simulate(RULES_VERSION, seed, &team, &stage.enemies);
         let rewards = campaign::apply_fight(p, &stage, &log)?;
-        let body = json!({
-            "battle_id": battle_id,
-            "chapter": stage.chapter,
-            "stage": stage.stage,
-            "winner": log.winner,
-            "stars": log.stars,
-            "rewards": rewards,
-            "balances_after": p.balances,
-            "log": log,
-        });
-        Ok(Effects {
-            reason: "campaign_fight".into(),
+        let rec = record(&battle_id, "campaign", &log, (&player_id, None), (team, stage.enemies.clone()), now);
+        let event = DomainEvent::BattleFinished {
             ref_id: battle_id.clone(),
-            history: vec![],
-            battles: vec![record(&battle_id, "campaign", &log, (&player_id, None), (team, stage.enemies.clone()), now)],
-            response: StoredResponse { status: 200, body },
-        })
-    });
-    let (r, fresh) = mutation_outcome(&state, &who.0, Some(idem), op).await?;
-    if fresh {
-        count_battle("campaign", &r.body);
+            chapter: stage.chapter,
+            stage: stage.stage,
+            stars: log.stars,
+            times: 1,
+        };
+        let view = FightView {
+            battle_id: battle_id.clone(),
+            chapter: stage.chapter,
+            stage: stage.stage,
+            winner: log.winner,
+            stars: log.stars,
+            rewards,
+            balances_after: p.balances,
+            log,
+        };
+        Ok(Applied::new(LedgerReason::CampaignFight, battle_id.clone(), view)
+            .with_battle(rec.0, rec.1)
+            .with_event(event))
+    })
+    .await?;
+    if written.fresh {
+        count_battle("campaign", written.view.winner);
     }
-    Ok(stored(r, !fresh))
+    Ok(respond(&written))
 }
 
 /// Sweep body.
@@ -217,6 +292,19 @@ async fn post_fight(
 #[serde(deny_unknown_fields)]
 pub struct SweepRequest {
     times: u32,
+}
+
+/// The answer of a sweep.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepView {
+    /// Sweep id.
+    pub sweep_id: String,
+    /// Clears.
+    pub times: u32,
+    /// What they paid together.
+    pub rewards: StageRewards,
+    /// Balances after.
+    pub balances_after: Balances,
 }
 
 async fn post_sweep(
@@ -236,67 +324,122 @@ async fn post_sweep(
     let idem = key
         .for_request(&format!("POST /api/battle/campaign/{}/{}/sweep", path.chapter, path.stage), &body.into_inner());
     let sweep_id = uuid::Uuid::new_v4().simple().to_string();
-    let op: Mutation = Arc::new(move |p: &mut Player| {
+    let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let rewards = campaign::sweep(p, &stage, times, max)?;
-        let body = json!({"sweep_id": sweep_id, "times": times, "rewards": rewards, "balances_after": p.balances});
-        Ok(Effects {
-            reason: "campaign_sweep".into(),
+        let event = DomainEvent::BattleFinished {
             ref_id: sweep_id.clone(),
-            history: vec![],
-            battles: vec![],
-            response: StoredResponse { status: 200, body },
-        })
-    });
-    let (r, fresh) = mutation_outcome(&state, &who.0, Some(idem), op).await?;
-    Ok(stored(r, !fresh))
+            chapter: stage.chapter,
+            stage: stage.stage,
+            stars: 3,
+            times,
+        };
+        let view = SweepView { sweep_id: sweep_id.clone(), times, rewards, balances_after: p.balances };
+        Ok(Applied::new(LedgerReason::CampaignSweep, sweep_id.clone(), view).with_event(event))
+    })
+    .await?;
+    Ok(respond(&written))
+}
+
+/// The caller's arena standing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArenaView {
+    /// Rating.
+    pub rating: i64,
+    /// Tickets left today.
+    pub tickets: i64,
+    /// Medals.
+    pub medals: i64,
+    /// The current season ("2026-11").
+    pub season: String,
+    /// The band of the rating.
+    pub band: String,
+    /// Challenges fought this season.
+    pub battles_this_season: u32,
 }
 
 async fn get_arena(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let mut p = load_player(&state, &who.0).await?;
     let now = state.clock.now();
+    let mut p = load_player(&state, &who.0).await?;
+    if arena::season_due(&p, now) {
+        // The season ended: the rollover (reward mail, rating reset) is written
+        // now, not left for the player's next challenge.
+        let data = state.data.clone();
+        write(&state, &who.0, None, move |p: &mut Player| {
+            arena::roll_season(&data.battle.arena, p, now, data.rewards.mail.expiry_days);
+            Ok(Applied::new(LedgerReason::ArenaSeason, arena::season_of(now), ()))
+        })
+        .await?;
+        p = load_player(&state, &who.0).await?;
+    }
     p.refresh(now);
     let rules = &state.data.battle.arena;
-    arena::roll_season(rules, &mut p, now, state.data.rewards.mail.expiry_days);
-    Ok(HttpResponse::Ok().json(json!({
-        "rating": p.arena_rating,
-        "tickets": p.balances.arena_tickets,
-        "medals": p.balances.arena_medals,
-        "season": arena::season_of(now),
-        "band": rules.band_of(p.arena_rating).name,
-        "battles_this_season": p.arena_season_battles,
-    })))
+    Ok(HttpResponse::Ok().json(ArenaView {
+        rating: p.arena_rating,
+        tickets: p.balances.arena_tickets,
+        medals: p.balances.arena_medals,
+        season: arena::season_of(now),
+        band: rules.band_of(p.arena_rating).name.clone(),
+        battles_this_season: p.arena_season_battles,
+    }))
+}
+
+/// One opponent on offer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpponentView {
+    /// Player id, or a bot id.
+    pub opponent_id: String,
+    /// Username.
+    pub username: String,
+    /// Arena rating.
+    pub rating: i64,
+    /// Team power.
+    pub power: u64,
+    /// Whether it is a training bot.
+    pub bot: bool,
 }
 
 async fn get_opponents(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let me = load_player(&state, &who.0).await?;
     let rules = &state.data.battle.arena;
     let rating = me.arena_rating.max(0);
-    let mut window = rules.rating_window;
-    // Widen the window until enough players are found (or it covers everyone).
-    let mut found = loop {
-        let lo = (rating - window).max(0) as u64;
-        let hi = (rating + window) as u64;
-        let mut found = state.store.board_range(Board::Arena, lo, hi, rules.opponents * 4).await?;
-        found.retain(|e| e.player_id != me.id);
-        if found.len() >= rules.min_opponents_before_widening || window > 4000 {
-            break found;
+    let mut found = Vec::new();
+    // Widen the window until enough players are found (or it reaches the cap).
+    for window in arena::search_windows(rules) {
+        let (lo, hi) = ((rating - window).max(0) as u64, (rating + window) as u64);
+        found = state
+            .store
+            .board_range(Board::Arena, lo, hi, rules.opponents * 4)
+            .await?
+            .into_iter()
+            .map(|e| arena::Candidate { player_id: e.player_id, username: e.username, rating: e.score as i64 })
+            .collect();
+        if arena::enough_candidates(rules, &found, &me.id) {
+            break;
         }
-        window *= 2;
-    };
-    // Nearest ratings first, ties by id, so the list is stable between calls.
-    found.sort_by_key(|e| ((e.score as i64 - rating).abs(), e.player_id.clone()));
-    found.truncate(rules.opponents);
+    }
     let mut items = Vec::new();
-    for e in &found {
-        let power = state.store.player_by_id(&e.player_id).await?.map(|p| p.scores.power).unwrap_or(0);
-        items.push(json!({"opponent_id": e.player_id, "username": e.username, "rating": e.score, "power": power, "bot": false}));
+    for c in arena::pick_opponents(rules, &me.id, rating, found) {
+        let power = state.store.player_by_id(&c.player_id).await?.map(|p| p.scores.power).unwrap_or(0);
+        items.push(OpponentView {
+            opponent_id: c.player_id,
+            username: c.username,
+            rating: c.rating,
+            power,
+            bot: false,
+        });
     }
     for n in items.len()..rules.opponents {
         let team = arena::bot_team(&state.data.catalog, rating, n as u64);
         let power: u64 = team.iter().flatten().map(|u| crate::game::catalog::power(u.stats)).sum();
-        items.push(json!({"opponent_id": arena::bot_id(rating, n), "username": format!("Training Bot {}", n + 1), "rating": rating, "power": power, "bot": true}));
+        items.push(OpponentView {
+            opponent_id: arena::bot_id(rating, n),
+            username: format!("Training Bot {}", n + 1),
+            rating,
+            power,
+            bot: true,
+        });
     }
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
 /// Challenge body.
@@ -304,6 +447,38 @@ async fn get_opponents(state: web::Data<AppState>, who: AuthPlayer) -> Result<Ht
 #[serde(deny_unknown_fields)]
 pub struct ChallengeRequest {
     opponent_id: String,
+}
+
+/// What an arena challenge paid.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArenaRewards {
+    /// Medals.
+    pub arena_medals: i64,
+    /// Gold.
+    pub gold: i64,
+}
+
+/// The answer of an arena challenge, also kept with its idempotency key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeView {
+    /// Battle id (for the replay).
+    pub battle_id: String,
+    /// The defending player's id, or `bot`.
+    pub opponent_id: String,
+    /// Who won.
+    pub winner: Side,
+    /// The caller's rating before.
+    pub rating_before: i64,
+    /// The caller's rating after.
+    pub rating_after: i64,
+    /// Rating changes of both sides.
+    pub rating_change: RatingChange,
+    /// What it paid.
+    pub rewards: ArenaRewards,
+    /// Balances after.
+    pub balances_after: Balances,
+    /// The whole battle.
+    pub log: BattleLog,
 }
 
 async fn post_challenge(
@@ -333,58 +508,39 @@ async fn post_challenge(
     let battle_id = uuid::Uuid::new_v4().simple().to_string();
     let player_id = who.0.clone();
     let opponent = defender_id.clone();
-    let op: Mutation = Arc::new(move |p: &mut Player| {
-        let rules = &data.battle.arena;
-        arena::roll_season(rules, p, now, data.rewards.mail.expiry_days);
-        p.balances.debit(Currency::ArenaTickets, 1)?;
-        let team = team_snapshot(p, &data.catalog);
-        let log = simulate(RULES_VERSION, seed, &team, &defense);
-        let change = arena::rating_change(rules.k_factor, p.arena_rating, defender_rating, log.winner);
-        let before = p.arena_rating;
-        p.arena_rating = arena::apply_rating(before, change.attacker);
-        p.arena_season_battles += 1;
-        let won = log.winner == Side::Attacker;
-        let (medals, gold) =
-            if won { (rules.win_medals, rules.win_gold) } else { (rules.loss_medals, rules.loss_gold) };
-        p.balances.credit(Currency::ArenaMedals, medals);
-        p.balances.credit(Currency::Gold, gold);
-        let body = json!({
-            "battle_id": battle_id,
-            "opponent_id": opponent.clone().unwrap_or_else(|| "bot".into()),
-            "winner": log.winner,
-            "rating_before": before,
-            "rating_after": p.arena_rating,
-            "rating_change": change,
-            "rewards": {"arena_medals": medals, "gold": gold},
-            "balances_after": p.balances,
-            "log": log,
-        });
-        Ok(Effects {
-            reason: "arena_challenge".into(),
-            ref_id: battle_id.clone(),
-            history: vec![],
-            battles: vec![record(
-                &battle_id,
-                "arena",
-                &log,
-                (&player_id, opponent.clone()),
-                (team, defense.clone()),
-                now,
-            )],
-            response: StoredResponse { status: 200, body },
-        })
-    });
-    let (r, fresh) = mutation_outcome(&state, &who.0, Some(idem), op).await?;
-    if fresh {
-        count_battle("arena", &r.body);
+    let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
+        let (rules, mail_days) = (&data.battle.arena, data.rewards.mail.expiry_days);
+        let c = arena::challenge(rules, &data.catalog, p, &defense, defender_rating, seed, now, mail_days)?;
+        let rec = record(&battle_id, "arena", &c.log, (&player_id, opponent.clone()), (c.team, defense.clone()), now);
+        let event = DomainEvent::ArenaFinished {
+            battle_id: battle_id.clone(),
+            opponent_id: opponent.clone(),
+            winner: c.log.winner,
+            rating_change: c.change,
+        };
+        let view = ChallengeView {
+            battle_id: battle_id.clone(),
+            opponent_id: opponent.clone().unwrap_or_else(|| "bot".into()),
+            winner: c.log.winner,
+            rating_before: c.rating_before,
+            rating_after: p.arena_rating,
+            rating_change: c.change,
+            rewards: ArenaRewards { arena_medals: c.medals, gold: c.gold },
+            balances_after: p.balances,
+            log: c.log,
+        };
+        Ok(Applied::new(LedgerReason::ArenaChallenge, battle_id.clone(), view)
+            .with_battle(rec.0, rec.1)
+            .with_event(event))
+    })
+    .await?;
+    if written.fresh {
+        count_battle("arena", written.view.winner);
         if let Some(defender) = &defender_id {
-            let change: RatingChange = serde_json::from_value(r.body["rating_change"].clone())
-                .unwrap_or(RatingChange { attacker: 0, defender: 0 });
-            let battle_id = r.body["battle_id"].as_str().unwrap_or_default().to_string();
-            apply_defense(&state, defender, &battle_id, change.defender).await;
+            apply_defense(&state, defender, &written.view.battle_id, written.view.rating_change.defender).await;
         }
     }
-    Ok(stored(r, !fresh))
+    Ok(respond(&written))
 }
 
 /// Moves the defender's rating. A separate write on another player, keyed by the
@@ -392,21 +548,25 @@ async fn post_challenge(
 /// from operators, and does not undo the attacker's finished challenge.
 async fn apply_defense(state: &AppState, defender: &str, battle_id: &str, change: i64) {
     let (data, now) = (state.data.clone(), state.clock.now());
-    let op: Mutation = Arc::new(move |p: &mut Player| {
-        arena::roll_season(&data.battle.arena, p, now, data.rewards.mail.expiry_days);
-        p.arena_rating = arena::apply_rating(p.arena_rating, change);
-        Ok(Effects {
-            reason: "arena_defense".into(),
-            ref_id: String::new(),
-            history: vec![],
-            battles: vec![],
-            response: StoredResponse { status: 200, body: json!({}) },
-        })
-    });
     let key = IdempotencyRequest { key: format!("arena-defense-{battle_id}"), fingerprint: battle_id.to_string() };
-    if let Err(e) = mutation_outcome(state, defender, Some(key), op).await {
+    let ref_id = battle_id.to_string();
+    let written = write(state, defender, Some(key), move |p: &mut Player| {
+        arena::defend(&data.battle.arena, p, change, now, data.rewards.mail.expiry_days);
+        Ok(Applied::new(LedgerReason::ArenaDefense, ref_id.clone(), ()))
+    })
+    .await;
+    if let Err(e) = written {
         tracing::error!(defender, battle_id, error = %e, "arena: defender rating not updated");
     }
+}
+
+/// A stored battle and its re-simulated log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplayView {
+    /// What was stored.
+    pub battle: BattleRecord,
+    /// The battle fought again from its seed and teams.
+    pub log: BattleLog,
 }
 
 async fn get_replay(
@@ -431,5 +591,5 @@ async fn get_replay(
             rec.battle_id
         )));
     }
-    Ok(HttpResponse::Ok().json(json!({"battle": rec, "log": log})))
+    Ok(HttpResponse::Ok().json(ReplayView { battle: rec, log }))
 }

@@ -6,12 +6,16 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::views::{cursor, load_player, mutation_outcome, stored, PageQuery};
+use chrono::{DateTime, Utc};
+
+use super::views::{cursor, load_player, respond, write, PageQuery};
 use super::RouteDoc;
 use crate::game::data::GameData;
+use crate::game::economy::{Balances, Currency};
 use crate::game::gacha::banner::Banner;
 use crate::game::gacha::engine::{self, PullResult};
 use crate::game::gacha::rates;
+use crate::game::player::PityState;
 use crate::game::player::Player;
 use crate::game::rng;
 use crate::platform::auth::{AuthPlayer, MaybePlayer};
@@ -20,7 +24,9 @@ use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::metrics::{GACHA_PUBLISHED_RATE, GACHA_PULLS};
 use crate::platform::state::AppState;
-use crate::store::{Effects, Mutation, StoredResponse};
+use crate::store::events::DomainEvent;
+use crate::store::LedgerReason;
+use crate::writes::Applied;
 
 /// Routes of the gacha role.
 #[rustfmt::skip]
@@ -149,6 +155,36 @@ pub struct SummonRequest {
     count: u32,
 }
 
+/// What a summon cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cost {
+    /// The banner's currency.
+    pub currency: Currency,
+    /// Amount paid.
+    pub amount: i64,
+}
+
+/// The receipt of a summon, also kept with its idempotency key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SummonReceipt {
+    /// Summon id.
+    pub summon_id: String,
+    /// The banner pulled on.
+    pub banner_id: String,
+    /// 1 or 10.
+    pub count: u32,
+    /// What was paid.
+    pub cost: Cost,
+    /// Every pull, in order.
+    pub results: Vec<PullResult>,
+    /// The pity counters after the summon.
+    pub pity_after: PityState,
+    /// Balances after the summon.
+    pub balances_after: Balances,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// `POST /api/gacha/summon`: one atomic, idempotent summon.
 #[tracing::instrument(skip_all, fields(player_id = %who.0, banner = %body.banner_id, count = body.count))]
 async fn post_summon(
@@ -158,48 +194,42 @@ async fn post_summon(
     body: web::Json<SummonRequest>,
 ) -> Result<HttpResponse, AppError> {
     let req = body.into_inner();
-    let banner = banner_or_404(&state, &req.banner_id)?.clone();
+    let banner = Arc::new(banner_or_404(&state, &req.banner_id)?.clone());
     if banner.cost(req.count).is_none() {
         return Err(AppError::new(ErrorCode::ValidationFailed, format!("count must be 1 or 10, got {}", req.count))
             .with_details(json!({"field": "count"})));
     }
     let idem = key.for_request("POST /api/gacha/summon", &req);
-    let now = state.clock.now();
-    let seed = rng::fresh_seed();
+    let (now, seed, count) = (state.clock.now(), rng::fresh_seed(), req.count);
     let summon_id = uuid::Uuid::new_v4().simple().to_string();
-    let count = req.count;
-    let b = Arc::new(banner);
-    let op_banner = b.clone();
-    let op: Mutation = Arc::new(move |p: &mut Player| {
-        let banner = &*op_banner;
+    let rule_banner = banner.clone();
+    let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
+        let banner = &*rule_banner;
         let s = engine::summon(p, banner, count, &mut rng::seeded(seed), now)?;
         let history =
             s.results.iter().map(|r| json!({"summon_id": summon_id, "banner_id": banner.id, "result": r})).collect();
-        let receipt = json!({
-            "summon_id": summon_id,
-            "banner_id": banner.id,
-            "count": count,
-            "cost": {"currency": banner.currency, "amount": s.cost},
-            "results": s.results,
-            "pity_after": s.pity,
-            "balances_after": p.balances,
-            "at": now,
-        });
-        Ok(Effects {
-            reason: "summon".into(),
-            ref_id: summon_id.clone(),
-            history,
-            battles: vec![],
-            response: StoredResponse { status: 200, body: receipt },
-        })
-    });
-    let (response, fresh) = mutation_outcome(&state, &who.0, Some(idem), op).await?;
-    if fresh {
-        if let Ok(results) = serde_json::from_value::<Vec<PullResult>>(response.body["results"].clone()) {
-            record_pulls(&b, &results);
-        }
+        let event = DomainEvent::GachaSummoned {
+            summon_id: summon_id.clone(),
+            banner_id: banner.id.clone(),
+            results: s.results.clone(),
+        };
+        let receipt = SummonReceipt {
+            summon_id: summon_id.clone(),
+            banner_id: banner.id.clone(),
+            count,
+            cost: Cost { currency: banner.currency, amount: s.cost },
+            results: s.results,
+            pity_after: s.pity,
+            balances_after: p.balances,
+            at: now,
+        };
+        Ok(Applied::new(LedgerReason::Summon, summon_id.clone(), receipt).with_history(history).with_event(event))
+    })
+    .await?;
+    if written.fresh {
+        record_pulls(&banner, &written.view.results);
     }
-    Ok(stored(response, !fresh))
+    Ok(respond(&written))
 }
 
 /// `GET /api/gacha/pity`.

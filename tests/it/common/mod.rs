@@ -18,7 +18,8 @@ use divine_heroes::platform::state::AppState;
 use divine_heroes::server::Server;
 use divine_heroes::store::embedded::EmbeddedStore;
 use divine_heroes::store::mongo::MongoStore;
-use divine_heroes::store::{DynStore, Effects, MutateOutcome, Mutation, StoredResponse};
+use divine_heroes::store::{DynStore, Effects, LedgerReason, MutateOutcome, Mutation, StoredResponse};
+use divine_heroes::writes::Writer;
 use serde_json::{json, Value};
 
 /// Which store a test runs on.
@@ -158,6 +159,11 @@ impl TestApp {
         self.scratch.as_ref().map_or("", |s| s.prefix.as_str())
     }
 
+    /// The app's write path, for operator commands run against it.
+    pub fn writer(&self) -> Writer<'_> {
+        Writer { store: &self.state.store, cache: &self.state.cache, data: &self.state.data }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -240,7 +246,8 @@ pub async fn set_balance(store: &DynStore, player_id: &str, currency: Currency, 
             p.balances.credit(currency, amount - has);
         }
         Ok(Effects {
-            reason: "test_adjustment".into(),
+            reason: LedgerReason::Adjustment,
+            event: None,
             ref_id: "test".into(),
             history: vec![],
             battles: vec![],
