@@ -167,12 +167,23 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    /// The limit (default 20, 1-100) and the decoded cursor.
-    pub fn parse(&self) -> Result<(usize, Option<u64>), AppError> {
+    /// The limit (default 20, 1-100).
+    pub fn limit(&self) -> Result<usize, AppError> {
         let limit = self.limit.unwrap_or(20);
         if !(1..=100).contains(&limit) {
             return Err(AppError::new(ErrorCode::ValidationFailed, "limit must be between 1 and 100"));
         }
+        Ok(limit)
+    }
+
+    /// The cursor as sent, for lists with their own cursor format.
+    pub fn raw_cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+
+    /// The limit (default 20, 1-100) and the decoded cursor of a store position.
+    pub fn parse(&self) -> Result<(usize, Option<u64>), AppError> {
+        let limit = self.limit()?;
         let cursor = match &self.cursor {
             None => None,
             Some(c) => Some(

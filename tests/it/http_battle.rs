@@ -158,7 +158,7 @@ async fn arena_moves_both_ratings_and_spends_tickets(kind: StoreKind) {
     );
 
     // Season rollover: one mail per player per season, rating softly reset.
-    let rating = app.player(&a_id).await.arena_rating;
+    let (rating, b_rating) = (app.player(&a_id).await.arena_rating, app.player(&b_id).await.arena_rating);
     clock.advance(Duration::days(10));
     let n = divine_heroes::ops::close_arena_season(&app.writer(), clock.now()).await.unwrap();
     assert!(n >= 1);
@@ -167,9 +167,39 @@ async fn arena_moves_both_ratings_and_spends_tickets(kind: StoreKind) {
     let pa = app.player(&a_id).await;
     assert_eq!(pa.arena_rating, 1000 + (rating - 1000) / 2);
     assert_eq!(pa.mailbox.iter().filter(|m| m.id.starts_with("arena-season-2026-11")).count(), 1);
+    // The operator's rollover moved the boards with the ratings, the defender's too
+    // (who never attacked, and is reset like everyone).
+    app.assert_boards_current(&a_id).await;
+    app.assert_boards_current(&b_id).await;
+    let pb_after = app.player(&b_id).await;
+    assert_eq!(pb_after.arena_rating, 1000 + (b_rating - 1000) / 2, "a defender's rating is reset too");
+    let a = app.login("Challenger").await;
+    let board: Value = app.get("/api/leaderboards/arena", Some(&a)).await.json().await.unwrap();
+    assert_eq!(board["me"]["score"], json!(pa.arena_rating), "{board}");
+}
+
+/// A player who only reads the arena after the season ended gets the rollover
+/// (reward mail, rating reset) written by that read, not at some later write.
+async fn a_read_of_the_arena_closes_an_ended_season(kind: StoreKind) {
+    let Some((app, clock)) = app_at_fixed_time(kind).await else { return };
+    let (a, a_id) = app.register("Reader").await;
+    let opponents: Value = app.get("/api/battle/arena/opponents", Some(&a)).await.json().await.unwrap();
+    let bot = opponents["items"][0]["opponent_id"].as_str().unwrap().to_string();
+    let r = app.post("/api/battle/arena/challenge", Some(&a), Some("once"), json!({"opponent_id": bot})).await;
+    assert_eq!(r.status(), 200);
+    let rating = app.player(&a_id).await.arena_rating;
+    clock.advance(Duration::days(35));
+    let a = app.login("Reader").await;
+    let arena: Value = app.get("/api/battle/arena", Some(&a)).await.json().await.unwrap();
+    assert_eq!(arena["rating"], json!(1000 + (rating - 1000) / 2), "{arena}");
+    assert_eq!(arena["battles_this_season"], 0);
+    let p = app.player(&a_id).await;
+    assert_eq!(p.mailbox.iter().filter(|m| m.id == "arena-season-2026-11").count(), 1, "the reward mail is there");
+    app.assert_boards_current(&a_id).await;
 }
 
 on_both_stores!(
+    a_read_of_the_arena_closes_an_ended_season,
     campaign_unlocks_in_order_and_pays_first_clear_once,
     concurrent_fights_spend_stamina_exactly,
     arena_moves_both_ratings_and_spends_tickets,

@@ -110,6 +110,18 @@ async fn mail_is_claimed_once_and_expires(kind: StoreKind) {
         clock.now(),
     );
     send_one.await.unwrap();
+    // Paged like every list: both mails (sent at the same instant) once each, newest first.
+    let first: Value = app.get("/api/mail?limit=1", Some(&token)).await.json().await.unwrap();
+    assert_eq!(first["items"].as_array().unwrap().len(), 1);
+    let cursor = first["next_cursor"].as_str().expect("a second page").to_string();
+    let second: Value =
+        app.get(&format!("/api/mail?limit=1&cursor={cursor}"), Some(&token)).await.json().await.unwrap();
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_eq!(second["next_cursor"], Value::Null);
+    let ids: Vec<&str> = [&first, &second].iter().map(|p| p["items"][0]["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&mail_id.as_str()) && ids[0] != ids[1], "{ids:?}");
+    assert_eq!(app.get("/api/mail?cursor=nonsense", Some(&token)).await.status(), 422);
+    assert_eq!(app.get("/api/mail?limit=0", Some(&token)).await.status(), 422);
     clock.advance(Duration::days(31));
     let (token, other) = (app.login("Postbox").await, app.login("Snoop").await);
     let inbox: Value = app.get("/api/mail", Some(&token)).await.json().await.unwrap();

@@ -13,7 +13,7 @@ use crate::platform::cache::Tier;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::state::AppState;
-use crate::roles::views::{load_player, respond, write, Items};
+use crate::roles::views::{load_player, respond, write, PageQuery, Paged};
 use crate::store::{Board, BoardEntry, LedgerReason};
 use crate::writes::Applied;
 
@@ -112,12 +112,38 @@ pub async fn post_daily_claim(
     Ok(respond(&written))
 }
 
-/// `GET /api/mail`: unexpired mail, newest first.
-pub async fn get_mail(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
+/// A mail's place in the inbox order (newest first, ties by id), as an opaque cursor.
+fn mail_cursor(m: &Mail) -> String {
+    format!("{:x}.{}", m.sent_at.timestamp_micros(), m.id)
+}
+
+/// `GET /api/mail?limit=&cursor=`: unexpired mail, newest first, paged.
+pub async fn get_mail(
+    state: web::Data<AppState>,
+    who: AuthPlayer,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let limit = q.limit()?;
+    let after = match q.raw_cursor() {
+        None => None,
+        Some(c) => {
+            let bad = || AppError::new(ErrorCode::ValidationFailed, "cursor is not one this server issued");
+            let (micros, id) = c.split_once('.').ok_or_else(bad)?;
+            Some((i64::from_str_radix(micros, 16).map_err(|_| bad())?, id.to_string()))
+        }
+    };
     let p = load_player(&state, &who.0).await?;
     let now = state.clock.now();
-    let items: Vec<Mail> = p.mailbox.iter().rev().filter(|m| m.expires_at > now).cloned().collect();
-    Ok(HttpResponse::Ok().json(Items { items }))
+    let mut mail: Vec<&Mail> = p.mailbox.iter().filter(|m| m.expires_at > now).collect();
+    mail.sort_by(|a, b| (b.sent_at, &b.id).cmp(&(a.sent_at, &a.id)));
+    let rest = mail.into_iter().filter(|m| match &after {
+        None => true,
+        Some((micros, id)) => (m.sent_at.timestamp_micros(), &m.id) < (*micros, id),
+    });
+    let mut items: Vec<Mail> = rest.take(limit + 1).cloned().collect();
+    let next_cursor = (items.len() > limit).then(|| mail_cursor(&items[limit - 1]));
+    items.truncate(limit);
+    Ok(HttpResponse::Ok().json(Paged { items, next_cursor }))
 }
 
 /// The answer of a mail claim.

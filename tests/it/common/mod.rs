@@ -18,7 +18,7 @@ use divine_heroes::platform::state::AppState;
 use divine_heroes::server::Server;
 use divine_heroes::store::embedded::EmbeddedStore;
 use divine_heroes::store::mongo::MongoStore;
-use divine_heroes::store::{DynStore, Effects, LedgerReason, MutateOutcome, Mutation, StoredResponse};
+use divine_heroes::store::{Board, DynStore, Effects, LedgerReason, MutateOutcome, Mutation, StoredResponse};
 use divine_heroes::writes::Writer;
 use serde_json::{json, Value};
 
@@ -217,6 +217,19 @@ impl TestApp {
 
     pub async fn player(&self, player_id: &str) -> Player {
         self.state.store.player_by_id(player_id).await.expect("store").expect("player exists")
+    }
+
+    /// Asserts that every leaderboard holds the player's score as its current
+    /// state computes it (no write, HTTP or operator, may leave a board behind).
+    pub async fn assert_boards_current(&self, player_id: &str) {
+        let mut p = self.player(player_id).await;
+        let stored = p.scores;
+        p.recompute_scores(&self.state.data.catalog);
+        assert_eq!(stored, p.scores, "the stored scores are the player's current ones");
+        for board in Board::ALL {
+            let row = self.state.store.rank(board, player_id).await.expect("store").expect("on every board");
+            assert_eq!(row.score, board.score(&p), "{} board of {}", board.name(), p.username);
+        }
     }
 
     /// A metric's summed value over all label sets, from `/metrics/prometheus`.
