@@ -13,6 +13,7 @@ pub mod ops;
 pub mod platform;
 pub mod roles;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod workers;
 pub mod writes;

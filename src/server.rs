@@ -17,8 +17,8 @@ use crate::platform::error::{json_error, path_error, query_error};
 use crate::platform::metrics::observe;
 use crate::platform::queue::{MemoryQueue, Queue, RabbitQueue, RedisStreamQueue};
 use crate::platform::rate_limit::limit_general;
-use crate::platform::state::AppState;
 use crate::roles;
+use crate::state::AppState;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::mongo::MongoStore;
 use crate::store::DynStore;
@@ -133,6 +133,10 @@ impl Server {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                // Narrow app data of the middleware and extractors, so none of them needs AppState.
+                .app_data(web::Data::from(app_state.authenticator.clone()))
+                .app_data(web::Data::from(app_state.limits.clone()))
+                .app_data(web::Data::new(app_state.role))
                 .app_data(web::JsonConfig::default().limit(JSON_LIMIT_BYTES).error_handler(json_error))
                 .app_data(web::PathConfig::default().error_handler(path_error))
                 .app_data(web::QueryConfig::default().error_handler(query_error))

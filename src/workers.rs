@@ -13,7 +13,7 @@ use crate::platform::metrics::{
     CONSUMER_LAG_SECONDS, EVENTS_CONSUMED, EVENTS_RELAYED, GACHA_OBSERVED_RATE, QUEUE_DEPTH,
 };
 use crate::platform::queue::{Consumer, Queue};
-use crate::platform::state::AppState;
+use crate::state::AppState;
 use crate::store::events::{ConsumeItem, DomainEvent, Event};
 
 /// Events relayed per round trip.

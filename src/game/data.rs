@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use super::battle::arena::ArenaRules;
 use super::battle::campaign::CampaignRules;
 use super::catalog::Catalog;
+use super::data_error::DataError;
 use super::gacha::banner::BannerTable;
+use super::gacha::rates;
 use super::rewards::RewardTable;
 
 /// `config/battle.toml`.
@@ -26,25 +28,6 @@ impl BattleTable {
         t.campaign.validate(file, catalog)?;
         t.arena.validate(file)?;
         Ok(t)
-    }
-}
-
-/// A problem in a data table: which file, which entry, what is wrong.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {entry}: {problem}")]
-pub struct DataError {
-    /// The file the problem is in.
-    pub file: String,
-    /// The entry (hero id, banner id, ...) or "(file)" for whole-file problems.
-    pub entry: String,
-    /// What is wrong.
-    pub problem: String,
-}
-
-impl DataError {
-    /// Builds an error for `entry` in `file`.
-    pub fn new(file: &str, entry: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self { file: file.to_string(), entry: entry.into(), problem: problem.into() }
     }
 }
 
@@ -68,6 +51,7 @@ impl GameData {
         let catalog = Catalog::from_toml(&display(&heroes_path), &read(&heroes_path)?)?;
         let banners_path = dir.join("banners.toml");
         let banners = BannerTable::from_toml(&display(&banners_path), &read(&banners_path)?, &catalog)?;
+        rates::check_payback(&display(&banners_path), &banners)?;
         let rewards_path = dir.join("rewards.toml");
         let rewards = RewardTable::from_toml(&display(&rewards_path), &read(&rewards_path)?)?;
         let battle_path = dir.join("battle.toml");
@@ -81,6 +65,7 @@ impl GameData {
             .expect("compiled-in heroes.toml is valid");
         let banners = BannerTable::from_toml("banners.toml", include_str!("../../config/banners.toml"), &catalog)
             .expect("compiled-in banners.toml is valid");
+        rates::check_payback("banners.toml", &banners).expect("compiled-in banners pay back less than they cost");
         let rewards = RewardTable::from_toml("rewards.toml", include_str!("../../config/rewards.toml"))
             .expect("compiled-in rewards.toml is valid");
         let battle = BattleTable::from_toml("battle.toml", include_str!("../../config/battle.toml"), &catalog)
@@ -95,4 +80,20 @@ fn display(p: &Path) -> String {
 
 fn read(p: &PathBuf) -> Result<String, DataError> {
     std::fs::read_to_string(p).map_err(|e| DataError::new(&display(p), "(file)", format!("cannot read: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_banner_that_pays_back_its_price_is_refused() {
+        let catalog = GameData::builtin().catalog;
+        let generous = include_str!("../../config/banners.toml")
+            .replace("amount = 2,     weight = 1", "amount = 20,    weight = 1");
+        let table = BannerTable::from_toml("banners.toml", &generous, &catalog).expect("the table itself is valid");
+        let e = rates::check_payback("banners.toml", &table).unwrap_err();
+        assert!(e.problem.contains("divine_essence returned per pull"), "{e}");
+        assert_eq!(e.entry, "divine");
+    }
 }

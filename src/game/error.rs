@@ -1,7 +1,6 @@
 //! Why a rule refused an action. The HTTP layer maps each to a status and code.
 
 use super::economy::InsufficientFunds;
-use super::gacha::engine::SummonError;
 
 /// A refusal by the game rules; never a server fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,14 +27,4 @@ pub enum GameError {
     /// The action conflicts with the current state (cap reached, already claimed, inactive banner).
     #[error("{0}")]
     Conflict(String),
-}
-
-impl From<SummonError> for GameError {
-    fn from(e: SummonError) -> Self {
-        match e {
-            SummonError::Insufficient(f) => GameError::InsufficientFunds(f),
-            SummonError::InvalidCount(_) => GameError::Invalid(e.to_string()),
-            SummonError::NotActive(_) => GameError::Conflict(e.to_string()),
-        }
-    }
 }

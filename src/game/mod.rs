@@ -4,6 +4,7 @@
 pub mod battle;
 pub mod catalog;
 pub mod data;
+pub mod data_error;
 pub mod economy;
 pub mod error;
 pub mod gacha;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::data::DataError;
+use super::data_error::DataError;
 use super::economy::Currency;
 use super::error::GameError;
 use super::player::{Mail, Player};

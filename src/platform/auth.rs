@@ -1,8 +1,9 @@
 //! Passwords (argon2id) and player tokens (JWT HS256 with expiry).
 
 use std::future::{ready, Ready};
+use std::sync::Arc;
 
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{web, FromRequest, HttpRequest};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use chrono::{DateTime, Utc};
@@ -10,8 +11,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::clock::Clock;
 use super::error::{AppError, ErrorCode};
-use super::state::AppState;
 
 /// Hashes a password with argon2id and a random salt (CPU-heavy: call off the async threads).
 pub fn hash_password(password: &SecretString) -> Result<String, AppError> {
@@ -93,9 +94,21 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
     req.headers().get("authorization")?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
-/// A player id whose token was already verified for this request (by the rate limiter).
-#[derive(Debug, Clone)]
-pub struct VerifiedPlayer(pub String);
+/// What checking a request's token needs: the keys and the server's clock.
+/// Registered as app data of its own, so the extractor needs nothing else.
+pub struct Authenticator {
+    /// Signing and checking keys.
+    pub tokens: Arc<TokenKeys>,
+    /// The clock tokens are issued and checked on.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Authenticator {
+    /// The player of a request's bearer token, if it sends a valid one.
+    pub fn player(&self, req: &HttpRequest) -> Option<Result<String, AppError>> {
+        bearer(req).map(|t| self.tokens.verify(t, self.clock.now()))
+    }
+}
 
 /// The authenticated player of a request: the only source of identity.
 #[derive(Debug, Clone)]
@@ -106,15 +119,12 @@ impl FromRequest for AuthPlayer {
     type Future = Ready<Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        if let Some(v) = req.extensions().get::<VerifiedPlayer>() {
-            return ready(Ok(AuthPlayer(v.0.clone())));
-        }
-        let Some(state) = req.app_data::<web::Data<AppState>>() else {
-            return ready(Err(AppError::internal(anyhow::anyhow!("app state missing"))));
+        let Some(auth) = req.app_data::<web::Data<Authenticator>>() else {
+            return ready(Err(AppError::internal(anyhow::anyhow!("authenticator missing from app data"))));
         };
-        let r = match bearer(req) {
+        let r = match auth.player(req) {
             None => Err(AppError::new(ErrorCode::Unauthorized, "send Authorization: Bearer <token>")),
-            Some(t) => state.tokens.verify(t, state.clock.now()).map(AuthPlayer),
+            Some(checked) => checked.map(AuthPlayer),
         };
         ready(r)
     }

@@ -14,7 +14,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use super::state::AppState;
+use super::config::Role;
 
 /// Requests answered below 400.
 pub const REQUEST_SUCCESS: &str = "divine_heroes_request_success";
@@ -127,7 +127,7 @@ pub async fn observe(
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let probe = is_probe(req.path());
-    let role = req.app_data::<web::Data<AppState>>().map(|s| s.role.name()).unwrap_or("unknown");
+    let role = req.app_data::<web::Data<Role>>().map_or("unknown", |r| r.name());
     let method = req.method().to_string();
     let span = tracing::info_span!("request", %request_id, role, %method, route = tracing::field::Empty);
     req.extensions_mut().insert(RequestId(request_id.clone()));

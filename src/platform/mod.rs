@@ -11,5 +11,4 @@ pub mod leaderboards;
 pub mod metrics;
 pub mod queue;
 pub mod rate_limit;
-pub mod state;
 pub mod telemetry;

@@ -4,22 +4,22 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpRequest, ResponseError};
+use actix_web::{web, HttpRequest, ResponseError};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use super::auth::{bearer, VerifiedPlayer};
+use super::auth::Authenticator;
 use super::error::{AppError, ErrorCode};
 use super::metrics::RATE_LIMIT_EXCEEDED;
-use super::state::AppState;
 
 type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 
@@ -105,13 +105,12 @@ enum Bucket {
     Auth,
 }
 
-fn client_key(req: &HttpRequest, state: &AppState) -> String {
-    if let Some(player) = bearer(req).and_then(|t| state.tokens.verify(t, state.clock.now()).ok()) {
-        // The handler's AuthPlayer reuses this instead of checking the token again.
-        req.extensions_mut().insert(VerifiedPlayer(player.clone()));
+fn client_key(req: &HttpRequest, limits: &Limits) -> String {
+    // Keying only: the handler's AuthPlayer checks the token itself, whatever runs before it.
+    if let Some(Ok(player)) = limits.authenticator.player(req) {
         return format!("player:{player}");
     }
-    match client_ip(req, &state.trusted_proxies) {
+    match client_ip(req, &limits.trusted_proxies) {
         Some(ip) => format!("ip:{ip}"),
         None => "ip:unknown".to_string(),
     }
@@ -122,17 +121,17 @@ async fn limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+    let Some(limits) = req.app_data::<web::Data<Limits>>().cloned() else {
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     };
     if matches!(bucket, Bucket::General) && (req.path().starts_with("/health/") || req.path().starts_with("/metrics")) {
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     }
     let (limiter, name) = match bucket {
-        Bucket::General => (&state.limits.general, "general"),
-        Bucket::Auth => (&state.limits.auth, "auth"),
+        Bucket::General => (&limits.general, "general"),
+        Bucket::Auth => (&limits.auth, "auth"),
     };
-    let key = client_key(req.request(), &state);
+    let key = client_key(req.request(), &limits);
     let limit_header = HeaderValue::from(limiter.limit());
     match limiter.check(&key) {
         Verdict::Allowed { remaining } => {
@@ -146,12 +145,10 @@ async fn limit(
             Ok(res.map_into_left_body())
         }
         Verdict::Limited { retry_after } => {
-            metrics::counter!(RATE_LIMIT_EXCEEDED, "role" => state.role.name(), "bucket" => name).increment(1);
+            metrics::counter!(RATE_LIMIT_EXCEEDED, "role" => limits.role, "bucket" => name).increment(1);
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             let mut err = AppError::new(ErrorCode::RateLimited, format!("too many requests; retry in {secs} s"))
-                .with_details(
-                    serde_json::json!({"limit": limiter.limit(), "window_secs": state.settings.rate_limit_window}),
-                );
+                .with_details(serde_json::json!({"limit": limiter.limit(), "window_secs": limits.window_secs}));
             err.retry_after = Some(secs.max(1));
             let mut res = err.error_response();
             let h = res.headers_mut();
@@ -178,10 +175,18 @@ pub async fn limit_auth(
     limit(Bucket::Auth, req, next).await
 }
 
-/// Both buckets.
+/// Both buckets and what keying a request needs; app data of its own.
 pub struct Limits {
     /// Every limited route.
     pub general: Limiter,
     /// Register and login (per IP), and login per username.
     pub auth: Limiter,
+    /// The window both are defined over, seconds (for the error details).
+    pub window_secs: u64,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Checks tokens (a valid one keys the bucket by player).
+    pub authenticator: Arc<Authenticator>,
+    /// The role, for the metric label.
+    pub role: &'static str,
 }

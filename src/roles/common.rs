@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::RouteDoc;
 use crate::platform::error::{AppError, ErrorCode};
-use crate::platform::state::AppState;
+use crate::state::AppState;
 
 /// Routes of every role.
 #[rustfmt::skip]

@@ -10,7 +10,7 @@ use crate::game::economy::Balances;
 use crate::game::error::GameError;
 use crate::game::player::{self, Player};
 use crate::platform::error::{AppError, ErrorCode};
-use crate::platform::state::AppState;
+use crate::state::AppState;
 use crate::store::IdempotencyRequest;
 use crate::writes::{Applied, Writer, Written};
 

@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 
+mod architecture;
 mod battle_golden;
 mod binary;
 mod cache_redis_outage;

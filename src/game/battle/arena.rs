@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{simulate, team_snapshot, BattleLog, Side, TeamSnapshot, UnitSnapshot, RULES_VERSION};
 use crate::game::catalog::{self, Catalog};
-use crate::game::data::DataError;
+use crate::game::data_error::DataError;
 use crate::game::economy::Currency;
 use crate::game::error::GameError;
 use crate::game::player::{Attachment, Mail, Player};

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{BattleLog, Side, TeamSnapshot, UnitSnapshot};
 use crate::game::catalog::{self, Catalog, Rarity};
-use crate::game::data::DataError;
+use crate::game::data_error::DataError;
 use crate::game::economy::Currency;
 use crate::game::error::GameError;
 use crate::game::player::Player;

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{rates, PPM};
+use super::PPM;
 use crate::game::catalog::{Catalog, Rarity};
-use crate::game::data::DataError;
+use crate::game::data_error::DataError;
 use crate::game::economy::Currency;
 
 /// What an outcome category grants.
@@ -435,15 +435,6 @@ fn validate(file: &str, rb: RawBanner, catalog: &Catalog) -> Result<Banner, Data
             }
         }
     }
-    // A banner must not hand back more of its own currency than a pull costs.
-    let returned = rates::expected_own_currency_per_pull(&banner);
-    let cheapest = banner.cost_ten as f64 / 10.0;
-    if returned >= cheapest.min(banner.cost_single as f64) {
-        return Err(err(format!(
-            "expected {} returned per pull is {returned:.4}, must be below its cost {cheapest}",
-            banner.currency
-        )));
-    }
     Ok(banner)
 }
 
@@ -487,9 +478,5 @@ mod tests {
         let unknown = base.replace("aethon_the_celestial_blade", "nobody");
         let e = BannerTable::from_toml("banners.toml", &unknown, &data.catalog).unwrap_err();
         assert!(e.to_string().contains("celestial_descent: featured hero \"nobody\""), "{e}");
-
-        let generous = base.replace("amount = 2,     weight = 1", "amount = 20,    weight = 1");
-        let e = BannerTable::from_toml("banners.toml", &generous, &data.catalog).unwrap_err();
-        assert!(e.problem.contains("divine_essence returned per pull"), "{e}");
     }
 }

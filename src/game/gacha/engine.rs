@@ -11,6 +11,7 @@ use super::banner::{Banner, FillerKind, OutcomeKind};
 use super::PPM;
 use crate::game::catalog::Rarity;
 use crate::game::economy::{Currency, InsufficientFunds};
+use crate::game::error::GameError;
 use crate::game::player::{OwnedHero, PityState, Player};
 use crate::game::rng::GameRng;
 
@@ -181,6 +182,16 @@ pub struct Summon {
     pub results: Vec<PullResult>,
     /// Pity after.
     pub pity: PityState,
+}
+
+impl From<SummonError> for GameError {
+    fn from(e: SummonError) -> Self {
+        match e {
+            SummonError::Insufficient(f) => GameError::InsufficientFunds(f),
+            SummonError::InvalidCount(_) => GameError::Invalid(e.to_string()),
+            SummonError::NotActive(_) => GameError::Conflict(e.to_string()),
+        }
+    }
 }
 
 /// Debits the player, runs the pulls and applies every grant and the new pity.

@@ -8,8 +8,9 @@
 
 use serde::Serialize;
 
-use super::banner::{Banner, FillerKind, OutcomeKind};
+use super::banner::{Banner, BannerTable, FillerKind, OutcomeKind};
 use super::PPM;
+use crate::game::data_error::DataError;
 
 /// Probability of each outcome at one point of the pity counter.
 #[derive(Debug, Clone, Serialize)]
@@ -152,6 +153,27 @@ pub fn featured_expectation(b: &Banner) -> Option<FeaturedExpectation> {
         expected_cost_single_pulls: expected * b.cost_single as f64,
         expected_cost_ten_pulls: expected * b.cost_ten as f64 / 10.0,
     })
+}
+
+/// Checks that no banner hands back, on average, as much of its own currency as
+/// a pull costs (the divine banner refunds essence). Run by the loader once the
+/// banners are built, since it needs their exact rates.
+pub fn check_payback(file: &str, table: &BannerTable) -> Result<(), DataError> {
+    for banner in table.all() {
+        let returned = expected_own_currency_per_pull(banner);
+        let cheapest = banner.cost_ten as f64 / 10.0;
+        if returned >= cheapest.min(banner.cost_single as f64) {
+            return Err(DataError::new(
+                file,
+                &banner.id,
+                format!(
+                    "expected {} returned per pull is {returned:.4}, must be below its cost {cheapest}",
+                    banner.currency
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

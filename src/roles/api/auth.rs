@@ -9,8 +9,8 @@ use crate::game::player::Player;
 use crate::platform::auth::{hash_password, verify_password};
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::rate_limit::Verdict;
-use crate::platform::state::AppState;
 use crate::roles::views::player_view;
+use crate::state::AppState;
 
 /// Register and login body.
 #[derive(Deserialize)]

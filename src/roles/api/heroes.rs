@@ -11,8 +11,8 @@ use crate::platform::auth::AuthPlayer;
 use crate::platform::cache::Tier;
 use crate::platform::error::AppError;
 use crate::platform::idempotency::IdempotencyKey;
-use crate::platform::state::AppState;
 use crate::roles::views::{hero_view, load_player, respond, write, HeroView, Items};
+use crate::state::AppState;
 use crate::store::LedgerReason;
 use crate::writes::Applied;
 

@@ -5,8 +5,8 @@ use serde_json::json;
 
 use crate::platform::auth::AuthPlayer;
 use crate::platform::error::AppError;
-use crate::platform::state::AppState;
 use crate::roles::views::{cursor, load_player, player_view, PageQuery};
+use crate::state::AppState;
 
 /// `GET /api/player`.
 #[tracing::instrument(skip_all, fields(player_id = %who.0))]

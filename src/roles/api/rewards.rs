@@ -12,8 +12,8 @@ use crate::platform::auth::AuthPlayer;
 use crate::platform::cache::Tier;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
-use crate::platform::state::AppState;
 use crate::roles::views::{load_player, respond, write, PageQuery, Paged};
+use crate::state::AppState;
 use crate::store::{Board, BoardEntry, LedgerReason};
 use crate::writes::Applied;
 

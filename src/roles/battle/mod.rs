@@ -17,7 +17,7 @@ use crate::game::rng;
 use crate::platform::auth::AuthPlayer;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
-use crate::platform::state::AppState;
+use crate::state::AppState;
 use crate::store::events::DomainEvent;
 use crate::store::{Board, IdempotencyRequest, LedgerReason};
 use crate::writes::Applied;

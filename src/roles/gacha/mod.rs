@@ -23,7 +23,7 @@ use crate::platform::cache::Tier;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::metrics::{GACHA_PUBLISHED_RATE, GACHA_PULLS};
-use crate::platform::state::AppState;
+use crate::state::AppState;
 use crate::store::events::DomainEvent;
 use crate::store::LedgerReason;
 use crate::writes::Applied;

@@ -1,6 +1,6 @@
 //! The shared services of one process, built once and handed to every handler.
+//! Above `platform`: it assembles platform services, none of which needs it.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{json, Value};
 
-use super::auth::TokenKeys;
-use super::clock::Clock;
-use super::config::{Role, Settings};
-use super::rate_limit::{Limiter, Limits};
 use crate::game::data::GameData;
+use crate::platform::auth::{Authenticator, TokenKeys};
+use crate::platform::cache::Cache;
+use crate::platform::clock::Clock;
+use crate::platform::config::{Role, Settings};
+use crate::platform::rate_limit::{Limiter, Limits};
 use crate::store::DynStore;
 
 /// Everything a handler may need.
@@ -26,17 +27,17 @@ pub struct AppState {
     /// Validated game tables.
     pub data: Arc<GameData>,
     /// Token signing and checking.
-    pub tokens: TokenKeys,
+    pub tokens: Arc<TokenKeys>,
+    /// Token checking on the server's clock (app data of the auth extractor).
+    pub authenticator: Arc<Authenticator>,
     /// The time source of the rules.
     pub clock: Arc<dyn Clock>,
-    /// Rate limit buckets.
-    pub limits: Limits,
-    /// Parsed `TRUSTED_PROXIES`.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Rate limit buckets (app data of the limiter middleware).
+    pub limits: Arc<Limits>,
     /// Redis pool when `REDIS_ENABLED=true`.
     pub redis: Option<deadpool_redis::Pool>,
     /// The cache (Redis or in process).
-    pub cache: super::cache::Cache,
+    pub cache: Cache,
     /// Prometheus handle.
     pub metrics: PrometheusHandle,
     /// Set when shutdown begins: readiness turns 503.
@@ -55,19 +56,25 @@ impl AppState {
         clock: Arc<dyn Clock>,
         redis: Option<deadpool_redis::Pool>,
     ) -> Self {
-        let limits = Limits {
+        let tokens = Arc::new(TokenKeys::new(&settings.jwt_secret, settings.jwt_ttl_secs));
+        let authenticator = Arc::new(Authenticator { tokens: tokens.clone(), clock: clock.clone() });
+        let limits = Arc::new(Limits {
             general: Limiter::new(settings.rate_limit_requests, settings.rate_limit_window),
             auth: Limiter::new(settings.auth_rate_limit_requests, settings.rate_limit_window),
-        };
-        let cache = super::cache::Cache::new(
+            window_secs: settings.rate_limit_window,
+            trusted_proxies: settings.trusted_proxy_list().unwrap_or_default(),
+            authenticator: authenticator.clone(),
+            role: role.name(),
+        });
+        let cache = Cache::new(
             &settings.cache_prefix,
             redis.clone(),
             store.kind() == "embedded",
             [settings.cache_ttl_short, settings.cache_ttl_medium, settings.cache_ttl_long],
         );
         Self {
-            tokens: TokenKeys::new(&settings.jwt_secret, settings.jwt_ttl_secs),
-            trusted_proxies: settings.trusted_proxy_list().unwrap_or_default(),
+            tokens,
+            authenticator,
             limits,
             role,
             store,
@@ -75,7 +82,7 @@ impl AppState {
             clock,
             cache,
             redis,
-            metrics: super::metrics::install(),
+            metrics: crate::platform::metrics::install(),
             shutting_down: AtomicBool::new(false),
             started_at: Instant::now(),
             settings,
