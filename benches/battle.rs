@@ -1,4 +1,6 @@
 //! Battle engine throughput: full 6v6 battles per second on one core.
+// criterion_main! generates an undocumented `main`.
+#![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use divine_heroes::game::battle::{simulate, UnitSnapshot, RULES_VERSION};
@@ -30,7 +32,7 @@ fn bench_battles(c: &mut Criterion) {
         b.iter(|| {
             seed += 1;
             simulate(RULES_VERSION, seed, &a, &d).actions.len()
-        })
+        });
     });
     group.finish();
 }

@@ -1,4 +1,6 @@
 //! Engine throughput: single pulls and ten-pulls per second on each banner.
+// criterion_main! generates an undocumented `main`.
+#![allow(missing_docs)]
 
 use std::collections::BTreeMap;
 
@@ -13,7 +15,7 @@ fn bench_pulls(c: &mut Criterion) {
     let mut group = c.benchmark_group("gacha_engine");
     for banner in data.banners.all() {
         for count in [1u32, 10] {
-            group.throughput(Throughput::Elements(count as u64));
+            group.throughput(Throughput::Elements(u64::from(count)));
             group.bench_with_input(
                 BenchmarkId::new(banner.id.as_str(), format!("{count}-pull")),
                 &count,

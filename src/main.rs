@@ -142,7 +142,7 @@ enum GachaCommand {
 }
 
 fn load(config: Option<&PathBuf>) -> Result<Settings, String> {
-    Settings::load(config.map(|p| p.as_path())).map_err(|e| e.to_string())
+    Settings::load(config.map(std::path::PathBuf::as_path)).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

@@ -57,7 +57,7 @@ pub async fn open_queue(settings: &Settings) -> anyhow::Result<Arc<dyn Queue>> {
                 .await
                 .context("MQ_BACKEND=rabbitmq: cannot reach RabbitMQ at RABBITMQ_URL")?,
         ),
-        other => anyhow::bail!("MQ_BACKEND={other:?} is not supported in this build"),
+        MqBackend::Kafka => anyhow::bail!("MQ_BACKEND=kafka is not supported in this build"),
     })
 }
 
@@ -185,7 +185,7 @@ impl Server {
     pub async fn run(self) -> std::io::Result<()> {
         let state = self.state.clone();
         let pruner = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            let mut tick = tokio::time::interval(Duration::from_mins(1));
             loop {
                 tick.tick().await;
                 state.limits.general.prune();
@@ -199,7 +199,7 @@ impl Server {
         let r = self.server.await;
         pruner.abort();
         // In-flight events stay in the outbox or unacknowledged in the broker.
-        workers.iter().for_each(|w| w.abort());
+        workers.iter().for_each(tokio::task::JoinHandle::abort);
         r
     }
 

@@ -145,7 +145,7 @@ impl Writer<'_> {
                 tracing::error!(error = %e, "a view did not serialize; its replay will fail");
                 serde_json::Value::Null
             });
-            *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(a.view);
+            *out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(a.view);
             Ok(Effects {
                 reason: a.reason,
                 ref_id: a.ref_id,
@@ -163,7 +163,7 @@ impl Writer<'_> {
             MutateOutcome::Applied(_, player) => {
                 // Before the caller answers: no read after this write sees an older copy.
                 self.cache.player_written(&player).await;
-                let view = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let view = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
                 let view = view.ok_or_else(|| WriteError::Corrupt("the applied rule left no view".into()))?;
                 Ok(Written { view, fresh: true })
             }

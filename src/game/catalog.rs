@@ -133,13 +133,13 @@ pub fn stats_at(base: Stats, level: u32, stars: u32) -> Stats {
     let stars = stars.clamp(MIN_STARS, MAX_STARS);
     let mult = STAR_MULT_PCT[(stars - 1) as usize];
     // (1 + 0.05 (L-1)) = (19 + L) / 20 ; × mult/100  →  × (19 + L) × mult / 2000
-    let scale = |v: u32| -> u32 { ((v as u64) * (19 + level as u64) * mult / 2000) as u32 };
+    let scale = |v: u32| -> u32 { (u64::from(v) * (19 + u64::from(level)) * mult / 2000) as u32 };
     Stats { hp: scale(base.hp), atk: scale(base.atk), def: scale(base.def), spd: scale(base.spd) }
 }
 
 /// Power of a hero on its current stats: `HP/10 + 3·ATK + 2·DEF + SPD`.
 pub fn power(s: Stats) -> u64 {
-    s.hp as u64 / 10 + 3 * s.atk as u64 + 2 * s.def as u64 + s.spd as u64
+    u64::from(s.hp) / 10 + 3 * u64::from(s.atk) + 2 * u64::from(s.def) + u64::from(s.spd)
 }
 
 /// Level cap at a star count: `40 + 10 × stars`.
@@ -149,7 +149,7 @@ pub fn level_cap(stars: u32) -> u32 {
 
 /// Gold to go from level `l` to `l + 1`: `100 + 25·l²`.
 pub fn level_up_cost(l: u32) -> u64 {
-    100 + 25 * (l as u64) * (l as u64)
+    100 + 25 * u64::from(l) * u64::from(l)
 }
 
 /// Shards to promote to `to_stars` (2..=6): 20, 40, 80, 160, 320.

@@ -202,7 +202,8 @@ impl Player {
     pub fn recompute_scores(&mut self, catalog: &Catalog) {
         self.scores = Scores {
             power: self.team_power(catalog),
-            campaign: self.stages_cleared() as u64 * 10 + self.campaign_stars.iter().map(|&s| s as u64).sum::<u64>(),
+            campaign: self.stages_cleared() as u64 * 10
+                + self.campaign_stars.iter().map(|&s| u64::from(s)).sum::<u64>(),
             arena: self.arena_rating.max(0) as u64,
         };
     }
@@ -272,7 +273,7 @@ impl Player {
 
 /// Xp needed to go from `level` to the next: `100 × level`.
 pub fn xp_to_next(level: u32) -> u64 {
-    100 * level as u64
+    100 * u64::from(level)
 }
 
 #[cfg(test)]

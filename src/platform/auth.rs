@@ -26,8 +26,7 @@ pub fn hash_password(password: &SecretString) -> Result<String, AppError> {
 /// Checks a password against a stored hash (CPU-heavy: call off the async threads).
 pub fn verify_password(password: &SecretString, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.expose_secret().as_bytes(), &h).is_ok())
-        .unwrap_or(false)
+        .is_ok_and(|h| Argon2::default().verify_password(password.expose_secret().as_bytes(), &h).is_ok())
 }
 
 /// Token claims.

@@ -108,7 +108,7 @@ impl Cache {
                 .unwrap_or_else(|| vec![None; n]);
         }
         let now = Instant::now();
-        let mem = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        let mem = self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         keys.iter().map(|k| mem.get(k).filter(|(exp, _)| *exp > now).map(|(_, v)| v.clone())).collect()
     }
 
@@ -117,7 +117,7 @@ impl Cache {
             self.with_redis("set", async move |c| c.set_ex::<_, _, ()>(key, value, ttl.as_secs().max(1)).await).await;
             return;
         }
-        let mut mem = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        let mut mem = self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if mem.len() >= MEMORY_MAX_ENTRIES {
             let now = Instant::now();
             mem.retain(|_, (exp, _)| *exp > now);
@@ -221,7 +221,7 @@ impl Cache {
                 return;
             }
         } else {
-            let mut mem = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+            let mut mem = self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let cur = mem.get(&newest).and_then(|(_, b)| std::str::from_utf8(b).ok()?.parse::<u64>().ok()).unwrap_or(0);
             if version > cur {
                 mem.insert(

@@ -124,8 +124,7 @@ pub async fn observe(
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
     let probe = is_probe(req.path());
     let role = req.app_data::<web::Data<Role>>().map_or("unknown", |r| r.name());
     let method = req.method().to_string();
@@ -174,7 +173,7 @@ pub fn render_json(text: &str) -> Value {
                 map.insert(k.to_string(), Value::String(v.trim_matches('"').to_string()));
             }
         }
-        let value: Value = value.parse::<f64>().map(|v| json!(v)).unwrap_or(Value::Null);
+        let value: Value = value.parse::<f64>().map_or(Value::Null, |v| json!(v));
         out.entry(name.to_string()).or_default().push(json!({"labels": map, "value": value}));
     }
     json!(out)

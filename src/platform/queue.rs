@@ -400,7 +400,7 @@ impl Queue for RabbitQueue {
             )
             .await
             .ok()?;
-        Some(q.message_count() as u64)
+        Some(u64::from(q.message_count()))
     }
 }
 

@@ -17,7 +17,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::*;
+use super::{
+    apply_mutation, starting_ledger, Board, BoardEntry, HistoryRow, IdempotencyRequest, LedgerEntry, MutateOutcome,
+    Mutation, Page, Player, PreparedWrite, Store, StoreError, StoredResponse,
+};
 
 const PLAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("players");
 const USERNAMES: TableDefinition<&str, &str> = TableDefinition::new("usernames");
@@ -67,7 +70,7 @@ where
         let tx = self.tx;
         match (self.f)(txn) {
             Ok(v) => Ok(Box::new(move |committed: Result<(), StoreError>| {
-                let _ = tx.send(committed.map(|_| v));
+                let _ = tx.send(committed.map(|()| v));
             })),
             Err(e) => {
                 let _ = tx.send(Err(e));
@@ -189,12 +192,11 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<Job>) {
             while let Some(job) = queue.pop_front() {
                 // A panicking rule must not take the writer thread (and every later write) with it.
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&txn)));
-                match ran.unwrap_or(Err(())) {
-                    Ok(reply) => replies.push(reply),
-                    Err(()) => {
-                        aborted = true;
-                        break;
-                    }
+                if let Ok(reply) = ran.unwrap_or(Err(())) {
+                    replies.push(reply)
+                } else {
+                    aborted = true;
+                    break;
                 }
             }
             if aborted {
@@ -252,7 +254,7 @@ fn put_outbox(txn: &WriteTransaction, events: &[super::events::Event]) -> Result
         return Ok(());
     }
     let mut meta = txn.open_table(META).map_err(unavailable)?;
-    let mut next = meta.get("outbox_seq").map_err(unavailable)?.map(|g| g.value()).unwrap_or(0);
+    let mut next = meta.get("outbox_seq").map_err(unavailable)?.map_or(0, |g| g.value());
     let mut t = txn.open_table(OUTBOX).map_err(unavailable)?;
     for e in events {
         next += 1;
@@ -556,7 +558,7 @@ impl Store for EmbeddedStore {
                 }
                 done.insert((consumer.as_str(), item.event_id.as_str()), ()).map_err(unavailable)?;
                 for (name, delta) in &item.counters {
-                    let cur = counters.get(name.as_str()).map_err(unavailable)?.map(|g| g.value()).unwrap_or(0);
+                    let cur = counters.get(name.as_str()).map_err(unavailable)?.map_or(0, |g| g.value());
                     counters.insert(name.as_str(), cur + delta).map_err(unavailable)?;
                 }
                 if let Some(e) = &item.audit {

@@ -19,7 +19,10 @@ use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::*;
+use super::{
+    apply_mutation, starting_ledger, Board, BoardEntry, HistoryRow, IdempotencyRequest, LedgerEntry, MutateOutcome,
+    Mutation, Page, Player, PreparedWrite, Store, StoreError, StoredResponse,
+};
 
 const MAX_ATTEMPTS: u32 = 60;
 const LOCK_STRIPES: usize = 256;
@@ -255,9 +258,10 @@ impl MongoStore {
 
     async fn commit(s: &mut ClientSession) -> Result<(), mongodb::error::Error> {
         loop {
-            match s.commit_transaction().await {
-                Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => continue,
-                r => return r,
+            let r = s.commit_transaction().await;
+            // An unknown commit result is safe to retry: the commit is idempotent.
+            if !matches!(&r, Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)) {
+                return r;
             }
         }
     }

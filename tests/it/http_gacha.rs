@@ -117,7 +117,7 @@ async fn concurrent_ten_pulls_spend_the_wallet_exactly(kind: StoreKind) {
     }
     assert_eq!(player.heroes.len(), 3 + new_heroes.len());
     for (hero, owned) in &player.heroes {
-        assert_eq!(owned.shards as u64, shards.get(hero).copied().unwrap_or(0), "{hero} shards");
+        assert_eq!(u64::from(owned.shards), shards.get(hero).copied().unwrap_or(0), "{hero} shards");
     }
     let history = app.get("/api/gacha/history?limit=100", Some(&token)).await.json::<Value>().await.unwrap();
     assert_eq!(history["items"].as_array().unwrap().len(), 100);
@@ -185,7 +185,7 @@ async fn history_pages_newest_first(kind: StoreKind) {
         .filter(|e| e["reason"] == "summon")
         .map(|e| e["ref_id"].as_str().unwrap())
         .collect();
-    assert_eq!(summons.first().copied(), seen.first().map(|s| s.as_str()), "newest summon first in both");
+    assert_eq!(summons.first().copied(), seen.first().map(std::string::String::as_str), "newest summon first in both");
     assert_eq!(app.get("/api/gacha/history?cursor=zz", Some(&token)).await.status(), 422);
 }
 

@@ -66,7 +66,7 @@ async fn concurrent_debits_never_overdraw(kind: StoreKind) {
             MutateOutcome::Applied(..) => applied += 1,
             MutateOutcome::Rejected(GameError::InsufficientFunds(f)) => {
                 assert_eq!((f.currency, f.needed), (Currency::Gold, 100));
-                refused += 1
+                refused += 1;
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -99,7 +99,7 @@ async fn one_idempotency_key_has_one_effect(kind: StoreKind) {
         match t.await.expect("task").expect("store ok") {
             MutateOutcome::Applied(r, _) => {
                 fresh += 1;
-                bodies.push(r.body)
+                bodies.push(r.body);
             }
             MutateOutcome::Replayed(r) => bodies.push(r.body),
             other => panic!("unexpected {other:?}"),

@@ -194,15 +194,23 @@ pub struct Challenge {
     pub gold: i64,
 }
 
-/// One challenge by `player` against `defense` (rated `defender_rating`): the
-/// season rolls over first, one ticket is spent, the battle is fought with
-/// `seed`, the attacker's rating moves by Elo and the rewards are paid.
+/// The side being challenged: its team as it stands and its rating.
+#[derive(Debug, Clone, Copy)]
+pub struct Defense<'a> {
+    /// The defending team.
+    pub team: &'a TeamSnapshot,
+    /// The defender's rating (a bot's is the one it was offered at).
+    pub rating: i64,
+}
+
+/// One challenge by `player` against `defense`: the season rolls over first,
+/// one ticket is spent, the battle is fought with `seed`, the attacker's rating
+/// moves by Elo and the rewards are paid.
 pub fn challenge(
     rules: &ArenaRules,
     catalog: &Catalog,
     player: &mut Player,
-    defense: &TeamSnapshot,
-    defender_rating: i64,
+    defense: Defense<'_>,
     seed: u64,
     now: DateTime<Utc>,
     mail_days: i64,
@@ -210,8 +218,8 @@ pub fn challenge(
     roll_season(rules, player, now, mail_days);
     player.balances.debit(Currency::ArenaTickets, 1)?;
     let team = team_snapshot(player, catalog);
-    let log = simulate(RULES_VERSION, seed, &team, defense);
-    let change = rating_change(rules.k_factor, player.arena_rating, defender_rating, log.winner);
+    let log = simulate(RULES_VERSION, seed, &team, defense.team);
+    let change = rating_change(rules.k_factor, player.arena_rating, defense.rating, log.winner);
     let rating_before = player.arena_rating;
     player.arena_rating = apply_rating(rating_before, change.attacker);
     player.arena_season_battles += 1;

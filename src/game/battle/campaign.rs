@@ -124,16 +124,16 @@ impl CampaignRules {
         let tier = self.rarity_by_chapter[(chapter - 1) as usize];
         let roster: Vec<_> = catalog.all().iter().filter(|h| h.rarity <= tier && !h.limited_only).collect();
         // Enemies are a pure function of (c, s).
-        let mut rng = seeded(((chapter as u64) << 32) | stage as u64);
-        let stat_pct = (self.enemy_stat_base_pct + n) as u64;
+        let mut rng = seeded((u64::from(chapter) << 32) | u64::from(stage));
+        let stat_pct = u64::from(self.enemy_stat_base_pct + n);
         let mut enemies: TeamSnapshot = vec![None; 6];
         for (slot, e) in enemies.iter_mut().enumerate().take(count) {
             let def = roster[rng.gen_range(0..roster.len())];
             let s = catalog::stats_at(def.base_stats(), n, 1);
-            let pct = |v: u32| ((v as u64 * stat_pct) / 100).max(1) as u32;
+            let pct = |v: u32| ((u64::from(v) * stat_pct) / 100).max(1) as u32;
             let mut stats = catalog::Stats { hp: pct(s.hp), atk: pct(s.atk), def: pct(s.def), spd: s.spd };
             if kind == StageKind::Boss && slot == count - 1 {
-                stats.hp = (stats.hp as u64 * self.boss_hp_pct as u64 / 100) as u32;
+                stats.hp = (u64::from(stats.hp) * u64::from(self.boss_hp_pct) / 100) as u32;
             }
             *e = Some(UnitSnapshot { hero_id: def.id.clone(), element: def.element, class: def.class, stats });
         }
@@ -144,11 +144,11 @@ impl CampaignRules {
             stage,
             number: n,
             kind,
-            stamina: self.stamina_base + (chapter as i64 - 1) + if boss { self.stamina_boss_extra } else { 0 },
-            gold: self.gold_per_chapter * chapter as i64 * (10 + stage as i64) / 10,
-            xp: self.xp_per_stage_number * n as u64,
+            stamina: self.stamina_base + (i64::from(chapter) - 1) + if boss { self.stamina_boss_extra } else { 0 },
+            gold: self.gold_per_chapter * i64::from(chapter) * (10 + i64::from(stage)) / 10,
+            xp: self.xp_per_stage_number * u64::from(n),
             first_clear_crystals: self.first_clear_crystals_per_chapter
-                * chapter as i64
+                * i64::from(chapter)
                 * if boss { self.first_clear_boss_multiplier } else { 1 },
             enemies,
             power,
@@ -190,7 +190,7 @@ pub fn check_fight(player: &Player, stage: &Stage, times: u32) -> Result<(), Gam
             cleared + 1
         )));
     }
-    let cost = stage.stamina * times as i64;
+    let cost = stage.stamina * i64::from(times);
     let has = player.balances.stamina;
     if has < cost {
         return Err(crate::game::economy::InsufficientFunds { currency: Currency::Stamina, needed: cost, has }.into());
@@ -238,9 +238,9 @@ pub fn sweep(player: &mut Player, stage: &Stage, times: u32, max: u32) -> Result
         )));
     }
     check_fight(player, stage, times)?;
-    player.balances.debit(Currency::Stamina, stage.stamina * times as i64)?;
-    let gold = stage.gold * times as i64;
-    let xp = stage.xp * times as u64;
+    player.balances.debit(Currency::Stamina, stage.stamina * i64::from(times))?;
+    let gold = stage.gold * i64::from(times);
+    let xp = stage.xp * u64::from(times);
     player.balances.credit(Currency::Gold, gold);
     player.add_xp(xp);
     Ok(StageRewards { gold, xp, crystals: 0, first_clear: false })

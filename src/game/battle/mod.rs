@@ -174,7 +174,7 @@ impl Unit {
 /// Element advantage in percent: Fire > Wind > Earth > Water > Fire at 120 (80 the
 /// other way); Light and Dark deal 120 to each other.
 fn element_pct(att: Element, def: Element) -> u64 {
-    use Element::*;
+    use Element::{Dark, Earth, Fire, Light, Water, Wind};
     let beats = |a, d| matches!((a, d), (Fire, Wind) | (Wind, Earth) | (Earth, Water) | (Water, Fire));
     match (att, def) {
         (Light, Dark) | (Dark, Light) => 120,
@@ -186,7 +186,7 @@ fn element_pct(att: Element, def: Element) -> u64 {
 
 /// Class advantage in percent: Warrior > Archer > Mage > Warrior at 115 (85 back).
 fn class_pct(att: Class, def: Class) -> u64 {
-    use Class::*;
+    use Class::{Archer, Mage, Warrior};
     let beats = |a, d| matches!((a, d), (Warrior, Archer) | (Archer, Mage) | (Mage, Warrior));
     if beats(att, def) {
         115
@@ -225,17 +225,17 @@ const ULTIMATE_ARCHER_TARGETS: usize = 3;
 /// `max(1, ATK × skill − DEF / 2) × element × class × crit × roll`, in integers:
 /// everything is scaled to hundredths (the roll to ten-thousandths) and divided once.
 fn damage(att: &Unit, def: &Unit, skill: Skill, crit: bool, roll: u64) -> u32 {
-    let base = (att.snap.stats.atk as u64 * skill_pct(skill, att.snap.class))
-        .saturating_sub(def.snap.stats.def as u64 * 50)
+    let base = (u64::from(att.snap.stats.atk) * skill_pct(skill, att.snap.class))
+        .saturating_sub(u64::from(def.snap.stats.def) * 50)
         .max(100);
     let crit_pct = if crit { 150 } else { 100 };
-    let scaled = base as u128
-        * element_pct(att.snap.element, def.snap.element) as u128
-        * class_pct(att.snap.class, def.snap.class) as u128
+    let scaled = u128::from(base)
+        * u128::from(element_pct(att.snap.element, def.snap.element))
+        * u128::from(class_pct(att.snap.class, def.snap.class))
         * crit_pct as u128
-        * roll as u128;
+        * u128::from(roll);
     let d = scaled / (100u128 * 100 * 100 * 100 * 10_000);
-    d.clamp(1, u32::MAX as u128) as u32
+    d.clamp(1, u128::from(u32::MAX)) as u32
 }
 
 /// Index of the single target for `actor`, honouring taunt and the class rules.
@@ -259,7 +259,7 @@ fn living(units: &[Unit], side: Side) -> usize {
 
 /// Fights a battle. Deterministic in its inputs.
 pub fn simulate(rules_version: u32, seed: u64, attacker: &TeamSnapshot, defender: &TeamSnapshot) -> BattleLog {
-    let mut rng = seeded(seed ^ ((rules_version as u64) << 56));
+    let mut rng = seeded(seed ^ (u64::from(rules_version) << 56));
     let mut units: Vec<Unit> = Vec::with_capacity(12);
     for (side, team) in [(Side::Attacker, attacker), (Side::Defender, defender)] {
         for (slot, u) in team.iter().enumerate().take(6) {
@@ -373,7 +373,7 @@ pub fn simulate(rules_version: u32, seed: u64, attacker: &TeamSnapshot, defender
                 break;
             }
         }
-        for u in units.iter_mut() {
+        for u in &mut units {
             u.cd_small = u.cd_small.saturating_sub(1);
             u.cd_big = u.cd_big.saturating_sub(1);
             u.taunt_rounds = u.taunt_rounds.saturating_sub(1);

@@ -154,13 +154,13 @@ impl Banner {
     fn compute_weights(&self, pull: u32) -> Vec<u32> {
         let mut w: Vec<u32> = self.outcomes.iter().map(|o| o.weight_ppm).collect();
         if pull >= self.hard_pity {
-            w.iter_mut().for_each(|x| *x = 0);
+            w.fill(0);
             w[self.pity_index] = PPM;
             return w;
         }
         if let Some(sp) = &self.soft_pity {
             if pull >= sp.start_pull {
-                let boost = (sp.step_ppm as u64 * (pull - sp.start_pull + 1) as u64).min(PPM as u64) as u32;
+                let boost = (u64::from(sp.step_ppm) * u64::from(pull - sp.start_pull + 1)).min(u64::from(PPM)) as u32;
                 let boost = boost.min(PPM - w[self.pity_index]);
                 w[self.pity_index] += boost;
                 let mut left = boost;
@@ -308,8 +308,8 @@ fn validate(file: &str, rb: RawBanner, catalog: &Catalog) -> Result<Banner, Data
         }
         outcomes.push(Outcome { id: o.id, kind, weight_ppm: o.weight_ppm });
     }
-    let sum: u64 = outcomes.iter().map(|o| o.weight_ppm as u64).sum();
-    if sum != PPM as u64 {
+    let sum: u64 = outcomes.iter().map(|o| u64::from(o.weight_ppm)).sum();
+    if sum != u64::from(PPM) {
         return Err(err(format!("outcome weights sum to {sum} ppm, must be exactly {PPM}")));
     }
     let pity_index = outcomes
@@ -326,9 +326,8 @@ fn validate(file: &str, rb: RawBanner, catalog: &Catalog) -> Result<Banner, Data
         return Err(err(format!("featured_share_ppm {} exceeds {PPM}", rb.featured_share_ppm)));
     }
     if !rb.featured.is_empty() {
-        let pity_rarity = match outcomes[pity_index].kind {
-            OutcomeKind::Hero { rarity } => rarity,
-            _ => return Err(err("featured heroes need a hero pity category".into())),
+        let OutcomeKind::Hero { rarity: pity_rarity } = outcomes[pity_index].kind else {
+            return Err(err("featured heroes need a hero pity category".into()));
         };
         for h in &rb.featured {
             if catalog.get(h).map(|d| d.rarity) != Some(pity_rarity) {
@@ -427,8 +426,8 @@ fn validate(file: &str, rb: RawBanner, catalog: &Catalog) -> Result<Banner, Data
     if banner.soft_pity.is_some() {
         for pull in 1..banner.hard_pity {
             let w = banner.weights_at(pull);
-            let s: u64 = w.iter().map(|&x| x as u64).sum();
-            if s != PPM as u64 {
+            let s: u64 = w.iter().map(|&x| u64::from(x)).sum();
+            if s != u64::from(PPM) {
                 return Err(err(format!(
                     "soft pity at pull {pull}: weights sum to {s} ppm; take_from cannot fund the boost"
                 )));

@@ -47,7 +47,7 @@ pub struct FeaturedExpectation {
 
 /// Probability of the pity category at the `pull`-th pull since the last one.
 fn pity_p(b: &Banner, pull: u32) -> f64 {
-    b.weights_at(pull)[b.pity_index] as f64 / PPM as f64
+    f64::from(b.weights_at(pull)[b.pity_index]) / f64::from(PPM)
 }
 
 /// Stationary distribution over the pull number since the last pity result (index k-1 ↔ pull k).
@@ -71,7 +71,7 @@ pub fn curve(b: &Banner) -> Vec<CurvePoint> {
                 .weights_at(pull)
                 .iter()
                 .zip(&b.outcomes)
-                .map(|(w, o)| (o.id.clone(), *w as f64 / PPM as f64))
+                .map(|(w, o)| (o.id.clone(), f64::from(*w) / f64::from(PPM)))
                 .collect(),
         })
         .collect()
@@ -83,7 +83,7 @@ pub fn consolidated(b: &Banner) -> Vec<ConsolidatedRate> {
     let mut rates = vec![0.0; b.outcomes.len()];
     for (k, p) in pi.iter().enumerate() {
         for (i, w) in b.weights_at(k as u32 + 1).iter().enumerate() {
-            rates[i] += p * (*w as f64 / PPM as f64);
+            rates[i] += p * (f64::from(*w) / f64::from(PPM));
         }
     }
     b.outcomes
@@ -91,7 +91,7 @@ pub fn consolidated(b: &Banner) -> Vec<ConsolidatedRate> {
         .zip(rates)
         .map(|(o, r)| ConsolidatedRate {
             id: o.id.clone(),
-            base_rate: o.weight_ppm as f64 / PPM as f64,
+            base_rate: f64::from(o.weight_ppm) / f64::from(PPM),
             consolidated_rate: r,
         })
         .collect()
@@ -100,7 +100,7 @@ pub fn consolidated(b: &Banner) -> Vec<ConsolidatedRate> {
 /// Expected amount of the banner's own currency handed back per pull, in the long run.
 /// For a shards filler the fallback is counted, the most it could return.
 pub fn expected_own_currency_per_pull(b: &Banner) -> f64 {
-    let filler_total: f64 = b.filler.iter().map(|f| f.weight as f64).sum();
+    let filler_total: f64 = b.filler.iter().map(|f| f64::from(f.weight)).sum();
     let filler_return: f64 = b
         .filler
         .iter()
@@ -112,7 +112,7 @@ pub fn expected_own_currency_per_pull(b: &Banner) -> f64 {
                 }
                 _ => 0,
             };
-            f.weight as f64 / filler_total * amount as f64
+            f64::from(f.weight) / filler_total * amount as f64
         })
         .sum();
     consolidated(b)
@@ -131,7 +131,7 @@ pub fn featured_expectation(b: &Banner) -> Option<FeaturedExpectation> {
     if b.featured.is_empty() {
         return None;
     }
-    let share = b.featured_share_ppm as f64 / PPM as f64;
+    let share = f64::from(b.featured_share_ppm) / f64::from(PPM);
     let h = b.hard_pity as usize;
     // e_g[k]: expected further pulls at pull-count k since the last pity result,
     // with the guarantee on; e_f the same without it. Solved backwards from hard pity.

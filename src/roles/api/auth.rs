@@ -86,7 +86,7 @@ pub async fn post_login(state: web::Data<AppState>, body: web::Json<Credentials>
         return Err(e);
     }
     let player = if lower.len() <= 64 { state.store.player_by_username(&lower).await? } else { None };
-    let hash = player.as_ref().map(|p| p.password_hash.clone()).unwrap_or_else(|| DECOY_HASH.clone());
+    let hash = player.as_ref().map_or_else(|| DECOY_HASH.clone(), |p| p.password_hash.clone());
     let ok = web::block(move || verify_password(&password, &hash)).await.map_err(AppError::internal)?;
     let Some(player) = player.filter(|_| ok) else {
         return Err(AppError::new(ErrorCode::InvalidCredentials, "wrong username or password"));

@@ -419,7 +419,7 @@ async fn get_opponents(state: web::Data<AppState>, who: AuthPlayer) -> Result<Ht
     }
     let mut items = Vec::new();
     for c in arena::pick_opponents(rules, &me.id, rating, found) {
-        let power = state.store.player_by_id(&c.player_id).await?.map(|p| p.scores.power).unwrap_or(0);
+        let power = state.store.player_by_id(&c.player_id).await?.map_or(0, |p| p.scores.power);
         items.push(OpponentView {
             opponent_id: c.player_id,
             username: c.username,
@@ -493,16 +493,15 @@ async fn post_challenge(
     }
     let idem = key.for_request("POST /api/battle/arena/challenge", &req);
     // The defense is the opponent's team as it stands at challenge time.
-    let (defense, defender_rating, defender_id) = match arena::parse_bot(&req.opponent_id) {
-        Some((rating, n)) => (arena::bot_team(&state.data.catalog, rating, n), rating, None),
-        None => {
-            let d = state
-                .store
-                .player_by_id(&req.opponent_id)
-                .await?
-                .ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such opponent"))?;
-            (team_snapshot(&d, &state.data.catalog), d.arena_rating, Some(d.id))
-        }
+    let (defense, defender_rating, defender_id) = if let Some((rating, n)) = arena::parse_bot(&req.opponent_id) {
+        (arena::bot_team(&state.data.catalog, rating, n), rating, None)
+    } else {
+        let d = state
+            .store
+            .player_by_id(&req.opponent_id)
+            .await?
+            .ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such opponent"))?;
+        (team_snapshot(&d, &state.data.catalog), d.arena_rating, Some(d.id))
     };
     let (data, now, seed) = (state.data.clone(), state.clock.now(), rng::fresh_seed());
     let battle_id = uuid::Uuid::new_v4().simple().to_string();
@@ -510,7 +509,8 @@ async fn post_challenge(
     let opponent = defender_id.clone();
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let (rules, mail_days) = (&data.battle.arena, data.rewards.mail.expiry_days);
-        let c = arena::challenge(rules, &data.catalog, p, &defense, defender_rating, seed, now, mail_days)?;
+        let defense_now = arena::Defense { team: &defense, rating: defender_rating };
+        let c = arena::challenge(rules, &data.catalog, p, defense_now, seed, now, mail_days)?;
         let rec = record(&battle_id, "arena", &c.log, (&player_id, opponent.clone()), (c.team, defense.clone()), now);
         let event = DomainEvent::ArenaFinished {
             battle_id: battle_id.clone(),

@@ -136,7 +136,7 @@ async fn get_rates(state: web::Data<AppState>, id: web::Path<String>) -> Result<
             "hard_pity_rule": format!("pull {} without a {} result is a {}; the counter resets on any {} result", b.hard_pity, b.pity_category, b.pity_category, b.pity_category),
             "soft_pity": b.soft_pity,
             "featured": b.featured,
-            "featured_share": b.featured_share_ppm as f64 / 1e6,
+            "featured_share": f64::from(b.featured_share_ppm) / 1e6,
             "featured_guarantee": (!b.featured.is_empty()).then_some("a pity-category hero that was not featured makes the next one featured"),
             "duplicates": "a copy of an owned hero (also a second copy within one summon) becomes shards: SR 10, SSR 20, SSR+ 30, UR 50, UR+ 100",
         },
