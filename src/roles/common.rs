@@ -26,13 +26,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/openapi.json", web::get().to(get_openapi));
 }
 
+/// The liveness answer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LiveView {
+    /// Always `alive`.
+    pub status: &'static str,
+    /// The role this process serves.
+    pub role: &'static str,
+    /// Build version.
+    pub version: &'static str,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+}
+
 async fn get_live(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "status": "alive",
-        "role": state.role.name(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_secs": state.started_at.elapsed().as_secs(),
-    }))
+    HttpResponse::Ok().json(LiveView {
+        status: "alive",
+        role: state.role.name(),
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_secs: state.started_at.elapsed().as_secs(),
+    })
 }
 
 async fn get_ready(state: web::Data<AppState>) -> HttpResponse {

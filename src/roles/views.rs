@@ -54,7 +54,7 @@ pub struct HeroView {
 }
 
 /// The player's profile.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlayerView {
     /// Player id.
     pub id: String,

@@ -193,7 +193,7 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<Job>) {
                 // A panicking rule must not take the writer thread (and every later write) with it.
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&txn)));
                 if let Ok(reply) = ran.unwrap_or(Err(())) {
-                    replies.push(reply)
+                    replies.push(reply);
                 } else {
                     aborted = true;
                     break;

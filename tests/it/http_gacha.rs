@@ -210,6 +210,12 @@ async fn rates_are_disclosed_from_the_engine_tables() {
     assert_eq!(curve[79]["probabilities"]["UR"], 1.0);
     let f = &rates["featured_expectation"];
     assert!(f["expected_pulls"].as_f64().unwrap() > 60.0 && f["expected_pulls"].as_f64().unwrap() < 160.0);
+    // The duplicate rule is disclosed from the shard table the engine uses.
+    for r in divine_heroes::game::catalog::Rarity::ALL {
+        assert_eq!(rates["rules"]["duplicate_shards"][r.label()], r.duplicate_shards(), "{}", r.label());
+        let said = format!("{} {}", r.label(), r.duplicate_shards());
+        assert!(rates["rules"]["duplicates"].as_str().unwrap().contains(&said), "{said}");
+    }
     assert_eq!(app.get("/api/gacha/banners/nope/rates", None).await.status(), 404);
 
     let (token, _) = app.register("Looker").await;

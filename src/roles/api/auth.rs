@@ -1,15 +1,16 @@
 //! Register and login.
 
 use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::game::player::Player;
 use crate::platform::auth::{hash_password, verify_password};
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::rate_limit::Verdict;
-use crate::roles::views::player_view;
+use crate::roles::views::{player_view, PlayerView};
 use crate::state::AppState;
 
 /// Register and login body.
@@ -46,6 +47,32 @@ fn check_password(p: &SecretString) -> Result<(), AppError> {
     }
 }
 
+/// The answer of a registration: the new player and a token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisteredView {
+    /// The new player's profile.
+    pub player: PlayerView,
+    /// Bearer token.
+    pub token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// When the token expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The answer of a login.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenView {
+    /// Bearer token.
+    pub token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// When the token expires.
+    pub expires_at: DateTime<Utc>,
+    /// Whose.
+    pub player_id: String,
+}
+
 /// `POST /api/auth/register`: the player, its starter heroes and team, and a token.
 #[tracing::instrument(skip_all, fields(username = %body.username))]
 pub async fn post_register(state: web::Data<AppState>, body: web::Json<Credentials>) -> Result<HttpResponse, AppError> {
@@ -59,12 +86,12 @@ pub async fn post_register(state: web::Data<AppState>, body: web::Json<Credentia
     state.store.create_player(&player).await?;
     let (token, expires_at) = state.tokens.issue(&player.id, now)?;
     tracing::info!(player_id = %player.id, "player registered");
-    Ok(HttpResponse::Created().json(json!({
-        "player": player_view(&state.data.catalog, &player, now),
-        "token": token,
-        "token_type": "Bearer",
-        "expires_at": expires_at,
-    })))
+    Ok(HttpResponse::Created().json(RegisteredView {
+        player: player_view(&state.data.catalog, &player, now),
+        token,
+        token_type: "Bearer".into(),
+        expires_at,
+    }))
 }
 
 /// A valid argon2id hash of a random password, checked when the username is
@@ -92,6 +119,5 @@ pub async fn post_login(state: web::Data<AppState>, body: web::Json<Credentials>
         return Err(AppError::new(ErrorCode::InvalidCredentials, "wrong username or password"));
     };
     let (token, expires_at) = state.tokens.issue(&player.id, state.clock.now())?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"token": token, "token_type": "Bearer", "expires_at": expires_at, "player_id": player.id})))
+    Ok(HttpResponse::Ok().json(TokenView { token, token_type: "Bearer".into(), expires_at, player_id: player.id }))
 }

@@ -73,7 +73,7 @@ pub async fn post_level_up(
 ) -> Result<HttpResponse, AppError> {
     let hero_id = hero_id.into_inner();
     let levels = body.levels;
-    let idem = key.for_request(&format!("POST /api/heroes/{hero_id}/level-up"), &body.into_inner());
+    let idem = key.for_body(&body.into_inner());
     let data = state.data.clone();
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let level_up = progression::level_up(p, &data.catalog, &hero_id, levels)?;
@@ -102,7 +102,7 @@ pub async fn post_promote(
     hero_id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let hero_id = hero_id.into_inner();
-    let idem = key.for_request(&format!("POST /api/heroes/{hero_id}/promote"), &());
+    let idem = key.for_body(&());
     let data = state.data.clone();
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let promotion = progression::promote(p, &data.catalog, &hero_id)?;

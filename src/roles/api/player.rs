@@ -1,11 +1,10 @@
 //! The caller's profile and ledger.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
 
 use crate::platform::auth::AuthPlayer;
 use crate::platform::error::AppError;
-use crate::roles::views::{cursor, load_player, player_view, PageQuery};
+use crate::roles::views::{cursor, load_player, player_view, PageQuery, Paged};
 use crate::state::AppState;
 
 /// `GET /api/player`.
@@ -24,5 +23,5 @@ pub async fn get_ledger(
 ) -> Result<HttpResponse, AppError> {
     let (limit, before) = q.parse()?;
     let page = state.store.ledger(&who.0, limit, before).await?;
-    Ok(HttpResponse::Ok().json(json!({"items": page.items, "next_cursor": cursor(page.next_before)})))
+    Ok(HttpResponse::Ok().json(Paged { items: page.items, next_cursor: cursor(page.next_before) }))
 }

@@ -63,7 +63,7 @@ pub async fn post_idle_claim(
     who: AuthPlayer,
     key: IdempotencyKey,
 ) -> Result<HttpResponse, AppError> {
-    let idem = key.for_request("POST /api/idle/claim", &());
+    let idem = key.for_body(&());
     let (data, now) = (state.data.clone(), state.clock.now());
     let claim_id = uuid::Uuid::new_v4().simple().to_string();
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
@@ -101,7 +101,7 @@ pub async fn post_daily_claim(
     who: AuthPlayer,
     key: IdempotencyKey,
 ) -> Result<HttpResponse, AppError> {
-    let idem = key.for_request("POST /api/daily-login/claim", &());
+    let idem = key.for_body(&());
     let (data, now) = (state.data.clone(), state.clock.now());
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let (day, reward) = rewards::claim_daily(&data.rewards.daily_login, p, now)?;
@@ -163,7 +163,7 @@ pub async fn post_mail_claim(
     mail_id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let mail_id = mail_id.into_inner();
-    let idem = key.for_request(&format!("POST /api/mail/{mail_id}/claim"), &());
+    let idem = key.for_body(&());
     let now = state.clock.now();
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let mail = rewards::claim_mail(p, &mail_id, now)?;

@@ -245,7 +245,7 @@ async fn post_fight(
     path: web::Path<StagePath>,
 ) -> Result<HttpResponse, AppError> {
     let stage = stage_or_404(&state, path.chapter, path.stage)?;
-    let idem = key.for_request(&format!("POST /api/battle/campaign/{}/{}/fight", path.chapter, path.stage), &());
+    let idem = key.for_body(&());
     let (data, now, seed) = (state.data.clone(), state.clock.now(), rng::fresh_seed());
     let battle_id = uuid::Uuid::new_v4().simple().to_string();
     let player_id = who.0.clone();
@@ -321,8 +321,7 @@ async fn post_sweep(
         return Err(AppError::new(ErrorCode::ValidationFailed, format!("times must be between 1 and {max}"))
             .with_details(json!({"field": "times"})));
     }
-    let idem = key
-        .for_request(&format!("POST /api/battle/campaign/{}/{}/sweep", path.chapter, path.stage), &body.into_inner());
+    let idem = key.for_body(&body.into_inner());
     let sweep_id = uuid::Uuid::new_v4().simple().to_string();
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let rewards = campaign::sweep(p, &stage, times, max)?;
@@ -491,7 +490,7 @@ async fn post_challenge(
     if req.opponent_id == who.0 {
         return Err(AppError::new(ErrorCode::ValidationFailed, "you cannot challenge yourself"));
     }
-    let idem = key.for_request("POST /api/battle/arena/challenge", &req);
+    let idem = key.for_body(&req);
     // The defense is the opponent's team as it stands at challenge time.
     let (defense, defender_rating, defender_id) = if let Some((rating, n)) = arena::parse_bot(&req.opponent_id) {
         (arena::bot_team(&state.data.catalog, rating, n), rating, None)

@@ -4,17 +4,20 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use chrono::{DateTime, Utc};
 
-use super::views::{cursor, load_player, respond, write, PageQuery};
+use std::collections::BTreeMap;
+
+use super::views::{cursor, load_player, respond, write, Items, PageQuery, Paged};
 use super::RouteDoc;
+use crate::game::catalog::Rarity;
 use crate::game::data::GameData;
 use crate::game::economy::{Balances, Currency};
-use crate::game::gacha::banner::Banner;
+use crate::game::gacha::banner::{Banner, Filler, Outcome, SoftPity};
 use crate::game::gacha::engine::{self, PullResult};
-use crate::game::gacha::rates;
+use crate::game::gacha::rates::{self, ConsolidatedRate, FeaturedExpectation};
 use crate::game::player::PityState;
 use crate::game::player::Player;
 use crate::game::rng;
@@ -73,6 +76,34 @@ fn banner_or_404<'a>(state: &'a AppState, id: &str) -> Result<&'a Banner, AppErr
     state.data.banners.get(id).ok_or_else(|| AppError::new(ErrorCode::NotFound, format!("no banner {id:?}")))
 }
 
+/// An active banner as the list shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BannerView {
+    /// Banner id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The currency pulls cost.
+    pub currency: Currency,
+    /// Price of one pull.
+    pub cost_single: i64,
+    /// Price of ten pulls.
+    pub cost_ten: i64,
+    /// Start of a dated banner.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// End of a dated banner.
+    pub ends_at: Option<DateTime<Utc>>,
+    /// Featured heroes.
+    pub featured: Vec<String>,
+    /// The category hard pity guarantees.
+    pub pity_category: String,
+    /// Pulls to the guarantee.
+    pub hard_pity: u32,
+    /// The caller's pity on it (only with a token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pity: Option<PityState>,
+}
+
 /// `GET /api/gacha/banners`.
 async fn get_banners(state: web::Data<AppState>, who: MaybePlayer) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
@@ -80,71 +111,151 @@ async fn get_banners(state: web::Data<AppState>, who: MaybePlayer) -> Result<Htt
         Some(id) => Some(load_player(&state, id).await?),
         None => None,
     };
-    let active = state
+    let active: Vec<BannerView> = state
         .cache
         .get_or_load("banners", "banners:active", Tier::Long, async || {
-            let list: Vec<Value> = state
+            let list: Vec<BannerView> = state
                 .data
                 .banners
                 .all()
                 .iter()
                 .filter(|b| b.is_active(now))
-                .map(|b| {
-                    json!({
-                        "id": b.id, "name": b.name, "currency": b.currency,
-                        "cost_single": b.cost_single, "cost_ten": b.cost_ten,
-                        "starts_at": b.starts_at, "ends_at": b.ends_at,
-                        "featured": b.featured, "pity_category": b.pity_category, "hard_pity": b.hard_pity,
-                    })
+                .map(|b| BannerView {
+                    id: b.id.clone(),
+                    name: b.name.clone(),
+                    currency: b.currency,
+                    cost_single: b.cost_single,
+                    cost_ten: b.cost_ten,
+                    starts_at: b.starts_at,
+                    ends_at: b.ends_at,
+                    featured: b.featured.clone(),
+                    pity_category: b.pity_category.clone(),
+                    hard_pity: b.hard_pity,
+                    pity: None,
                 })
                 .collect();
             Ok::<_, AppError>(list)
         })
         .await?;
-    let items: Vec<Value> = active
+    let items: Vec<BannerView> = active
         .into_iter()
         .map(|mut v| {
             if let Some(p) = &player {
-                let id = v["id"].as_str().unwrap_or_default().to_string();
-                v["pity"] = json!(p.pity.get(&id).copied().unwrap_or_default());
+                v.pity = Some(p.pity.get(&v.id).copied().unwrap_or_default());
             }
             v
         })
         .collect();
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "private, max-age=30")).json(json!({"items": items})))
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "private, max-age=30")).json(Items { items }))
+}
+
+/// One point of the per-pull curve: each category's probability at that pull.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CurveView {
+    /// Pull number since the last pity-category result (1-based).
+    pub pull: u32,
+    /// Category id to probability.
+    pub probabilities: BTreeMap<String, f64>,
+}
+
+/// The pity, featured and duplicate rules of a banner, in words and numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct RulesView {
+    /// The category hard pity guarantees.
+    pub pity_category: String,
+    /// Pulls to the guarantee.
+    pub hard_pity: u32,
+    /// The hard pity rule in words.
+    pub hard_pity_rule: String,
+    /// Soft pity, if any.
+    pub soft_pity: Option<SoftPity>,
+    /// Featured heroes.
+    pub featured: Vec<String>,
+    /// Share of the pity category that is featured.
+    pub featured_share: f64,
+    /// The 50/50 guarantee in words (banners with featured heroes).
+    pub featured_guarantee: Option<String>,
+    /// Duplicates in words, from the shard table.
+    pub duplicates: String,
+    /// Shards per duplicate by rarity.
+    pub duplicate_shards: BTreeMap<String, u32>,
+}
+
+/// The rate disclosure of a banner.
+#[derive(Debug, Clone, Serialize)]
+pub struct RatesView<'a> {
+    /// Banner id.
+    pub banner_id: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// The currency pulls cost.
+    pub currency: Currency,
+    /// Price of one pull.
+    pub cost_single: i64,
+    /// Price of ten pulls.
+    pub cost_ten: i64,
+    /// Base rates by category.
+    pub base_rates: &'a [Outcome],
+    /// Filler rewards.
+    pub filler: &'a [Filler],
+    /// Heroes by rarity.
+    pub pools: &'a BTreeMap<Rarity, Vec<String>>,
+    /// The rules.
+    pub rules: RulesView,
+    /// Probabilities at every pull count.
+    pub per_pull_curve: Vec<CurveView>,
+    /// Exact long-run rates (stationary distribution of the pity chain).
+    pub consolidated: Vec<ConsolidatedRate>,
+    /// Expected pulls and cost to the featured hero (limited banners).
+    pub featured_expectation: Option<FeaturedExpectation>,
+    /// Expected own currency returned per pull (refunds).
+    pub expected_own_currency_returned_per_pull: f64,
+}
+
+/// The duplicate rule in words, from the shard table itself.
+fn duplicates_rule() -> String {
+    let table: Vec<String> = Rarity::ALL.iter().map(|r| format!("{} {}", r.label(), r.duplicate_shards())).collect();
+    format!("a copy of an owned hero (also a second copy within one summon) becomes shards: {}", table.join(", "))
 }
 
 /// `GET /api/gacha/banners/{id}/rates`: the disclosure, from the engine's own tables.
 async fn get_rates(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
     let b = banner_or_404(&state, &id)?;
-    let curve: Vec<Value> = rates::curve(b)
+    let curve = rates::curve(b)
         .into_iter()
-        .map(|c| json!({"pull": c.pull, "probabilities": c.probabilities.into_iter().map(|(k, v)| (k, json!(v))).collect::<serde_json::Map<_, _>>()}))
+        .map(|c| CurveView { pull: c.pull, probabilities: c.probabilities.into_iter().collect() })
         .collect();
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(json!({
-        "banner_id": b.id,
-        "name": b.name,
-        "currency": b.currency,
-        "cost_single": b.cost_single,
-        "cost_ten": b.cost_ten,
-        "base_rates": b.outcomes,
-        "filler": b.filler,
-        "pools": b.pools,
-        "rules": {
-            "pity_category": b.pity_category,
-            "hard_pity": b.hard_pity,
-            "hard_pity_rule": format!("pull {} without a {} result is a {}; the counter resets on any {} result", b.hard_pity, b.pity_category, b.pity_category, b.pity_category),
-            "soft_pity": b.soft_pity,
-            "featured": b.featured,
-            "featured_share": f64::from(b.featured_share_ppm) / 1e6,
-            "featured_guarantee": (!b.featured.is_empty()).then_some("a pity-category hero that was not featured makes the next one featured"),
-            "duplicates": "a copy of an owned hero (also a second copy within one summon) becomes shards: SR 10, SSR 20, SSR+ 30, UR 50, UR+ 100",
-        },
-        "per_pull_curve": curve,
-        "consolidated": rates::consolidated(b),
-        "featured_expectation": rates::featured_expectation(b),
-        "expected_own_currency_returned_per_pull": rates::expected_own_currency_per_pull(b),
-    })))
+    let c = &b.pity_category;
+    let rules = RulesView {
+        pity_category: c.clone(),
+        hard_pity: b.hard_pity,
+        hard_pity_rule: format!(
+            "pull {} without a {c} result is a {c}; the counter resets on any {c} result",
+            b.hard_pity
+        ),
+        soft_pity: b.soft_pity.clone(),
+        featured: b.featured.clone(),
+        featured_share: f64::from(b.featured_share_ppm) / 1e6,
+        featured_guarantee: (!b.featured.is_empty())
+            .then(|| "a pity-category hero that was not featured makes the next one featured".to_string()),
+        duplicates: duplicates_rule(),
+        duplicate_shards: Rarity::ALL.iter().map(|r| (r.label().to_string(), r.duplicate_shards())).collect(),
+    };
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(RatesView {
+        banner_id: &b.id,
+        name: &b.name,
+        currency: b.currency,
+        cost_single: b.cost_single,
+        cost_ten: b.cost_ten,
+        base_rates: &b.outcomes,
+        filler: &b.filler,
+        pools: &b.pools,
+        rules,
+        per_pull_curve: curve,
+        consolidated: rates::consolidated(b),
+        featured_expectation: rates::featured_expectation(b),
+        expected_own_currency_returned_per_pull: rates::expected_own_currency_per_pull(b),
+    }))
 }
 
 /// Summon request body.
@@ -199,15 +310,22 @@ async fn post_summon(
         return Err(AppError::new(ErrorCode::ValidationFailed, format!("count must be 1 or 10, got {}", req.count))
             .with_details(json!({"field": "count"})));
     }
-    let idem = key.for_request("POST /api/gacha/summon", &req);
+    let idem = key.for_body(&req);
     let (now, seed, count) = (state.clock.now(), rng::fresh_seed(), req.count);
     let summon_id = uuid::Uuid::new_v4().simple().to_string();
     let rule_banner = banner.clone();
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let banner = &*rule_banner;
         let s = engine::summon(p, banner, count, &mut rng::seeded(seed), now)?;
-        let history =
-            s.results.iter().map(|r| json!({"summon_id": summon_id, "banner_id": banner.id, "result": r})).collect();
+        let history = s
+            .results
+            .iter()
+            .map(|r| {
+                let row =
+                    HistoryRowData { summon_id: summon_id.clone(), banner_id: banner.id.clone(), result: r.clone() };
+                serde_json::to_value(row).unwrap_or_default()
+            })
+            .collect();
         let event = DomainEvent::GachaSummoned {
             summon_id: summon_id.clone(),
             banner_id: banner.id.clone(),
@@ -232,26 +350,62 @@ async fn post_summon(
     Ok(respond(&written))
 }
 
+/// The caller's pity on one banner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PityView {
+    /// Banner id.
+    pub banner_id: String,
+    /// The category hard pity guarantees.
+    pub pity_category: String,
+    /// Pulls since the last pity-category result.
+    pub pulls_since_pity: u32,
+    /// Pulls left to the guarantee.
+    pub pulls_to_hard_pity: u32,
+    /// The next pity-category hero is the featured one.
+    pub featured_guaranteed: bool,
+}
+
 /// `GET /api/gacha/pity`.
 async fn get_pity(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let p = load_player(&state, &who.0).await?;
-    let items: Vec<Value> = state
+    let items: Vec<PityView> = state
         .data
         .banners
         .all()
         .iter()
         .map(|b| {
             let s = p.pity.get(&b.id).copied().unwrap_or_default();
-            json!({
-                "banner_id": b.id,
-                "pity_category": b.pity_category,
-                "pulls_since_pity": s.since_pity,
-                "pulls_to_hard_pity": b.hard_pity - s.since_pity.min(b.hard_pity),
-                "featured_guaranteed": s.featured_guaranteed,
-            })
+            PityView {
+                banner_id: b.id.clone(),
+                pity_category: b.pity_category.clone(),
+                pulls_since_pity: s.since_pity,
+                pulls_to_hard_pity: b.hard_pity - s.since_pity.min(b.hard_pity),
+                featured_guaranteed: s.featured_guaranteed,
+            }
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    Ok(HttpResponse::Ok().json(Items { items }))
+}
+
+/// One pull in the caller's history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryView {
+    /// The summon it was part of.
+    pub summon_id: String,
+    /// The banner.
+    pub banner_id: String,
+    /// The pull.
+    pub result: PullResult,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A history row as the summon wrote it (`summon_id`, `banner_id`, `result`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HistoryRowData {
+    summon_id: String,
+    banner_id: String,
+    result: PullResult,
 }
 
 /// `GET /api/gacha/history`: every pull, newest first, paged.
@@ -262,14 +416,12 @@ async fn get_history(
 ) -> Result<HttpResponse, AppError> {
     let (limit, before) = q.parse()?;
     let page = state.store.history(&who.0, limit, before).await?;
-    let items: Vec<Value> = page
-        .items
-        .into_iter()
-        .map(|row| {
-            let mut v = row.data;
-            v["at"] = json!(row.at);
-            v
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": cursor(page.next_before)})))
+    let mut items = Vec::with_capacity(page.items.len());
+    for row in page.items {
+        let seq = row.seq;
+        let d: HistoryRowData = serde_json::from_value(row.data)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("decoding history row {seq} of {}: {e}", who.0)))?;
+        items.push(HistoryView { summon_id: d.summon_id, banner_id: d.banner_id, result: d.result, at: row.at });
+    }
+    Ok(HttpResponse::Ok().json(Paged { items, next_cursor: cursor(page.next_before) }))
 }
