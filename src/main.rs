@@ -1,6 +1,5 @@
 //! `divine-heroes`: parse the command line, load settings, run.
 
-use divine_heroes::writes::Writer;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,6 +12,7 @@ use divine_heroes::platform::cache::Cache;
 use divine_heroes::platform::config::{Role, Settings};
 use divine_heroes::platform::telemetry::init_telemetry;
 use divine_heroes::server::Server;
+use divine_heroes::writes::Writer;
 
 #[derive(Parser)]
 #[command(name = "divine-heroes", version, about = "Divine Heroes game server: one binary, three roles")]

@@ -3,7 +3,7 @@
 use std::future::{ready, Ready};
 use std::sync::Arc;
 
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use chrono::{DateTime, Utc};
@@ -102,10 +102,27 @@ pub struct Authenticator {
     pub clock: Arc<dyn Clock>,
 }
 
+/// A token already found valid for this request, with the token itself: whoever
+/// checks the same request again (the limiter, then the extractor) reuses it only
+/// for that very token, so identity never depends on which of them ran first.
+struct CheckedToken {
+    token: String,
+    player: String,
+}
+
 impl Authenticator {
-    /// The player of a request's bearer token, if it sends a valid one.
+    /// The player of a request's bearer token: `None` without one, else the
+    /// player or why the token is refused. Checked once per request.
     pub fn player(&self, req: &HttpRequest) -> Option<Result<String, AppError>> {
-        bearer(req).map(|t| self.tokens.verify(t, self.clock.now()))
+        let token = bearer(req)?;
+        if let Some(c) = req.extensions().get::<CheckedToken>().filter(|c| c.token == token) {
+            return Some(Ok(c.player.clone()));
+        }
+        let checked = self.tokens.verify(token, self.clock.now());
+        if let Ok(player) = &checked {
+            req.extensions_mut().insert(CheckedToken { token: token.to_string(), player: player.clone() });
+        }
+        Some(checked)
     }
 }
 

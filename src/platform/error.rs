@@ -54,11 +54,8 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// HTTP status and wire code, in one exhaustive table.
     pub fn parts(self) -> (StatusCode, &'static str) {
-        use ErrorCode::{
-            Conflict, IdempotencyKeyInvalid, IdempotencyKeyReused, InsufficientFunds, InsufficientShards, Internal,
-            InvalidCredentials, InvalidToken, MalformedJson, MethodNotAllowed, NotFound, PayloadTooLarge, RateLimited,
-            ServiceUnavailable, TokenExpired, Unauthorized, UnsupportedMediaType, UsernameTaken, ValidationFailed,
-        };
+        #[allow(clippy::enum_glob_use)] // the table names every variant; the match is exhaustive
+        use ErrorCode::*;
         match self {
             MalformedJson => (StatusCode::BAD_REQUEST, "MALFORMED_JSON"),
             ValidationFailed => (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED"),

@@ -106,7 +106,7 @@ enum Bucket {
 }
 
 fn client_key(req: &HttpRequest, limits: &Limits) -> String {
-    // Keying only: the handler's AuthPlayer checks the token itself, whatever runs before it.
+    // The check is kept on the request; the handler's AuthPlayer reuses it for the same token.
     if let Some(Ok(player)) = limits.authenticator.player(req) {
         return format!("player:{player}");
     }
