@@ -9,6 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use secrecy::ExposeSecret;
+use utoipa_actix_web::AppExt;
 
 use crate::game::data::GameData;
 use crate::platform::clock::{Clock, SystemClock};
@@ -131,7 +132,10 @@ impl Server {
         let state = web::Data::new(AppState::new(settings, role, store, data, clock, redis));
         let app_state = state.clone();
         let server = HttpServer::new(move || {
-            App::new()
+            // The routes document themselves: the document is what this app mounts.
+            let (app, doc) =
+                App::new().into_utoipa_app().configure(|cfg| roles::configure(role, cfg)).split_for_parts();
+            app.app_data(web::Data::new(roles::common::finish_document(doc, role)))
                 .app_data(app_state.clone())
                 // Narrow app data of the middleware and extractors, so none of them needs AppState.
                 .app_data(web::Data::from(app_state.authenticator.clone()))
@@ -142,7 +146,6 @@ impl Server {
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .wrap(from_fn(limit_general))
                 .wrap(from_fn(observe))
-                .configure(|cfg| roles::configure(role, cfg))
                 .default_service(web::to(roles::common::not_found))
         })
         .listen(listener)?

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::data_error::DataError;
 
 /// Hero rarity, low to high.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Rarity {
     /// Super rare.
     #[serde(rename = "SR")]
@@ -54,7 +54,7 @@ impl Rarity {
 }
 
 /// Hero element.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub enum Element {
     Fire,
@@ -66,7 +66,7 @@ pub enum Element {
 }
 
 /// Hero class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub enum Class {
     Warrior,
@@ -75,7 +75,7 @@ pub enum Class {
 }
 
 /// Combat stats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stats {
     /// Hit points.
     pub hp: u32,
@@ -88,7 +88,7 @@ pub struct Stats {
 }
 
 /// One hero's static data.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeroDef {
     /// Stable slug, e.g. `azrael_the_fallen`.
     pub id: String,

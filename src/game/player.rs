@@ -36,7 +36,7 @@ pub struct OwnedHero {
 }
 
 /// Per-banner pity state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PityState {
     /// Pulls since the last pity-category result.
     pub since_pity: u32,
@@ -45,7 +45,7 @@ pub struct PityState {
 }
 
 /// A currency attachment of a mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attachment {
     /// Currency.
     pub currency: super::economy::Currency,
@@ -54,7 +54,7 @@ pub struct Attachment {
 }
 
 /// A system mail in a player's mailbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Mail {
     /// Mail id.
     pub id: String,

@@ -8,7 +8,7 @@ use super::error::GameError;
 use super::player::{Player, TEAM_SLOTS};
 
 /// What a level-up did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LevelUp {
     /// Hero id.
     pub hero_id: String,
@@ -59,7 +59,7 @@ pub fn level_up(player: &mut Player, catalog: &Catalog, hero_id: &str, levels: u
 }
 
 /// What a promotion did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Promotion {
     /// Hero id.
     pub hero_id: String,

@@ -25,7 +25,7 @@ pub struct IdleRates {
 }
 
 /// One day of the login cycle.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DailyReward {
     /// Currency granted.
@@ -79,7 +79,7 @@ impl RewardTable {
 }
 
 /// What an idle claim would pay now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IdleAccrual {
     /// Whole minutes counted (capped).
     pub minutes: i64,
@@ -116,7 +116,7 @@ pub fn claim_idle(rates: &IdleRates, player: &mut Player, now: DateTime<Utc>) ->
 }
 
 /// Where a player stands in the login cycle today.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DailyStatus {
     /// Whether today's reward can be claimed.
     pub claimable: bool,

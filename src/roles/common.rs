@@ -1,33 +1,58 @@
 //! Routes every role serves: health, metrics, OpenAPI, and the JSON 404.
 
-use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Map, Value};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 
-use super::RouteDoc;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::platform::config::Role;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::state::AppState;
 
-/// Routes of every role.
-#[rustfmt::skip]
-pub const ROUTES: &[RouteDoc] = &[
-    RouteDoc { method: "get", path: "/health/live", summary: "The process answers", auth: false, idempotent: false },
-    RouteDoc { method: "get", path: "/health/ready", summary: "Dependencies answer; 503 while draining", auth: false, idempotent: false },
-    RouteDoc { method: "get", path: "/metrics", summary: "Metrics as JSON (404 unless METRICS_ENABLED)", auth: false, idempotent: false },
-    RouteDoc { method: "get", path: "/metrics/prometheus", summary: "Metrics in Prometheus text format", auth: false, idempotent: false },
-    RouteDoc { method: "get", path: "/api/openapi.json", summary: "This document", auth: false, idempotent: false },
-];
-
 /// Mounts health, metrics and OpenAPI.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health/live", web::get().to(get_live))
-        .route("/health/ready", web::get().to(get_ready))
-        .route("/metrics", web::get().to(get_metrics_json))
-        .route("/metrics/prometheus", web::get().to(get_metrics_prometheus))
-        .route("/api/openapi.json", web::get().to(get_openapi));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(get_live)
+        .service(get_ready)
+        .service(get_metrics_json)
+        .service(get_metrics_prometheus)
+        .service(get_openapi);
+}
+
+/// The error shape of every failed request (documentation of `AppError`'s body).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorView {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The error itself.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable UPPER_SNAKE code.
+    pub code: String,
+    /// What a person should read.
+    pub message: String,
+    /// Structured details (field, needed, has, ...), or null.
+    pub details: serde_json::Value,
+}
+
+/// The document of this role, built from the mounted routes with what they do
+/// not say themselves: title, version, the bearer scheme.
+pub fn finish_document(mut doc: utoipa::openapi::OpenApi, role: Role) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+    doc.info = utoipa::openapi::InfoBuilder::new()
+        .title(format!("Divine Heroes ({} role)", role.name()))
+        .version(env!("CARGO_PKG_VERSION"))
+        .build();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+    );
+    doc
 }
 
 /// The liveness answer.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct LiveView {
     /// Always `alive`.
     pub status: &'static str,
@@ -39,6 +64,14 @@ pub struct LiveView {
     pub uptime_secs: u64,
 }
 
+/// `/health/live`: The process answers.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    responses((status = 200, description = "OK", body = LiveView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    description = "The process answers"
+)]
+#[get("/health/live")]
 async fn get_live(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(LiveView {
         status: "alive",
@@ -48,6 +81,14 @@ async fn get_live(state: web::Data<AppState>) -> HttpResponse {
     })
 }
 
+/// `/health/ready`: Dependencies answer; 503 while draining.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    responses((status = 200, description = "OK", body = Object), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    description = "Dependencies answer; 503 while draining"
+)]
+#[get("/health/ready")]
 async fn get_ready(state: web::Data<AppState>) -> HttpResponse {
     let (ready, body) = state.readiness().await;
     if ready {
@@ -65,53 +106,42 @@ fn metrics_enabled(state: &AppState) -> Result<(), AppError> {
     }
 }
 
+/// `/metrics/prometheus`: Metrics in Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics/prometheus",
+    responses((status = 200, description = "OK", body = String, content_type = "text/plain"), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    description = "Metrics in Prometheus text format"
+)]
+#[get("/metrics/prometheus")]
 async fn get_metrics_prometheus(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     metrics_enabled(&state)?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render()))
 }
 
+/// `/metrics`: Metrics as JSON (404 unless METRICS_ENABLED).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses((status = 200, description = "OK", body = Object), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    description = "Metrics as JSON (404 unless METRICS_ENABLED)"
+)]
+#[get("/metrics")]
 async fn get_metrics_json(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     metrics_enabled(&state)?;
     Ok(HttpResponse::Ok().json(crate::platform::metrics::render_json(&state.metrics.render())))
 }
 
 /// The OpenAPI 3 document of the routes this role mounts.
-async fn get_openapi(state: web::Data<AppState>) -> HttpResponse {
-    let mut paths: Map<String, Value> = Map::new();
-    for r in super::route_docs(state.role) {
-        let mut params = Vec::new();
-        for seg in r.path.split('/').filter(|s| s.starts_with('{')) {
-            let name = seg.trim_matches(|c| c == '{' || c == '}');
-            params.push(json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}));
-        }
-        if r.idempotent {
-            params.push(json!({"name": "Idempotency-Key", "in": "header", "required": true,
-                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}));
-        }
-        let mut op = json!({
-            "summary": r.summary,
-            "parameters": params,
-            "responses": {"200": {"description": "OK"}, "default": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
-        });
-        if r.auth {
-            op["security"] = json!([{"bearer": []}]);
-        }
-        if r.method == "post" || r.method == "put" {
-            op["requestBody"] = json!({"content": {"application/json": {"schema": {"type": "object"}}}});
-        }
-        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
-        entry[r.method] = op;
-    }
-    HttpResponse::Ok().json(json!({
-        "openapi": "3.0.3",
-        "info": {"title": format!("Divine Heroes ({} role)", state.role.name()), "version": env!("CARGO_PKG_VERSION")},
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
-                "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}}}},
-        },
-    }))
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    responses((status = 200, description = "OK", body = Object), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    description = "This document"
+)]
+#[get("/api/openapi.json")]
+async fn get_openapi(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
+    HttpResponse::Ok().json(doc.get_ref())
 }
 
 /// Answers every unmatched route with the JSON 404.

@@ -10,28 +10,13 @@ pub mod battle;
 #[cfg(feature = "gacha")]
 pub mod gacha;
 
-use actix_web::web;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::platform::config::Role;
 
-/// A route as listed in the OpenAPI document.
-#[derive(Debug, Clone, Copy)]
-pub struct RouteDoc {
-    /// HTTP method, lower-case.
-    pub method: &'static str,
-    /// Path with `{param}` segments.
-    pub path: &'static str,
-    /// One line on what it does.
-    pub summary: &'static str,
-    /// Needs a bearer token.
-    pub auth: bool,
-    /// Needs an `Idempotency-Key`.
-    pub idempotent: bool,
-}
-
-/// Mounts the chosen role's routes. Role scopes with longer prefixes go first,
-/// since actix does not fall through from a matched scope.
-pub fn configure(role: Role, cfg: &mut web::ServiceConfig) {
+/// Mounts the chosen role's routes; each route documents itself, so the
+/// OpenAPI document lists exactly what is mounted.
+pub fn configure(role: Role, cfg: &mut ServiceConfig) {
     #[cfg(feature = "gacha")]
     if role.mounts(Role::Gacha) {
         gacha::configure(cfg);
@@ -45,22 +30,4 @@ pub fn configure(role: Role, cfg: &mut web::ServiceConfig) {
         api::configure(cfg);
     }
     common::configure(cfg);
-}
-
-/// The routes the chosen role serves, for the OpenAPI document.
-pub fn route_docs(role: Role) -> Vec<RouteDoc> {
-    let mut docs = common::ROUTES.to_vec();
-    #[cfg(feature = "api")]
-    if role.mounts(Role::Api) {
-        docs.extend_from_slice(api::ROUTES);
-    }
-    #[cfg(feature = "gacha")]
-    if role.mounts(Role::Gacha) {
-        docs.extend_from_slice(gacha::ROUTES);
-    }
-    #[cfg(feature = "battle")]
-    if role.mounts(Role::Battle) {
-        docs.extend_from_slice(battle::ROUTES);
-    }
-    docs
 }

@@ -15,14 +15,14 @@ use crate::store::IdempotencyRequest;
 use crate::writes::{Applied, Writer, Written};
 
 /// A list answer: `{"items": [...]}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Items<T> {
     /// The entries.
     pub items: Vec<T>,
 }
 
 /// A page of a list: `{"items": [...], "next_cursor": ...}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Paged<T> {
     /// The entries, newest first.
     pub items: Vec<T>,
@@ -31,7 +31,7 @@ pub struct Paged<T> {
 }
 
 /// An owned hero with its current stats.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeroView {
     /// Catalog id.
     pub hero_id: String,
@@ -54,7 +54,7 @@ pub struct HeroView {
 }
 
 /// The player's profile.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlayerView {
     /// Player id.
     pub id: String,
@@ -160,7 +160,7 @@ pub fn respond<T: Serialize>(w: &Written<T>) -> HttpResponse {
 }
 
 /// `?limit=&cursor=` of every list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PageQuery {
     limit: Option<usize>,
     cursor: Option<String>,

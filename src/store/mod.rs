@@ -37,7 +37,7 @@ pub enum StoreError {
 }
 
 /// One currency change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
     /// Position in the player's ledger (increasing).
     pub seq: u64,
@@ -59,7 +59,7 @@ pub struct LedgerEntry {
 
 /// Why a player's record changed: the ledger reason of every currency change, and
 /// of a change that moved no currency. Stored as its snake_case name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LedgerReason {
     /// A new player's starting balances.
@@ -269,7 +269,7 @@ pub fn apply_mutation(mut player: Player, op: &Mutation, now: DateTime<Utc>) -> 
 }
 
 /// A leaderboard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Board {
     /// Team power.
@@ -304,7 +304,7 @@ impl Board {
 }
 
 /// One row of a leaderboard. Ties rank by player id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BoardEntry {
     /// 1-based rank.
     pub rank: u64,

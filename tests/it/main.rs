@@ -17,5 +17,6 @@ mod http_battle;
 mod http_foundation;
 mod http_gacha;
 mod http_heroes;
+mod http_openapi;
 mod http_rewards;
 mod store_conformance;

@@ -69,7 +69,7 @@ impl ArenaRules {
 }
 
 /// Rating changes of one challenge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RatingChange {
     /// Attacker's change.
     pub attacker: i64,

@@ -37,7 +37,7 @@ pub struct CampaignRules {
 }
 
 /// What kind of stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StageKind {
     /// An ordinary stage.
@@ -49,7 +49,7 @@ pub enum StageKind {
 }
 
 /// A generated stage.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stage {
     /// Chapter, from 1.
     pub chapter: u32,
@@ -167,7 +167,7 @@ impl CampaignRules {
 }
 
 /// What a fight paid.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageRewards {
     /// Gold.
     pub gold: i64,

@@ -21,7 +21,7 @@ pub const MAX_ROUNDS: u32 = 30;
 pub const FRONT_ROW: usize = 3;
 
 /// Which side a unit fights on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     /// The side that started the fight.
@@ -40,7 +40,7 @@ impl Side {
 }
 
 /// A unit as it enters battle: everything the engine needs, nothing it can look up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UnitSnapshot {
     /// Hero id.
     pub hero_id: String,
@@ -74,7 +74,7 @@ pub fn team_snapshot(player: &Player, catalog: &Catalog) -> TeamSnapshot {
 }
 
 /// One unit hit by an action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Hit {
     /// Side of the unit hit.
     pub side: Side,
@@ -91,7 +91,7 @@ pub struct Hit {
 }
 
 /// One action in the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Action {
     /// Round, from 1.
     pub round: u32,
@@ -108,7 +108,7 @@ pub struct Action {
 }
 
 /// Every skill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum Skill {
@@ -123,7 +123,7 @@ pub enum Skill {
 }
 
 /// The full result of a battle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BattleLog {
     /// Rules version.
     pub rules_version: u32,

@@ -11,7 +11,7 @@ use crate::game::data_error::DataError;
 use crate::game::economy::Currency;
 
 /// What an outcome category grants.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OutcomeKind {
     /// A hero of this rarity, uniformly among the banner's pool.
@@ -31,7 +31,7 @@ pub enum OutcomeKind {
 }
 
 /// One outcome category of a banner with its base weight.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     /// Disclosure name ("SR", "crystals_8000", "filler").
     pub id: String,
@@ -43,7 +43,7 @@ pub struct Outcome {
 }
 
 /// A filler reward.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FillerKind {
     /// A fixed amount of a currency.
@@ -65,7 +65,7 @@ pub enum FillerKind {
 }
 
 /// A filler reward with its relative weight.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Filler {
     /// What it grants.
     #[serde(flatten)]
@@ -76,7 +76,7 @@ pub struct Filler {
 
 /// Soft pity: from `start_pull` pulls without the pity category, its chance rises by
 /// `step_ppm` a pull, taken from the `take_from` categories in order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SoftPity {
     /// The first pull (counted since the last pity result) that is boosted.
     pub start_pull: u32,

@@ -16,7 +16,7 @@ use crate::game::player::{OwnedHero, PityState, Player};
 use crate::game::rng::GameRng;
 
 /// What one pull granted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Grant {
     /// A hero the player did not own.
@@ -48,7 +48,7 @@ pub enum Grant {
 }
 
 /// One pull's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PullResult {
     /// Position in the summon (0-based).
     pub index: u32,

@@ -22,7 +22,7 @@ pub struct CurvePoint {
 }
 
 /// Long-run rate of one outcome category.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConsolidatedRate {
     /// Outcome id.
     pub id: String,
@@ -33,7 +33,7 @@ pub struct ConsolidatedRate {
 }
 
 /// What a player should expect to spend for a featured hero.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FeaturedExpectation {
     /// Expected pulls from a fresh state (no pity, no guarantee) to the first featured hero.
     pub expected_pulls: f64,

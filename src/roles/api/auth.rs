@@ -1,6 +1,6 @@
 //! Register and login.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -14,9 +14,10 @@ use crate::roles::views::{player_view, PlayerView};
 use crate::state::AppState;
 
 /// Register and login body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Credentials {
     username: String,
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
 }
 
@@ -48,7 +49,7 @@ fn check_password(p: &SecretString) -> Result<(), AppError> {
 }
 
 /// The answer of a registration: the new player and a token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegisteredView {
     /// The new player's profile.
     pub player: PlayerView,
@@ -61,7 +62,7 @@ pub struct RegisteredView {
 }
 
 /// The answer of a login.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenView {
     /// Bearer token.
     pub token: String,
@@ -74,6 +75,14 @@ pub struct TokenView {
 }
 
 /// `POST /api/auth/register`: the player, its starter heroes and team, and a token.
+#[utoipa::path(
+    post,
+    path = "/register",
+    request_body = Credentials,
+    responses((status = 201, description = "OK", body = RegisteredView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    description = "Create a player; returns the profile and a token"
+)]
+#[post("/register")]
 #[tracing::instrument(skip_all, fields(username = %body.username))]
 pub async fn post_register(state: web::Data<AppState>, body: web::Json<Credentials>) -> Result<HttpResponse, AppError> {
     let Credentials { username, password } = body.into_inner();
@@ -101,6 +110,14 @@ static DECOY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 });
 
 /// `POST /api/auth/login`: a token for the right username and password.
+#[utoipa::path(
+    post,
+    path = "/login",
+    request_body = Credentials,
+    responses((status = 200, description = "OK", body = TokenView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    description = "Exchange username and password for a token"
+)]
+#[post("/login")]
 #[tracing::instrument(skip_all)]
 pub async fn post_login(state: web::Data<AppState>, body: web::Json<Credentials>) -> Result<HttpResponse, AppError> {
     let Credentials { username, password } = body.into_inner();

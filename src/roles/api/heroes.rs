@@ -1,6 +1,6 @@
 //! The hero catalog, owned heroes, level-ups, promotions and the team.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -17,6 +17,13 @@ use crate::store::LedgerReason;
 use crate::writes::Applied;
 
 /// `GET /api/heroes/catalog`: static data, cacheable, with an ETag.
+#[utoipa::path(
+    get,
+    path = "/api/heroes/catalog",
+    responses((status = 200, description = "OK", body = crate::roles::views::Items<crate::game::catalog::HeroDef>), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    description = "Every hero's static data (cacheable, ETag)"
+)]
+#[get("/api/heroes/catalog")]
 pub async fn get_catalog(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
     let body: String = state
         .cache
@@ -38,6 +45,14 @@ pub async fn get_catalog(state: web::Data<AppState>, req: HttpRequest) -> Result
 }
 
 /// `GET /api/heroes`: owned heroes with current stats and power.
+#[utoipa::path(
+    get,
+    path = "/api/heroes",
+    responses((status = 200, description = "OK", body = Items<HeroView>), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "The caller's heroes with current stats and power"
+)]
+#[get("/api/heroes")]
 pub async fn get_heroes(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let p = load_player(&state, &who.0).await?;
     let items: Vec<_> = p.heroes.keys().filter_map(|h| hero_view(&state.data.catalog, &p, h)).collect();
@@ -45,14 +60,14 @@ pub async fn get_heroes(state: web::Data<AppState>, who: AuthPlayer) -> Result<H
 }
 
 /// Level-up body.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LevelUpRequest {
     levels: u32,
 }
 
 /// The answer of a level-up.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LevelUpView {
     /// Levels gained and gold spent.
     pub level_up: LevelUp,
@@ -63,6 +78,16 @@ pub struct LevelUpView {
 }
 
 /// `POST /api/heroes/{hero_id}/level-up`.
+#[utoipa::path(
+    post,
+    path = "/api/heroes/{hero_id}/level-up",
+    request_body = LevelUpRequest,
+    params(("hero_id" = String, Path, description = "An owned hero"), ("Idempotency-Key" = String, Header, description = "1-64 characters of A-Z, a-z, 0-9, _ and -; a repeat with the same body returns the first answer")),
+    responses((status = 200, description = "OK", body = LevelUpView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Raise a hero {levels}; gold for all levels or none"
+)]
+#[post("/api/heroes/{hero_id}/level-up")]
 #[tracing::instrument(skip_all, fields(player_id = %who.0, hero_id = %hero_id))]
 pub async fn post_level_up(
     state: web::Data<AppState>,
@@ -85,7 +110,7 @@ pub async fn post_level_up(
 }
 
 /// The answer of a promotion.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PromoteView {
     /// Stars gained and shards spent.
     pub promotion: Promotion,
@@ -94,6 +119,15 @@ pub struct PromoteView {
 }
 
 /// `POST /api/heroes/{hero_id}/promote`.
+#[utoipa::path(
+    post,
+    path = "/api/heroes/{hero_id}/promote",
+    params(("hero_id" = String, Path, description = "An owned hero"), ("Idempotency-Key" = String, Header, description = "1-64 characters of A-Z, a-z, 0-9, _ and -; a repeat with the same body returns the first answer")),
+    responses((status = 200, description = "OK", body = PromoteView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Spend shards for the next star"
+)]
+#[post("/api/heroes/{hero_id}/promote")]
 #[tracing::instrument(skip_all, fields(player_id = %who.0, hero_id = %hero_id))]
 pub async fn post_promote(
     state: web::Data<AppState>,
@@ -114,7 +148,7 @@ pub async fn post_promote(
 }
 
 /// The team: six slots and their power.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TeamView {
     /// Hero ids by slot (null: empty).
     pub slots: Vec<Option<String>>,
@@ -127,19 +161,36 @@ fn team_view(data: &GameData, p: &Player) -> TeamView {
 }
 
 /// `GET /api/team`.
+#[utoipa::path(
+    get,
+    path = "/api/team",
+    responses((status = 200, description = "OK", body = TeamView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "The caller's six team slots and team power"
+)]
+#[get("/api/team")]
 pub async fn get_team(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let p = load_player(&state, &who.0).await?;
     Ok(HttpResponse::Ok().json(team_view(&state.data, &p)))
 }
 
 /// Team body: six slots of hero ids or null.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TeamRequest {
     slots: Vec<Option<String>>,
 }
 
 /// `PUT /api/team`: replaces the six slots (idempotent by nature; no key needed).
+#[utoipa::path(
+    put,
+    path = "/api/team",
+    request_body = TeamRequest,
+    responses((status = 200, description = "OK", body = TeamView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Replace the six slots {slots}"
+)]
+#[put("/api/team")]
 pub async fn put_team(
     state: web::Data<AppState>,
     who: AuthPlayer,

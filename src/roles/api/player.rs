@@ -1,13 +1,21 @@
 //! The caller's profile and ledger.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 
 use crate::platform::auth::AuthPlayer;
 use crate::platform::error::AppError;
-use crate::roles::views::{cursor, load_player, player_view, PageQuery, Paged};
+use crate::roles::views::{cursor, load_player, player_view, PageQuery, Paged, PlayerView};
 use crate::state::AppState;
 
 /// `GET /api/player`.
+#[utoipa::path(
+    get,
+    path = "/api/player",
+    responses((status = 200, description = "OK", body = PlayerView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "The caller's profile"
+)]
+#[get("/api/player")]
 #[tracing::instrument(skip_all, fields(player_id = %who.0))]
 pub async fn get_player(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let player = load_player(&state, &who.0).await?;
@@ -15,6 +23,15 @@ pub async fn get_player(state: web::Data<AppState>, who: AuthPlayer) -> Result<H
 }
 
 /// `GET /api/player/ledger`.
+#[utoipa::path(
+    get,
+    path = "/api/player/ledger",
+    params(("limit" = Option<usize>, Query, description = "1-100, default 20"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "OK", body = crate::roles::views::Paged<crate::store::LedgerEntry>), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "The caller's currency ledger, newest first"
+)]
+#[get("/api/player/ledger")]
 #[tracing::instrument(skip_all, fields(player_id = %who.0))]
 pub async fn get_ledger(
     state: web::Data<AppState>,

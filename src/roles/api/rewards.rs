@@ -1,13 +1,13 @@
 //! Idle rewards, the daily login, mail and leaderboards.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::game::economy::Balances;
 use crate::game::player::{Mail, Player};
-use crate::game::rewards::{self, DailyReward, IdleAccrual};
+use crate::game::rewards::{self, DailyReward, DailyStatus, IdleAccrual};
 use crate::platform::auth::AuthPlayer;
 use crate::platform::cache::Tier;
 use crate::platform::error::{AppError, ErrorCode};
@@ -18,7 +18,7 @@ use crate::store::{Board, BoardEntry, LedgerReason};
 use crate::writes::Applied;
 
 /// What an idle claim would pay now.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IdleView {
     /// Accrued so far (capped).
     pub accrued: IdleAccrual,
@@ -31,6 +31,14 @@ pub struct IdleView {
 }
 
 /// `GET /api/idle`: what a claim would pay now.
+#[utoipa::path(
+    get,
+    path = "/api/idle",
+    responses((status = 200, description = "OK", body = IdleView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Idle rewards accrued since the last claim"
+)]
+#[get("/api/idle")]
 pub async fn get_idle(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let p = load_player(&state, &who.0).await?;
     let now = state.clock.now();
@@ -43,7 +51,7 @@ pub async fn get_idle(state: web::Data<AppState>, who: AuthPlayer) -> Result<Htt
 }
 
 /// The answer of an idle claim.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IdleClaimView {
     /// Claim id.
     pub claim_id: String,
@@ -58,6 +66,15 @@ pub struct IdleClaimView {
 }
 
 /// `POST /api/idle/claim`: pays the accrual once (concurrent claims pay once).
+#[utoipa::path(
+    post,
+    path = "/api/idle/claim",
+    params(("Idempotency-Key" = String, Header, description = "1-64 characters of A-Z, a-z, 0-9, _ and -; a repeat with the same body returns the first answer")),
+    responses((status = 200, description = "OK", body = IdleClaimView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Claim idle rewards (12-hour cap)"
+)]
+#[post("/api/idle/claim")]
 pub async fn post_idle_claim(
     state: web::Data<AppState>,
     who: AuthPlayer,
@@ -77,13 +94,21 @@ pub async fn post_idle_claim(
 }
 
 /// `GET /api/daily-login`: the cycle and today's place in it.
+#[utoipa::path(
+    get,
+    path = "/api/daily-login",
+    responses((status = 200, description = "OK", body = DailyStatus), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "The 7-day login cycle and today's place in it"
+)]
+#[get("/api/daily-login")]
 pub async fn get_daily(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let p = load_player(&state, &who.0).await?;
     Ok(HttpResponse::Ok().json(rewards::daily_status(&state.data.rewards.daily_login, &p, state.clock.now())))
 }
 
 /// The answer of a daily-login claim.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DailyClaimView {
     /// The cycle day paid (1-based).
     pub day: usize,
@@ -96,6 +121,15 @@ pub struct DailyClaimView {
 }
 
 /// `POST /api/daily-login/claim`: once per UTC day.
+#[utoipa::path(
+    post,
+    path = "/api/daily-login/claim",
+    params(("Idempotency-Key" = String, Header, description = "1-64 characters of A-Z, a-z, 0-9, _ and -; a repeat with the same body returns the first answer")),
+    responses((status = 200, description = "OK", body = DailyClaimView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Claim today's login reward"
+)]
+#[post("/api/daily-login/claim")]
 pub async fn post_daily_claim(
     state: web::Data<AppState>,
     who: AuthPlayer,
@@ -118,6 +152,15 @@ fn mail_cursor(m: &Mail) -> String {
 }
 
 /// `GET /api/mail?limit=&cursor=`: unexpired mail, newest first, paged.
+#[utoipa::path(
+    get,
+    path = "/api/mail",
+    params(("limit" = Option<usize>, Query, description = "1-100, default 20"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "OK", body = Paged<Mail>), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Unexpired system mail, newest first"
+)]
+#[get("/api/mail")]
 pub async fn get_mail(
     state: web::Data<AppState>,
     who: AuthPlayer,
@@ -147,7 +190,7 @@ pub async fn get_mail(
 }
 
 /// The answer of a mail claim.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MailClaimView {
     /// The mail, now claimed.
     pub mail: Mail,
@@ -156,6 +199,15 @@ pub struct MailClaimView {
 }
 
 /// `POST /api/mail/{id}/claim`: the attachments, once.
+#[utoipa::path(
+    post,
+    path = "/api/mail/{id}/claim",
+    params(("id" = String, Path, description = "A mail id"), ("Idempotency-Key" = String, Header, description = "1-64 characters of A-Z, a-z, 0-9, _ and -; a repeat with the same body returns the first answer")),
+    responses((status = 200, description = "OK", body = MailClaimView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Claim a mail's attachments once"
+)]
+#[post("/api/mail/{id}/claim")]
 pub async fn post_mail_claim(
     state: web::Data<AppState>,
     who: AuthPlayer,
@@ -174,13 +226,13 @@ pub async fn post_mail_claim(
 }
 
 /// `?limit=` of a leaderboard.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct TopQuery {
     limit: Option<usize>,
 }
 
 /// A leaderboard: the top N and the caller's own row.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LeaderboardView {
     /// Which board.
     pub board: Board,
@@ -193,6 +245,15 @@ pub struct LeaderboardView {
 }
 
 /// `GET /api/leaderboards/{board}`: the top N and the caller's own row.
+#[utoipa::path(
+    get,
+    path = "/api/leaderboards/{board}",
+    params(("board" = String, Path, description = "power, campaign or arena"), ("limit" = Option<usize>, Query, description = "1-100, default 20")),
+    responses((status = 200, description = "OK", body = LeaderboardView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Top N of a board and the caller's rank"
+)]
+#[get("/api/leaderboards/{board}")]
 pub async fn get_leaderboard(
     state: web::Data<AppState>,
     who: AuthPlayer,

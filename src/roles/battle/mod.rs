@@ -1,12 +1,11 @@
 //! The battle role: campaign, arena and replays. The server decides every
 //! outcome: the client names a stage or an opponent, nothing more.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::views::{load_player, respond, write, Items};
-use super::RouteDoc;
 use crate::game::battle::arena::{self, RatingChange};
 use crate::game::battle::campaign::{self, Stage, StageRewards};
 use crate::game::battle::{simulate, team_snapshot, BattleLog, Side, TeamSnapshot, RULES_VERSION};
@@ -21,37 +20,22 @@ use crate::state::AppState;
 use crate::store::events::DomainEvent;
 use crate::store::{Board, IdempotencyRequest, LedgerReason};
 use crate::writes::Applied;
-
-/// Routes of the battle role.
-#[rustfmt::skip]
-pub const ROUTES: &[RouteDoc] = &[
-    RouteDoc { method: "get", path: "/api/battle/campaign", summary: "Campaign progress: cleared stages, stars, next stage", auth: true, idempotent: false },
-    RouteDoc { method: "get", path: "/api/battle/campaign/{chapter}/{stage}", summary: "Stage info: enemies, power, stamina, rewards", auth: true, idempotent: false },
-    RouteDoc { method: "post", path: "/api/battle/campaign/{chapter}/{stage}/fight", summary: "Fight a stage with the current team", auth: true, idempotent: true },
-    RouteDoc { method: "post", path: "/api/battle/campaign/{chapter}/{stage}/sweep", summary: "Sweep a 3-star stage {times: 1-10}", auth: true, idempotent: true },
-    RouteDoc { method: "get", path: "/api/battle/arena", summary: "Rating, tickets, season and band", auth: true, idempotent: false },
-    RouteDoc { method: "get", path: "/api/battle/arena/opponents", summary: "Up to five opponents near the caller's rating", auth: true, idempotent: false },
-    RouteDoc { method: "post", path: "/api/battle/arena/challenge", summary: "Challenge {opponent_id}; one ticket", auth: true, idempotent: true },
-    RouteDoc { method: "get", path: "/api/battle/replays/{battle_id}", summary: "A stored battle, re-simulated", auth: true, idempotent: false },
-];
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Mounts the battle role.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/battle")
-            .route("/campaign", web::get().to(get_campaign))
-            .route("/campaign/{chapter}/{stage}", web::get().to(get_stage))
-            .route("/campaign/{chapter}/{stage}/fight", web::post().to(post_fight))
-            .route("/campaign/{chapter}/{stage}/sweep", web::post().to(post_sweep))
-            .route("/arena", web::get().to(get_arena))
-            .route("/arena/opponents", web::get().to(get_opponents))
-            .route("/arena/challenge", web::post().to(post_challenge))
-            .route("/replays/{battle_id}", web::get().to(get_replay)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(get_campaign)
+        .service(get_stage)
+        .service(post_fight)
+        .service(post_sweep)
+        .service(get_arena)
+        .service(get_opponents)
+        .service(post_challenge)
+        .service(get_replay);
 }
 
 /// What a stored battle keeps: enough to replay it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BattleRecord {
     /// Battle id.
     pub battle_id: String,
@@ -125,14 +109,14 @@ fn stage_or_404(state: &AppState, chapter: u32, stage: u32) -> Result<Stage, App
 }
 
 /// Path of a stage: numbers that do not parse name no stage (404 via the path handler).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct StagePath {
     chapter: u32,
     stage: u32,
 }
 
 /// A stage's place: chapter and stage within it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageRef {
     /// Chapter, from 1.
     pub chapter: u32,
@@ -141,7 +125,7 @@ pub struct StageRef {
 }
 
 /// Best stars on one cleared stage.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageStars {
     /// Chapter, from 1.
     pub chapter: u32,
@@ -152,7 +136,7 @@ pub struct StageStars {
 }
 
 /// Campaign progress.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CampaignView {
     /// Stages cleared.
     pub cleared: u32,
@@ -166,6 +150,15 @@ pub struct CampaignView {
     pub stamina: i64,
 }
 
+/// `/api/battle/campaign`: Campaign progress: cleared stages, stars, next stage.
+#[utoipa::path(
+    get,
+    path = "/api/battle/campaign",
+    responses((status = 200, description = "OK", body = CampaignView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Campaign progress: cleared stages, stars, next stage"
+)]
+#[get("/api/battle/campaign")]
 async fn get_campaign(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let mut p = load_player(&state, &who.0).await?;
     p.refresh(state.clock.now());
@@ -192,7 +185,7 @@ async fn get_campaign(state: web::Data<AppState>, who: AuthPlayer) -> Result<Htt
 }
 
 /// One stage and the caller's standing on it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageView {
     /// The stage: enemies, power, stamina, rewards.
     pub stage: Stage,
@@ -202,6 +195,16 @@ pub struct StageView {
     pub best_stars: Option<u8>,
 }
 
+/// `/api/battle/campaign/{chapter}/{stage}`: Stage info: enemies, power, stamina, rewards.
+#[utoipa::path(
+    get,
+    path = "/api/battle/campaign/{chapter}/{stage}",
+    params(("chapter" = u32, Path), ("stage" = u32, Path)),
+    responses((status = 200, description = "OK", body = StageView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Stage info: enemies, power, stamina, rewards"
+)]
+#[get("/api/battle/campaign/{chapter}/{stage}")]
 async fn get_stage(
     state: web::Data<AppState>,
     who: AuthPlayer,
@@ -218,7 +221,7 @@ async fn get_stage(
 }
 
 /// The answer of a campaign fight, also kept with its idempotency key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FightView {
     /// Battle id (for the replay).
     pub battle_id: String,
@@ -238,6 +241,16 @@ pub struct FightView {
     pub log: BattleLog,
 }
 
+/// `/api/battle/campaign/{chapter}/{stage}/fight`: Fight a stage with the current team.
+#[utoipa::path(
+    post,
+    path = "/api/battle/campaign/{chapter}/{stage}/fight",
+    params(("chapter" = u32, Path), ("stage" = u32, Path), ("Idempotency-Key" = String, Header, description = "1-64 characters of A-Z, a-z, 0-9, _ and -; a repeat with the same body returns the first answer")),
+    responses((status = 200, description = "OK", body = FightView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Fight a stage with the current team"
+)]
+#[post("/api/battle/campaign/{chapter}/{stage}/fight")]
 async fn post_fight(
     state: web::Data<AppState>,
     who: AuthPlayer,
@@ -288,14 +301,14 @@ async fn post_fight(
 }
 
 /// Sweep body.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SweepRequest {
     times: u32,
 }
 
 /// The answer of a sweep.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SweepView {
     /// Sweep id.
     pub sweep_id: String,
@@ -307,6 +320,17 @@ pub struct SweepView {
     pub balances_after: Balances,
 }
 
+/// `/api/battle/campaign/{chapter}/{stage}/sweep`: Sweep a 3-star stage {times}.
+#[utoipa::path(
+    post,
+    path = "/api/battle/campaign/{chapter}/{stage}/sweep",
+    request_body = SweepRequest,
+    params(("chapter" = u32, Path), ("stage" = u32, Path), ("Idempotency-Key" = String, Header, description = "1-64 characters of A-Z, a-z, 0-9, _ and -; a repeat with the same body returns the first answer")),
+    responses((status = 200, description = "OK", body = SweepView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Sweep a 3-star stage {times}"
+)]
+#[post("/api/battle/campaign/{chapter}/{stage}/sweep")]
 async fn post_sweep(
     state: web::Data<AppState>,
     who: AuthPlayer,
@@ -340,7 +364,7 @@ async fn post_sweep(
 }
 
 /// The caller's arena standing.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArenaView {
     /// Rating.
     pub rating: i64,
@@ -356,6 +380,15 @@ pub struct ArenaView {
     pub battles_this_season: u32,
 }
 
+/// `/api/battle/arena`: Rating, tickets, season and band.
+#[utoipa::path(
+    get,
+    path = "/api/battle/arena",
+    responses((status = 200, description = "OK", body = ArenaView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Rating, tickets, season and band"
+)]
+#[get("/api/battle/arena")]
 async fn get_arena(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
     let mut p = load_player(&state, &who.0).await?;
@@ -383,7 +416,7 @@ async fn get_arena(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpRe
 }
 
 /// One opponent on offer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OpponentView {
     /// Player id, or a bot id.
     pub opponent_id: String,
@@ -397,6 +430,15 @@ pub struct OpponentView {
     pub bot: bool,
 }
 
+/// `/api/battle/arena/opponents`: Up to five opponents near the caller's rating.
+#[utoipa::path(
+    get,
+    path = "/api/battle/arena/opponents",
+    responses((status = 200, description = "OK", body = Items<OpponentView>), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Up to five opponents near the caller's rating"
+)]
+#[get("/api/battle/arena/opponents")]
 async fn get_opponents(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let me = load_player(&state, &who.0).await?;
     let rules = &state.data.battle.arena;
@@ -442,14 +484,14 @@ async fn get_opponents(state: web::Data<AppState>, who: AuthPlayer) -> Result<Ht
 }
 
 /// Challenge body.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeRequest {
     opponent_id: String,
 }
 
 /// What an arena challenge paid.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArenaRewards {
     /// Medals.
     pub arena_medals: i64,
@@ -458,7 +500,7 @@ pub struct ArenaRewards {
 }
 
 /// The answer of an arena challenge, also kept with its idempotency key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChallengeView {
     /// Battle id (for the replay).
     pub battle_id: String,
@@ -480,6 +522,17 @@ pub struct ChallengeView {
     pub log: BattleLog,
 }
 
+/// `/api/battle/arena/challenge`: Challenge {opponent_id}; one ticket.
+#[utoipa::path(
+    post,
+    path = "/api/battle/arena/challenge",
+    request_body = ChallengeRequest,
+    params(("Idempotency-Key" = String, Header, description = "1-64 characters of A-Z, a-z, 0-9, _ and -; a repeat with the same body returns the first answer")),
+    responses((status = 200, description = "OK", body = ChallengeView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Challenge {opponent_id}; one ticket"
+)]
+#[post("/api/battle/arena/challenge")]
 async fn post_challenge(
     state: web::Data<AppState>,
     who: AuthPlayer,
@@ -560,7 +613,7 @@ async fn apply_defense(state: &AppState, defender: &str, battle_id: &str, change
 }
 
 /// A stored battle and its re-simulated log.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReplayView {
     /// What was stored.
     pub battle: BattleRecord,
@@ -568,6 +621,16 @@ pub struct ReplayView {
     pub log: BattleLog,
 }
 
+/// `/api/battle/replays/{battle_id}`: A stored battle, re-simulated.
+#[utoipa::path(
+    get,
+    path = "/api/battle/replays/{battle_id}",
+    params(("battle_id" = String, Path)),
+    responses((status = 200, description = "OK", body = ReplayView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "A stored battle, re-simulated"
+)]
+#[get("/api/battle/replays/{battle_id}")]
 async fn get_replay(
     state: web::Data<AppState>,
     who: AuthPlayer,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
 use super::views::{cursor, load_player, respond, write, Items, PageQuery, Paged};
-use super::RouteDoc;
 use crate::game::catalog::Rarity;
 use crate::game::data::GameData;
 use crate::game::economy::{Balances, Currency};
@@ -30,27 +29,11 @@ use crate::state::AppState;
 use crate::store::events::DomainEvent;
 use crate::store::LedgerReason;
 use crate::writes::Applied;
-
-/// Routes of the gacha role.
-#[rustfmt::skip]
-pub const ROUTES: &[RouteDoc] = &[
-    RouteDoc { method: "get", path: "/api/gacha/banners", summary: "Active banners, costs, and the caller's pity with a token", auth: false, idempotent: false },
-    RouteDoc { method: "get", path: "/api/gacha/banners/{id}/rates", summary: "Rate disclosure: base rates, rules, per-pull curve, long-run rates", auth: false, idempotent: false },
-    RouteDoc { method: "post", path: "/api/gacha/summon", summary: "Summon {banner_id, count: 1|10}; returns the receipt", auth: true, idempotent: true },
-    RouteDoc { method: "get", path: "/api/gacha/pity", summary: "The caller's pity counters and guarantees", auth: true, idempotent: false },
-    RouteDoc { method: "get", path: "/api/gacha/history", summary: "The caller's pulls, newest first", auth: true, idempotent: false },
-];
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Mounts the gacha role.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/gacha")
-            .route("/banners", web::get().to(get_banners))
-            .route("/banners/{id}/rates", web::get().to(get_rates))
-            .route("/summon", web::post().to(post_summon))
-            .route("/pity", web::get().to(get_pity))
-            .route("/history", web::get().to(get_history)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(get_banners).service(get_rates).service(post_summon).service(get_pity).service(get_history);
 }
 
 /// Publishes every banner's consolidated rates as gauges, next to which the
@@ -77,7 +60,7 @@ fn banner_or_404<'a>(state: &'a AppState, id: &str) -> Result<&'a Banner, AppErr
 }
 
 /// An active banner as the list shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BannerView {
     /// Banner id.
     pub id: String,
@@ -105,6 +88,14 @@ pub struct BannerView {
 }
 
 /// `GET /api/gacha/banners`.
+#[utoipa::path(
+    get,
+    path = "/api/gacha/banners",
+    responses((status = 200, description = "OK", body = Items<BannerView>), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security((), ("bearer" = [])),
+    description = "Active banners, costs, and the caller's pity with a token"
+)]
+#[get("/api/gacha/banners")]
 async fn get_banners(state: web::Data<AppState>, who: MaybePlayer) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
     let player = match &who.0 {
@@ -150,7 +141,7 @@ async fn get_banners(state: web::Data<AppState>, who: MaybePlayer) -> Result<Htt
 }
 
 /// One point of the per-pull curve: each category's probability at that pull.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CurveView {
     /// Pull number since the last pity-category result (1-based).
     pub pull: u32,
@@ -159,7 +150,7 @@ pub struct CurveView {
 }
 
 /// The pity, featured and duplicate rules of a banner, in words and numbers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RulesView {
     /// The category hard pity guarantees.
     pub pity_category: String,
@@ -182,7 +173,7 @@ pub struct RulesView {
 }
 
 /// The rate disclosure of a banner.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RatesView<'a> {
     /// Banner id.
     pub banner_id: &'a str,
@@ -219,6 +210,14 @@ fn duplicates_rule() -> String {
 }
 
 /// `GET /api/gacha/banners/{id}/rates`: the disclosure, from the engine's own tables.
+#[utoipa::path(
+    get,
+    path = "/api/gacha/banners/{id}/rates",
+    params(("id" = String, Path, description = "A banner id")),
+    responses((status = 200, description = "OK", body = RatesView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    description = "Rate disclosure: base rates, rules, per-pull curve, long-run rates"
+)]
+#[get("/api/gacha/banners/{id}/rates")]
 async fn get_rates(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
     let b = banner_or_404(&state, &id)?;
     let curve = rates::curve(b)
@@ -259,7 +258,7 @@ async fn get_rates(state: web::Data<AppState>, id: web::Path<String>) -> Result<
 }
 
 /// Summon request body.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SummonRequest {
     banner_id: String,
@@ -267,7 +266,7 @@ pub struct SummonRequest {
 }
 
 /// What a summon cost.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cost {
     /// The banner's currency.
     pub currency: Currency,
@@ -276,7 +275,7 @@ pub struct Cost {
 }
 
 /// The receipt of a summon, also kept with its idempotency key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SummonReceipt {
     /// Summon id.
     pub summon_id: String,
@@ -297,6 +296,16 @@ pub struct SummonReceipt {
 }
 
 /// `POST /api/gacha/summon`: one atomic, idempotent summon.
+#[utoipa::path(
+    post,
+    path = "/api/gacha/summon",
+    request_body = SummonRequest,
+    params(("Idempotency-Key" = String, Header, description = "1-64 characters of A-Z, a-z, 0-9, _ and -; a repeat with the same body returns the first answer")),
+    responses((status = 200, description = "OK", body = SummonReceipt), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Summon {banner_id, count: 1|10}; returns the receipt"
+)]
+#[post("/api/gacha/summon")]
 #[tracing::instrument(skip_all, fields(player_id = %who.0, banner = %body.banner_id, count = body.count))]
 async fn post_summon(
     state: web::Data<AppState>,
@@ -351,7 +360,7 @@ async fn post_summon(
 }
 
 /// The caller's pity on one banner.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PityView {
     /// Banner id.
     pub banner_id: String,
@@ -366,6 +375,14 @@ pub struct PityView {
 }
 
 /// `GET /api/gacha/pity`.
+#[utoipa::path(
+    get,
+    path = "/api/gacha/pity",
+    responses((status = 200, description = "OK", body = Items<PityView>), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "The caller's pity counters and guarantees"
+)]
+#[get("/api/gacha/pity")]
 async fn get_pity(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let p = load_player(&state, &who.0).await?;
     let items: Vec<PityView> = state
@@ -388,7 +405,7 @@ async fn get_pity(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpRes
 }
 
 /// One pull in the caller's history.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryView {
     /// The summon it was part of.
     pub summon_id: String,
@@ -401,7 +418,7 @@ pub struct HistoryView {
 }
 
 /// A history row as the summon wrote it (`summon_id`, `banner_id`, `result`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 struct HistoryRowData {
     summon_id: String,
     banner_id: String,
@@ -409,6 +426,15 @@ struct HistoryRowData {
 }
 
 /// `GET /api/gacha/history`: every pull, newest first, paged.
+#[utoipa::path(
+    get,
+    path = "/api/gacha/history",
+    params(("limit" = Option<usize>, Query, description = "1-100, default 20"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "OK", body = Paged<HistoryView>), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "The caller's pulls, newest first"
+)]
+#[get("/api/gacha/history")]
 async fn get_history(
     state: web::Data<AppState>,
     who: AuthPlayer,
