@@ -129,6 +129,7 @@ pub struct BattleLog {
     pub rules_version: u32,
     /// Seed, written as a string: JSON readers and BSON lose u64s above 2⁶³.
     #[serde(with = "seed_as_string")]
+    #[schema(value_type = String, pattern = "^[0-9]{1,20}$")]
     pub seed: u64,
     /// Winner.
     pub winner: Side,
