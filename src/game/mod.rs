@@ -8,6 +8,7 @@ pub mod data_error;
 pub mod economy;
 pub mod error;
 pub mod gacha;
+pub mod ids;
 pub mod player;
 pub mod progression;
 pub mod rewards;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::Clock;
 use super::error::{AppError, ErrorCode};
+use crate::game::ids::PlayerId;
 
 /// Hashes a password with argon2id and a random salt (CPU-heavy: call off the async threads).
 pub fn hash_password(password: &SecretString) -> Result<String, AppError> {
@@ -128,7 +129,7 @@ impl Authenticator {
 
 /// The authenticated player of a request: the only source of identity.
 #[derive(Debug, Clone)]
-pub struct AuthPlayer(pub String);
+pub struct AuthPlayer(pub PlayerId);
 
 impl FromRequest for AuthPlayer {
     type Error = AppError;
@@ -140,7 +141,7 @@ impl FromRequest for AuthPlayer {
         };
         let r = match auth.player(req) {
             None => Err(AppError::new(ErrorCode::Unauthorized, "send Authorization: Bearer <token>")),
-            Some(checked) => checked.map(AuthPlayer),
+            Some(checked) => checked.map(|id| AuthPlayer(PlayerId(id))),
         };
         ready(r)
     }
@@ -149,7 +150,7 @@ impl FromRequest for AuthPlayer {
 /// The authenticated player when a valid token is sent, else nobody (for public
 /// routes that show more to a logged-in caller). An invalid token is still an error.
 #[derive(Debug, Clone)]
-pub struct MaybePlayer(pub Option<String>);
+pub struct MaybePlayer(pub Option<PlayerId>);
 
 impl FromRequest for MaybePlayer {
     type Error = AppError;

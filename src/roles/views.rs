@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::game::catalog::{self, Catalog, Rarity, Stats};
 use crate::game::economy::Balances;
 use crate::game::error::GameError;
+use crate::game::ids::{HeroId, PlayerId};
 use crate::game::player::{self, Player};
 use crate::platform::error::{AppError, ErrorCode};
 use crate::state::AppState;
@@ -34,7 +35,7 @@ pub struct Paged<T> {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeroView {
     /// Catalog id.
-    pub hero_id: String,
+    pub hero_id: HeroId,
     /// Display name.
     pub name: String,
     /// Rarity.
@@ -57,7 +58,7 @@ pub struct HeroView {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlayerView {
     /// Player id.
-    pub id: String,
+    pub id: PlayerId,
     /// Username as registered.
     pub username: String,
     /// Registration time.
@@ -88,7 +89,7 @@ pub fn hero_view(catalog: &Catalog, p: &Player, hero_id: &str) -> Option<HeroVie
     let def = catalog.get(hero_id)?;
     let stats = catalog::stats_at(def.base_stats(), owned.level, owned.stars);
     Some(HeroView {
-        hero_id: owned.hero_id.clone(),
+        hero_id: HeroId(owned.hero_id.clone()),
         name: def.name.clone(),
         rarity: def.rarity,
         level: owned.level,
@@ -107,7 +108,7 @@ pub fn player_view(catalog: &Catalog, p: &Player, now: DateTime<Utc>) -> PlayerV
     PlayerView {
         heroes: p.heroes.keys().filter_map(|h| hero_view(catalog, &p, h)).collect(),
         team_power: p.team_power(catalog),
-        id: p.id.clone(),
+        id: PlayerId(p.id.clone()),
         username: p.username.clone(),
         created_at: p.created_at,
         level: p.level,

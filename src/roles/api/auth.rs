@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::game::ids::PlayerId;
 use crate::game::player::Player;
 use crate::platform::auth::{hash_password, verify_password};
 use crate::platform::error::{AppError, ErrorCode};
@@ -71,7 +72,7 @@ pub struct TokenView {
     /// When the token expires.
     pub expires_at: DateTime<Utc>,
     /// Whose.
-    pub player_id: String,
+    pub player_id: PlayerId,
 }
 
 /// `POST /api/auth/register`: the player, its starter heroes and team, and a token.
@@ -136,5 +137,10 @@ pub async fn post_login(state: web::Data<AppState>, body: web::Json<Credentials>
         return Err(AppError::new(ErrorCode::InvalidCredentials, "wrong username or password"));
     };
     let (token, expires_at) = state.tokens.issue(&player.id, state.clock.now())?;
-    Ok(HttpResponse::Ok().json(TokenView { token, token_type: "Bearer".into(), expires_at, player_id: player.id }))
+    Ok(HttpResponse::Ok().json(TokenView {
+        token,
+        token_type: "Bearer".into(),
+        expires_at,
+        player_id: PlayerId(player.id),
+    }))
 }

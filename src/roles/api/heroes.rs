@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::game::data::GameData;
+use crate::game::ids::HeroId;
 use crate::game::player::Player;
 use crate::game::progression::{self, LevelUp, Promotion};
 use crate::platform::auth::AuthPlayer;
@@ -93,7 +94,7 @@ pub async fn post_level_up(
     state: web::Data<AppState>,
     who: AuthPlayer,
     key: IdempotencyKey,
-    hero_id: web::Path<String>,
+    hero_id: web::Path<HeroId>,
     body: web::Json<LevelUpRequest>,
 ) -> Result<HttpResponse, AppError> {
     let hero_id = hero_id.into_inner();
@@ -103,7 +104,7 @@ pub async fn post_level_up(
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let level_up = progression::level_up(p, &data.catalog, &hero_id, levels)?;
         let view = LevelUpView { level_up, hero: hero_view(&data.catalog, p, &hero_id), gold_after: p.balances.gold };
-        Ok(Applied::new(LedgerReason::HeroLevelUp, hero_id.clone(), view))
+        Ok(Applied::new(LedgerReason::HeroLevelUp, hero_id.as_str(), view))
     })
     .await?;
     Ok(respond(&written))
@@ -133,7 +134,7 @@ pub async fn post_promote(
     state: web::Data<AppState>,
     who: AuthPlayer,
     key: IdempotencyKey,
-    hero_id: web::Path<String>,
+    hero_id: web::Path<HeroId>,
 ) -> Result<HttpResponse, AppError> {
     let hero_id = hero_id.into_inner();
     let idem = key.for_body(&());
@@ -141,7 +142,7 @@ pub async fn post_promote(
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let promotion = progression::promote(p, &data.catalog, &hero_id)?;
         let view = PromoteView { promotion, hero: hero_view(&data.catalog, p, &hero_id) };
-        Ok(Applied::new(LedgerReason::HeroPromotion, hero_id.clone(), view))
+        Ok(Applied::new(LedgerReason::HeroPromotion, hero_id.as_str(), view))
     })
     .await?;
     Ok(respond(&written))

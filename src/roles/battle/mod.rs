@@ -540,7 +540,7 @@ async fn post_challenge(
     body: web::Json<ChallengeRequest>,
 ) -> Result<HttpResponse, AppError> {
     let req = body.into_inner();
-    if req.opponent_id == who.0 {
+    if req.opponent_id == *who.0 {
         return Err(AppError::new(ErrorCode::ValidationFailed, "you cannot challenge yourself"));
     }
     let idem = key.for_body(&req);
@@ -640,7 +640,7 @@ async fn get_replay(
     let value = state.store.battle(&battle_id).await?.ok_or_else(not_found)?;
     let rec: BattleRecord = serde_json::from_value(value)
         .map_err(|e| AppError::internal(anyhow::anyhow!("decoding battle {battle_id}: {e}")))?;
-    if rec.player_id != who.0 && rec.opponent_id.as_deref() != Some(who.0.as_str()) {
+    if rec.player_id != *who.0 && rec.opponent_id.as_deref() != Some(who.0.as_str()) {
         return Err(not_found());
     }
     let seed: u64 =

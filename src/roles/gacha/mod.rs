@@ -17,6 +17,7 @@ use crate::game::economy::{Balances, Currency};
 use crate::game::gacha::banner::{Banner, Filler, Outcome, SoftPity};
 use crate::game::gacha::engine::{self, PullResult};
 use crate::game::gacha::rates::{self, ConsolidatedRate, FeaturedExpectation};
+use crate::game::ids::BannerId;
 use crate::game::player::PityState;
 use crate::game::player::Player;
 use crate::game::rng;
@@ -63,7 +64,7 @@ fn banner_or_404<'a>(state: &'a AppState, id: &str) -> Result<&'a Banner, AppErr
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BannerView {
     /// Banner id.
-    pub id: String,
+    pub id: BannerId,
     /// Display name.
     pub name: String,
     /// The currency pulls cost.
@@ -112,7 +113,7 @@ async fn get_banners(state: web::Data<AppState>, who: MaybePlayer) -> Result<Htt
                 .iter()
                 .filter(|b| b.is_active(now))
                 .map(|b| BannerView {
-                    id: b.id.clone(),
+                    id: BannerId(b.id.clone()),
                     name: b.name.clone(),
                     currency: b.currency,
                     cost_single: b.cost_single,
@@ -132,7 +133,7 @@ async fn get_banners(state: web::Data<AppState>, who: MaybePlayer) -> Result<Htt
         .into_iter()
         .map(|mut v| {
             if let Some(p) = &player {
-                v.pity = Some(p.pity.get(&v.id).copied().unwrap_or_default());
+                v.pity = Some(p.pity.get(v.id.as_str()).copied().unwrap_or_default());
             }
             v
         })
@@ -261,7 +262,7 @@ async fn get_rates(state: web::Data<AppState>, id: web::Path<String>) -> Result<
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SummonRequest {
-    banner_id: String,
+    banner_id: BannerId,
     count: u32,
 }
 
@@ -280,7 +281,7 @@ pub struct SummonReceipt {
     /// Summon id.
     pub summon_id: String,
     /// The banner pulled on.
-    pub banner_id: String,
+    pub banner_id: BannerId,
     /// 1 or 10.
     pub count: u32,
     /// What was paid.
@@ -342,7 +343,7 @@ async fn post_summon(
         };
         let receipt = SummonReceipt {
             summon_id: summon_id.clone(),
-            banner_id: banner.id.clone(),
+            banner_id: BannerId(banner.id.clone()),
             count,
             cost: Cost { currency: banner.currency, amount: s.cost },
             results: s.results,
@@ -363,7 +364,7 @@ async fn post_summon(
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PityView {
     /// Banner id.
-    pub banner_id: String,
+    pub banner_id: BannerId,
     /// The category hard pity guarantees.
     pub pity_category: String,
     /// Pulls since the last pity-category result.
@@ -393,7 +394,7 @@ async fn get_pity(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpRes
         .map(|b| {
             let s = p.pity.get(&b.id).copied().unwrap_or_default();
             PityView {
-                banner_id: b.id.clone(),
+                banner_id: BannerId(b.id.clone()),
                 pity_category: b.pity_category.clone(),
                 pulls_since_pity: s.since_pity,
                 pulls_to_hard_pity: b.hard_pity - s.since_pity.min(b.hard_pity),
@@ -410,7 +411,7 @@ pub struct HistoryView {
     /// The summon it was part of.
     pub summon_id: String,
     /// The banner.
-    pub banner_id: String,
+    pub banner_id: BannerId,
     /// The pull.
     pub result: PullResult,
     /// When.
@@ -447,7 +448,12 @@ async fn get_history(
         let seq = row.seq;
         let d: HistoryRowData = serde_json::from_value(row.data)
             .map_err(|e| AppError::internal(anyhow::anyhow!("decoding history row {seq} of {}: {e}", who.0)))?;
-        items.push(HistoryView { summon_id: d.summon_id, banner_id: d.banner_id, result: d.result, at: row.at });
+        items.push(HistoryView {
+            summon_id: d.summon_id,
+            banner_id: BannerId(d.banner_id),
+            result: d.result,
+            at: row.at,
+        });
     }
     Ok(HttpResponse::Ok().json(Paged { items, next_cursor: cursor(page.next_before) }))
 }
