@@ -323,9 +323,25 @@ async fn post_summon(
     let idem = key.for_body(&req);
     let (now, seed, count) = (state.clock.now(), rng::fresh_seed(), req.count);
     let summon_id = uuid::Uuid::new_v4().simple().to_string();
-    let rule_banner = banner.clone();
-    let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
-        let banner = &*rule_banner;
+    let written = write(&state, &who.0, Some(idem), summon_rule(banner.clone(), count, seed, summon_id, now)).await?;
+    if written.fresh {
+        record_pulls(&banner, &written.view.results);
+    }
+    Ok(respond(&written))
+}
+
+/// The rule of one summon: `count` pulls on `banner` from `seed`, charged at
+/// once, with one history row per pull and the `gacha.summoned` event. Pure: the
+/// store may run it again on a retried write and get the same receipt.
+pub fn summon_rule(
+    banner: Arc<Banner>,
+    count: u32,
+    seed: u64,
+    summon_id: String,
+    now: DateTime<Utc>,
+) -> impl Fn(&mut Player) -> Result<Applied<SummonReceipt>, crate::game::error::GameError> + Send + Sync + 'static {
+    move |p: &mut Player| {
+        let banner = &*banner;
         let s = engine::summon(p, banner, count, &mut rng::seeded(seed), now)?;
         let history = s
             .results
@@ -352,12 +368,7 @@ async fn post_summon(
             at: now,
         };
         Ok(Applied::new(LedgerReason::Summon, summon_id.clone(), receipt).with_history(history).with_event(event))
-    })
-    .await?;
-    if written.fresh {
-        record_pulls(&banner, &written.view.results);
     }
-    Ok(respond(&written))
 }
 
 /// The caller's pity on one banner.
