@@ -66,12 +66,12 @@ pub async fn open_queue(settings: &Settings) -> anyhow::Result<Arc<dyn Queue>> {
 pub async fn open_store(settings: &Settings) -> anyhow::Result<DynStore> {
     Ok(match &settings.mongo_url {
         Some(url) => Arc::new(
-            MongoStore::connect(url.expose_secret(), &settings.mongo_db)
+            MongoStore::connect_with(url.expose_secret(), &settings.mongo_db, settings.retention())
                 .await
                 .context("connecting to MongoDB (MONGO_URL)")?,
         ),
         None => Arc::new(
-            EmbeddedStore::open(&settings.data_dir)
+            EmbeddedStore::open_with(&settings.data_dir, settings.store_cache_mb)
                 .with_context(|| format!("opening the embedded store in {}", settings.data_dir.display()))?,
         ),
     })

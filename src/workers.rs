@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
+use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 
 use crate::platform::metrics::{
@@ -27,8 +28,39 @@ pub fn spawn(state: web::Data<AppState>, queue: Arc<dyn Queue>) -> Vec<JoinHandl
     vec![
         tokio::spawn(relay(state.clone(), queue.clone())),
         tokio::spawn(consume(state.clone(), queue.clone(), name)),
-        tokio::spawn(report_depth(state, queue)),
+        tokio::spawn(report_depth(state.clone(), queue)),
+        tokio::spawn(prune(state)),
     ]
+}
+
+/// Rows deleted per pruning write, so that pruning never holds the writer long.
+const PRUNE_BATCH: usize = 1000;
+
+/// Deletes idempotency records and history past their retention, every ten
+/// minutes, in small writes (MongoDB does it with TTL indexes instead).
+async fn prune(state: web::Data<AppState>) {
+    loop {
+        let now = state.clock.now();
+        let retention = state.settings.retention();
+        let cut = |d: std::time::Duration| {
+            chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
+        let (idem_before, history_before) = (cut(retention.idempotency), cut(retention.history));
+        loop {
+            match state.store.prune(idem_before, history_before, PRUNE_BATCH).await {
+                Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned expired records"),
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning expired records failed; will retry");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    }
 }
 
 /// Moves outbox events to the queue, deleting them only after the broker accepted them.

@@ -150,6 +150,15 @@ pub struct Settings {
     /// Directory of the embedded store.
     #[serde(default = "d_data_dir")]
     pub data_dir: PathBuf,
+    /// Page cache of the embedded store, MiB: the bound on its memory.
+    #[serde(default = "d_store_cache_mb")]
+    pub store_cache_mb: u64,
+    /// How long an Idempotency-Key's answer is kept, hours.
+    #[serde(default = "d_idempotency_ttl_hours")]
+    pub idempotency_ttl_hours: u64,
+    /// How long summon history is kept, days (then pruned).
+    #[serde(default = "d_history_retention_days")]
+    pub history_retention_days: u64,
     /// Directory of the game data tables.
     #[serde(default = "d_game_data_dir")]
     pub game_data_dir: PathBuf,
@@ -215,6 +224,15 @@ fn d_mongo_db() -> String {
 fn d_data_dir() -> PathBuf {
     "./data".into()
 }
+fn d_store_cache_mb() -> u64 {
+    16
+}
+fn d_idempotency_ttl_hours() -> u64 {
+    24
+}
+fn d_history_retention_days() -> u64 {
+    90
+}
 fn d_game_data_dir() -> PathBuf {
     "./config".into()
 }
@@ -261,6 +279,9 @@ const ENV_KEYS: &[&str] = &[
     "MONGO_URL",
     "MONGO_DB",
     "DATA_DIR",
+    "STORE_CACHE_MB",
+    "IDEMPOTENCY_TTL_HOURS",
+    "HISTORY_RETENTION_DAYS",
     "GAME_DATA_DIR",
     "JWT_SECRET",
     "JWT_TTL_SECS",
@@ -305,6 +326,14 @@ impl Settings {
         Ok(s)
     }
 
+    /// How long expiring records are kept.
+    pub fn retention(&self) -> crate::store::mongo::Retention {
+        crate::store::mongo::Retention {
+            idempotency: std::time::Duration::from_secs(self.idempotency_ttl_hours.saturating_mul(3600)),
+            history: std::time::Duration::from_secs(self.history_retention_days.saturating_mul(86_400)),
+        }
+    }
+
     /// Checks values that parse but cannot work, and the production rules.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let bad = |m: String| Err(SettingsError(m));
@@ -319,6 +348,12 @@ impl Settings {
         }
         if self.jwt_ttl_secs == 0 {
             return bad("JWT_TTL_SECS must be at least 1".into());
+        }
+        if self.store_cache_mb == 0 {
+            return bad("STORE_CACHE_MB must be at least 1".into());
+        }
+        if self.idempotency_ttl_hours == 0 || self.history_retention_days == 0 {
+            return bad("IDEMPOTENCY_TTL_HOURS and HISTORY_RETENTION_DAYS must be at least 1".into());
         }
         if let Some(bad_ip) = self.trusted_proxy_list().err() {
             return bad(format!("TRUSTED_PROXIES: {bad_ip:?} is not an IP address"));
@@ -372,6 +407,9 @@ impl fmt::Debug for Settings {
             .field("store", &if self.mongo_url.is_some() { "mongodb" } else { "embedded" })
             .field("mongo_db", &self.mongo_db)
             .field("data_dir", &self.data_dir)
+            .field("store_cache_mb", &self.store_cache_mb)
+            .field("idempotency_ttl_hours", &self.idempotency_ttl_hours)
+            .field("history_retention_days", &self.history_retention_days)
             .field("game_data_dir", &self.game_data_dir)
             .field("redis_enabled", &self.redis_enabled)
             .field("mq_backend", &self.mq_backend)

@@ -34,10 +34,19 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// (consumer, event id) → (): which consumer applied which event.
 const CONSUMED: TableDefinition<(&str, &str), ()> = TableDefinition::new("consumed");
 const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
-/// (event kind, event id) → event JSON.
+/// (event kind, event id) → unix seconds of the event: that an economy event was
+/// audited, once (its data is in the ledger and history already).
 const AUDIT: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("audit");
+/// (unix seconds written, player id, key): idempotency records by age, for pruning.
+const IDEMPOTENCY_BY_TIME: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("idempotency_by_time");
+/// (unix seconds written, player id, player version): history rows by age, for
+/// pruning; one entry covers the rows of one write (seqs `version << 8 | i`).
+const HISTORY_BY_TIME: TableDefinition<(u64, &str, u64), ()> = TableDefinition::new("history_by_time");
 /// (board, u64::MAX − score, player id) → username: iterating forward is best first.
 const BOARDS: TableDefinition<(&str, u64, &str), &str> = TableDefinition::new("boards");
+
+/// Page cache of the embedded store, MiB, unless `STORE_CACHE_MB` says otherwise.
+pub const DEFAULT_CACHE_MB: u64 = 16;
 
 /// Most jobs folded into one commit.
 const MAX_GROUP: usize = 512;
@@ -109,11 +118,21 @@ fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) `dir/divine-heroes.redb` and starts the writer thread.
+    /// Opens (or creates) `dir/divine-heroes.redb` with the default page cache.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, DEFAULT_CACHE_MB)
+    }
+
+    /// Opens (or creates) `dir/divine-heroes.redb`, its page cache bounded to
+    /// `cache_mb` MiB, and starts the writer thread.
+    pub fn open_with(dir: &Path, cache_mb: u64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join("divine-heroes.redb");
-        let db = Database::create(&path).map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
+        let cache = usize::try_from(cache_mb.max(1) * 1024 * 1024).unwrap_or(usize::MAX);
+        let db = redb::Builder::new()
+            .set_cache_size(cache)
+            .create(&path)
+            .map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(unavailable)?;
         {
             txn.open_table(PLAYERS).map_err(unavailable)?;
@@ -128,6 +147,8 @@ impl EmbeddedStore {
             txn.open_table(CONSUMED).map_err(unavailable)?;
             txn.open_table(COUNTERS).map_err(unavailable)?;
             txn.open_table(AUDIT).map_err(unavailable)?;
+            txn.open_table(IDEMPOTENCY_BY_TIME).map_err(unavailable)?;
+            txn.open_table(HISTORY_BY_TIME).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
         let db = Arc::new(db);
@@ -222,6 +243,10 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<Job>) {
             }
         }
     }
+}
+
+fn unix_secs(t: DateTime<Utc>) -> u64 {
+    u64::try_from(t.timestamp()).unwrap_or(0)
 }
 
 fn load_player_w(txn: &WriteTransaction, id: &str) -> Result<Option<Player>, StoreError> {
@@ -386,6 +411,10 @@ impl Store for EmbeddedStore {
             update_boards(txn, Some(&loaded), &player)?;
             put_ledger(txn, &ledger)?;
             put_history(txn, &history)?;
+            if !history.is_empty() {
+                let mut t = txn.open_table(HISTORY_BY_TIME).map_err(unavailable)?;
+                t.insert((unix_secs(now), player_id.as_str(), player.version), ()).map_err(unavailable)?;
+            }
             put_outbox(txn, &events)?;
             if !effects.battles.is_empty() {
                 let mut t = txn.open_table(BATTLES).map_err(unavailable)?;
@@ -397,6 +426,8 @@ impl Store for EmbeddedStore {
                 let rec = IdemRecord { fingerprint: idem.fingerprint.clone(), response: effects.response.clone() };
                 let mut t = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
                 t.insert((player_id.as_str(), idem.key.as_str()), encode(&rec)?.as_slice()).map_err(unavailable)?;
+                let mut by_time = txn.open_table(IDEMPOTENCY_BY_TIME).map_err(unavailable)?;
+                by_time.insert((unix_secs(now), player_id.as_str(), idem.key.as_str()), ()).map_err(unavailable)?;
             }
             Ok(MutateOutcome::Applied(effects.response, Box::new(player)))
         })
@@ -562,7 +593,9 @@ impl Store for EmbeddedStore {
                     counters.insert(name.as_str(), cur + delta).map_err(unavailable)?;
                 }
                 if let Some(e) = &item.audit {
-                    audit.insert((e.kind(), e.id.as_str()), encode(e)?.as_slice()).map_err(unavailable)?;
+                    audit
+                        .insert((e.kind(), e.id.as_str()), e.at.timestamp().to_be_bytes().as_slice())
+                        .map_err(unavailable)?;
                 }
                 applied.push(true);
             }
@@ -594,6 +627,67 @@ impl Store for EmbeddedStore {
             let t = txn.open_table(AUDIT).map_err(unavailable)?;
             let n = t.range((kind.as_str(), "")..=(kind.as_str(), "\u{10FFFF}")).map_err(unavailable)?.count();
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn prune(
+        &self,
+        idempotency_before: DateTime<Utc>,
+        history_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let (idem_cut, history_cut) = (unix_secs(idempotency_before), unix_secs(history_before));
+        self.write(move |txn| {
+            let mut removed = 0u64;
+            let mut by_time = txn.open_table(IDEMPOTENCY_BY_TIME).map_err(unavailable)?;
+            let mut records = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
+            let old: Vec<(u64, String, String)> = by_time
+                .range((0, "", "")..(idem_cut, "", ""))
+                .map_err(unavailable)?
+                .take(limit)
+                .map(|r| {
+                    r.map(|(k, _)| {
+                        let (at, p, key) = k.value();
+                        (at, p.to_string(), key.to_string())
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?;
+            for (at, p, key) in &old {
+                records.remove((p.as_str(), key.as_str())).map_err(unavailable)?;
+                by_time.remove((*at, p.as_str(), key.as_str())).map_err(unavailable)?;
+                removed += 1;
+            }
+            let mut by_time = txn.open_table(HISTORY_BY_TIME).map_err(unavailable)?;
+            let mut rows = txn.open_table(HISTORY).map_err(unavailable)?;
+            let old: Vec<(u64, String, u64)> = by_time
+                .range((0, "", 0)..(history_cut, "", 0))
+                .map_err(unavailable)?
+                .take(limit)
+                .map(|r| {
+                    r.map(|(k, _)| {
+                        let (at, p, v) = k.value();
+                        (at, p.to_string(), v)
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?;
+            for (at, p, version) in &old {
+                let first = super::seq(*version, 0);
+                let keys: Vec<u64> = rows
+                    .range((p.as_str(), first)..=(p.as_str(), first | 0xff))
+                    .map_err(unavailable)?
+                    .map(|r| r.map(|(k, _)| k.value().1))
+                    .collect::<Result<_, _>>()
+                    .map_err(unavailable)?;
+                for k in keys {
+                    rows.remove((p.as_str(), k)).map_err(unavailable)?;
+                    removed += 1;
+                }
+                by_time.remove((*at, p.as_str(), *version)).map_err(unavailable)?;
+            }
+            Ok(removed)
         })
         .await
     }

@@ -353,7 +353,8 @@ pub trait Store: Send + Sync + 'static {
     async fn board_range(&self, board: Board, min: u64, max: u64, limit: usize) -> Result<Vec<BoardEntry>, StoreError>;
     /// The oldest undelivered events.
     async fn outbox_batch(&self, limit: usize) -> Result<Vec<events::OutboxEntry>, StoreError>;
-    /// Forgets relayed events (after the broker acknowledged them).
+    /// Forgets a relayed batch: the keys of one `outbox_batch` answer, after the
+    /// broker acknowledged its events.
     async fn outbox_delete(&self, keys: &[String]) -> Result<(), StoreError>;
     /// Undelivered events.
     async fn outbox_len(&self) -> Result<u64, StoreError>;
@@ -365,6 +366,16 @@ pub trait Store: Send + Sync + 'static {
     async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError>;
     /// Audit entries (economy events), oldest first, for tests and operators.
     async fn audit_count(&self, kind: &str) -> Result<u64, StoreError>;
+    /// Deletes up to `limit` idempotency records written before `idempotency_before`
+    /// and up to `limit` writes' history rows written before `history_before`;
+    /// returns how many rows went. Stores that expire them by themselves (MongoDB
+    /// TTL indexes) return 0.
+    async fn prune(
+        &self,
+        idempotency_before: DateTime<Utc>,
+        history_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<u64, StoreError>;
     /// Player ids in id order after `after`, for operator commands that visit everyone.
     async fn player_ids(&self, after: Option<String>, limit: usize) -> Result<Vec<String>, StoreError>;
 }

@@ -36,6 +36,9 @@ struct IdemDoc {
     /// The body as JSON text: BSON cannot hold every JSON number (u64 above 2⁶³),
     /// and a replay must be byte-for-byte the first answer.
     body: String,
+    /// When it was written: a TTL index removes it after `idempotency_ttl`.
+    #[serde(default)]
+    at: Option<bson::DateTime>,
 }
 
 impl IdemDoc {
@@ -50,6 +53,22 @@ pub struct MongoStore {
     client: Client,
     db: Database,
     stripes: Vec<Mutex<()>>,
+    retention: Retention,
+}
+
+/// How long MongoDB keeps what expires (TTL indexes do the removing).
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Idempotency records.
+    pub idempotency: Duration,
+    /// Summon history rows.
+    pub history: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { idempotency: Duration::from_secs(24 * 3600), history: Duration::from_secs(90 * 86_400) }
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -99,14 +118,19 @@ enum Attempt {
 }
 
 impl MongoStore {
-    /// Connects, checks the server answers and creates the indexes.
+    /// Connects with the default retention.
     pub async fn connect(url: &str, db_name: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, db_name, Retention::default()).await
+    }
+
+    /// Connects, checks the server answers and creates the indexes.
+    pub async fn connect_with(url: &str, db_name: &str, retention: Retention) -> Result<Self, StoreError> {
         let mut opts = ClientOptions::parse(url).await.map_err(|e| unavailable(format!("parsing MONGO_URL: {e}")))?;
         opts.app_name = Some("divine-heroes".into());
         opts.server_selection_timeout = Some(opts.server_selection_timeout.unwrap_or(Duration::from_secs(5)));
         let client = Client::with_options(opts).map_err(unavailable)?;
         let db = client.database(db_name);
-        let store = Self { client, db, stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect() };
+        let store = Self { client, db, stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(), retention };
         store.ping().await?;
         store.create_indexes().await?;
         Ok(store)
@@ -135,6 +159,23 @@ impl MongoStore {
                 .create_index(IndexModel::builder().keys(doc! {"player_id": 1, "seq": -1}).build())
                 .await
                 .map_err(unavailable)?;
+        }
+        self.ttl_index("idempotency", "at", self.retention.idempotency).await?;
+        self.ttl_index("history", "at_date", self.retention.history).await
+    }
+
+    /// A TTL index on `field`, replaced when its expiry changed with the settings.
+    async fn ttl_index(&self, coll: &str, field: &str, after: Duration) -> Result<(), StoreError> {
+        let name = format!("{field}_ttl");
+        let model = || {
+            let opts = IndexOptions::builder().name(name.clone()).expire_after(after).build();
+            IndexModel::builder().keys(doc! {field: 1}).options(opts).build()
+        };
+        let c = self.db.collection::<Document>(coll);
+        if c.create_index(model()).await.is_err() {
+            // Same name, other expiry: an index's options cannot be changed in place here.
+            c.drop_index(name.as_str()).await.map_err(unavailable)?;
+            c.create_index(model()).await.map_err(unavailable)?;
         }
         Ok(())
     }
@@ -323,7 +364,13 @@ impl MongoStore {
         if !history.is_empty() {
             let docs: Vec<Document> = history
                 .iter()
-                .map(|e| row_doc(player_id, e.seq, e))
+                .map(|e| {
+                    // A BSON date beside the stored time, for the TTL index.
+                    row_doc(player_id, e.seq, e).map(|mut d| {
+                        d.insert("at_date", bson::DateTime::from_chrono(now));
+                        d
+                    })
+                })
                 .collect::<Result<_, _>>()
                 .map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
             self.db.collection::<Document>("history").insert_many(docs).session(&mut *s).await?;
@@ -340,6 +387,7 @@ impl MongoStore {
                 fingerprint: i.fingerprint.clone(),
                 status: effects.response.status,
                 body: effects.response.body.to_string(),
+                at: Some(bson::DateTime::from_chrono(now)),
             };
             idem_coll.insert_one(rec).session(&mut *s).await?;
         }
@@ -616,6 +664,11 @@ impl Store for MongoStore {
                 )
             })
             .collect())
+    }
+
+    async fn prune(&self, _: DateTime<Utc>, _: DateTime<Utc>, _: usize) -> Result<u64, StoreError> {
+        // TTL indexes on `idempotency.at` and `history.at_date` expire them.
+        Ok(0)
     }
 
     async fn audit_count(&self, kind: &str) -> Result<u64, StoreError> {

@@ -230,7 +230,62 @@ async fn each_event_is_consumed_once(kind: StoreKind) {
     assert_eq!(store.consume_batch("other", &[item("e1")]).await.unwrap(), vec![true]);
 }
 
+/// Retention: idempotency records and history past their time go, newer ones
+/// stay. The embedded store prunes them in the background; MongoDB expires them
+/// with TTL indexes, whose expiry the settings choose.
+async fn expired_records_go_and_fresh_ones_stay(kind: StoreKind) {
+    let Some(ts) = open_store(kind).await else { return };
+    let store = ts.store.clone();
+    let p = new_player("Keeper");
+    store.create_player(&p).await.expect("create");
+    let now = Utc::now();
+    let key = |k: &str| IdempotencyRequest { key: k.into(), fingerprint: "f".into() };
+    let old_write = store.mutate(&p.id, Some(key("old")), now - chrono::Duration::days(100), debit(100));
+    assert!(matches!(old_write.await.unwrap(), MutateOutcome::Applied(..)));
+    assert!(matches!(
+        store.mutate(&p.id, Some(key("new")), now, debit(100)).await.unwrap(),
+        MutateOutcome::Applied(..)
+    ));
+
+    let pruned = store.prune(now - chrono::Duration::hours(24), now - chrono::Duration::days(90), 1000).await.unwrap();
+    match kind {
+        StoreKind::Embedded => {
+            assert_eq!(pruned, 2, "one idempotency record and one history row were past their time");
+            let history = store.history(&p.id, 100, None).await.unwrap();
+            assert_eq!(history.items.len(), 1, "the 100-day-old row went, today's stayed");
+            // The expired key is free again; the fresh one still replays.
+            assert!(matches!(
+                store.mutate(&p.id, Some(key("old")), now, debit(100)).await.unwrap(),
+                MutateOutcome::Applied(..)
+            ));
+            assert!(matches!(
+                store.mutate(&p.id, Some(key("new")), now, debit(100)).await.unwrap(),
+                MutateOutcome::Replayed(_)
+            ));
+            // The ledger is never pruned: it proves the balance.
+            assert_eq!(debit_entries(&store, &p.id).await, 3);
+        }
+        StoreKind::Mongo => {
+            assert_eq!(pruned, 0, "MongoDB expires by TTL index");
+            let client = mongodb::Client::with_uri_str(crate::common::mongo_url()).await.unwrap();
+            let db = client.database(ts.mongo_db().expect("a Mongo store has a database"));
+            for (coll, name, secs) in [("idempotency", "at_ttl", 86_400), ("history", "at_date_ttl", 90 * 86_400)] {
+                let mut cursor = db.collection::<mongodb::bson::Document>(coll).list_indexes().await.unwrap();
+                let mut expiry = None;
+                while cursor.advance().await.unwrap() {
+                    let ix = cursor.deserialize_current().unwrap();
+                    if ix.options.as_ref().and_then(|o| o.name.as_deref()) == Some(name) {
+                        expiry = ix.options.and_then(|o| o.expire_after).map(|d| d.as_secs());
+                    }
+                }
+                assert_eq!(expiry, Some(secs), "{coll} has a TTL index of {secs} s");
+            }
+        }
+    }
+}
+
 on_both_stores!(
+    expired_records_go_and_fresh_ones_stay,
     each_event_is_consumed_once,
     stored_responses_round_trip_exactly,
     concurrent_debits_never_overdraw,

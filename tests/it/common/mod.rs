@@ -36,6 +36,13 @@ pub struct TestStore {
     _db: Option<MongoScratch>,
 }
 
+impl TestStore {
+    /// The MongoDB database of a Mongo-backed store.
+    pub fn mongo_db(&self) -> Option<&str> {
+        self._db.as_ref().map(|d| d.0.as_str())
+    }
+}
+
 /// The MongoDB-compatible server tests use (`.ci/run` starts one).
 pub fn mongo_url() -> String {
     std::env::var("MONGO_TEST_URL").unwrap_or_else(|_| "mongodb://127.0.0.1:27017/?directConnection=true".into())
