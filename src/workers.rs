@@ -59,7 +59,7 @@ async fn prune(state: web::Data<AppState>) {
                 }
             }
         }
-        tokio::time::sleep(Duration::from_secs(600)).await;
+        tokio::time::sleep(Duration::from_mins(10)).await;
     }
 }
 

@@ -67,7 +67,7 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Self {
-        Self { idempotency: Duration::from_secs(24 * 3600), history: Duration::from_secs(90 * 86_400) }
+        Self { idempotency: Duration::from_hours(24), history: Duration::from_hours(90 * 24) }
     }
 }
 

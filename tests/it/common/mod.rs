@@ -33,13 +33,13 @@ pub enum StoreKind {
 pub struct TestStore {
     pub store: DynStore,
     _dir: Option<tempfile::TempDir>,
-    _db: Option<MongoScratch>,
+    db: Option<MongoScratch>,
 }
 
 impl TestStore {
     /// The MongoDB database of a Mongo-backed store.
     pub fn mongo_db(&self) -> Option<&str> {
-        self._db.as_ref().map(|d| d.0.as_str())
+        self.db.as_ref().map(|d| d.0.as_str())
     }
 }
 
@@ -55,12 +55,12 @@ pub async fn open_store(kind: StoreKind) -> Option<TestStore> {
         StoreKind::Embedded => {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = EmbeddedStore::open(dir.path()).expect("embedded store opens");
-            Some(TestStore { store: Arc::new(store), _dir: Some(dir), _db: None })
+            Some(TestStore { store: Arc::new(store), _dir: Some(dir), db: None })
         }
         StoreKind::Mongo => {
             let db = format!("dh_test_{}", uuid::Uuid::new_v4().simple());
             match tokio::time::timeout(Duration::from_secs(20), MongoStore::connect(&mongo_url(), &db)).await {
-                Ok(Ok(s)) => Some(TestStore { store: Arc::new(s), _dir: None, _db: Some(MongoScratch(db)) }),
+                Ok(Ok(s)) => Some(TestStore { store: Arc::new(s), _dir: None, db: Some(MongoScratch(db)) }),
                 other => {
                     let why = match other {
                         Ok(Err(e)) => e.to_string(),
