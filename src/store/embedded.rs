@@ -93,10 +93,17 @@ where
     }
 }
 
-#[derive(Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 struct IdemRecord {
     fingerprint: String,
     response: StoredResponse,
+}
+
+/// An `IdemRecord` to write, borrowing rather than copying the response.
+#[derive(Serialize)]
+struct IdemRecordRef<'a> {
+    fingerprint: &'a str,
+    response: &'a StoredResponse,
 }
 
 /// A redb-backed store.
@@ -266,6 +273,10 @@ fn update_boards(txn: &WriteTransaction, old: Option<&Player>, new: &Player) -> 
     let mut t = txn.open_table(BOARDS).map_err(unavailable)?;
     for b in Board::ALL {
         if let Some(o) = old {
+            // Most writes move no score: their rows stay as they are.
+            if b.score(o) == b.score(new) && o.username == new.username {
+                continue;
+            }
             t.remove((b.name(), u64::MAX - b.score(o), o.id.as_str())).map_err(unavailable)?;
         }
         t.insert((b.name(), u64::MAX - b.score(new), new.id.as_str()), new.username.as_str()).map_err(unavailable)?;
@@ -423,7 +434,7 @@ impl Store for EmbeddedStore {
                 }
             }
             if let Some(idem) = &idempotency {
-                let rec = IdemRecord { fingerprint: idem.fingerprint.clone(), response: effects.response.clone() };
+                let rec = IdemRecordRef { fingerprint: &idem.fingerprint, response: &effects.response };
                 let mut t = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
                 t.insert((player_id.as_str(), idem.key.as_str()), encode(&rec)?.as_slice()).map_err(unavailable)?;
                 let mut by_time = txn.open_table(IDEMPOTENCY_BY_TIME).map_err(unavailable)?;

@@ -158,7 +158,8 @@ pub struct Effects {
     pub reason: LedgerReason,
     /// Ledger reference (summon id, claim id).
     pub ref_id: String,
-    /// History rows to append (JSON, in order).
+    /// History rows to append (JSON, in order); moved out into the history rows
+    /// once the rule ran.
     pub history: Vec<serde_json::Value>,
     /// Battles to keep for replays: (battle id, record).
     pub battles: Vec<(String, serde_json::Value)>,
@@ -229,15 +230,10 @@ pub fn ledger_entries(
 }
 
 /// History rows for a write at `player.version`.
-pub fn history_rows(player: &Player, rows: &[serde_json::Value], at: DateTime<Utc>) -> Vec<HistoryRow> {
-    rows.iter()
+pub fn history_rows(player: &Player, rows: Vec<serde_json::Value>, at: DateTime<Utc>) -> Vec<HistoryRow> {
+    rows.into_iter()
         .enumerate()
-        .map(|(i, data)| HistoryRow {
-            seq: seq(player.version, i),
-            player_id: player.id.clone(),
-            at,
-            data: data.clone(),
-        })
+        .map(|(i, data)| HistoryRow { seq: seq(player.version, i), player_id: player.id.clone(), at, data })
         .collect()
 }
 
@@ -260,10 +256,11 @@ pub struct PreparedWrite {
 pub fn apply_mutation(mut player: Player, op: &Mutation, now: DateTime<Utc>) -> Result<PreparedWrite, GameError> {
     player.refresh(now);
     let before = player.balances;
-    let effects = op(&mut player)?;
+    let mut effects = op(&mut player)?;
     player.version += 1;
     let ledger = ledger_entries(&player, &before, effects.reason, &effects.ref_id, now);
-    let history = history_rows(&player, &effects.history, now);
+    // The rows move into the history; the effects keep what the stores read later.
+    let history = history_rows(&player, std::mem::take(&mut effects.history), now);
     let events = events::for_mutation(&player, &effects, &ledger, now);
     Ok(PreparedWrite { player, effects, ledger, history, events })
 }

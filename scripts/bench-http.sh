@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The HTTP benchmark of the write path, in one run on one machine: builds
+# nothing, starts the release binary (`serve --role all`, embedded store) on a
+# scratch data directory, registers players and funds them with the operator
+# `grant` command, then measures with wrk, one route after another:
+#   GET /health/live (the server's own ceiling), GET /api/player, a single
+#   summon, a 10-pull, a campaign fight and a hero level-up,
+# every write with a fresh Idempotency-Key, and prints for each route requests/s,
+# p50, p99, non-2xx answers, its ratio to /health/live and the disk bytes the
+# store grew by per successful request; then the server's RSS before and after.
+# Machines here are shared and noisy: compare ratios within one run.
+# The server runs on CPU $SERVER_CPU (default 0) and wrk on $LOAD_CPU (default 1)
+# when the machine has two cores or more.
+# Usage: scripts/bench-http.sh [SECONDS=5] [CONNECTIONS=32] [PLAYERS=64]
+# Needs wrk (apt-get install -y wrk), curl and python3; the binary from
+# `cargo build --release` (or BIN=path).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-5}
+CONNECTIONS=${2:-32}
+PLAYERS=${3:-64}
+BIN=${BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/divine-heroes-target}/release/divine-heroes}
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "build first: cargo build --release (or set BIN)" >&2; exit 1; }
+
+PORT=${PORT:-18741}
+if [ "$(nproc)" -ge 2 ]; then
+  SERVER_PIN=(taskset -c "${SERVER_CPU:-0}"); LOAD_PIN=(taskset -c "${LOAD_CPU:-1}")
+else
+  SERVER_PIN=(); LOAD_PIN=()
+fi
+DATA=$(mktemp -d)
+PID=
+trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$DATA"' EXIT
+export DATA_DIR=$DATA/store RATE_LIMIT_REQUESTS=1000000000 AUTH_RATE_LIMIT_REQUESTS=1000000000 \
+  LOG_FORMAT=json RUST_LOG=warn HOST=127.0.0.1
+base=http://127.0.0.1:$PORT
+
+start() {
+  "${SERVER_PIN[@]}" "$BIN" serve --role all --port "$PORT" >>"$DATA/server.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 200); do curl -sf "$base/health/ready" >/dev/null && return; sleep 0.05; done
+  echo "the server did not become ready; its log:" >&2; cat "$DATA/server.log" >&2; exit 1
+}
+stop() { kill "$PID"; wait "$PID" || true; PID=; }
+
+start
+echo "registering $PLAYERS players"
+echo "tokens = {" >"$DATA/tokens.lua"
+for i in $(seq 1 "$PLAYERS"); do
+  curl -sf -XPOST "$base/api/auth/register" -H 'content-type: application/json' \
+    -d "{\"username\":\"bench_$i\",\"password\":\"bench-password-$i\"}" |
+    python3 -c 'import sys,json;print("  \"%s\"," % json.load(sys.stdin)["token"])' >>"$DATA/tokens.lua"
+done
+echo "}" >>"$DATA/tokens.lua"
+heroes=$(curl -sf "$base/api/heroes" -H "Authorization: Bearer $(sed -n 2p "$DATA/tokens.lua" | tr -d ' ",')" |
+  python3 -c 'import sys,json;print(",".join("\"%s\"" % h["hero_id"] for h in json.load(sys.stdin)["items"]))')
+echo "heroes = {$heroes}" >>"$DATA/tokens.lua"
+stop
+echo "funding them (the embedded store has one owner: the server is stopped)"
+for i in $(seq 1 "$PLAYERS"); do
+  for c in coins:1000000000 stamina:1000000000 gold:1000000000000; do
+    "$BIN" grant --to "bench_$i" --currency "${c%%:*}" --amount "${c##*:}" --note bench >/dev/null
+  done
+done
+start
+rss() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
+disk() { du -sb "$DATA/store" | cut -f1; }
+RSS_BEFORE=$(rss)
+
+# One Lua script for every route: METHOD, PATH and BODY from the environment,
+# players taken in turn, a fresh Idempotency-Key on every write.
+cat >"$DATA/route.lua" <<LUA
+dofile("$DATA/tokens.lua")
+local method, path, body = os.getenv("METHOD"), os.getenv("ROUTE"), os.getenv("BODY")
+local n = 0
+request = function()
+  n = n + 1
+  local t = tokens[(n % #tokens) + 1]
+  local p = path:gsub("{hero}", heroes[(math.floor(n / #tokens) % #heroes) + 1])
+  local headers = { ["Authorization"] = "Bearer " .. t }
+  if method == "POST" then
+    headers["Content-Type"] = "application/json"
+    headers["Idempotency-Key"] = "bench-" .. n .. "-" .. math.random(1, 1000000000)
+  end
+  return wrk.format(method, p, headers, method == "POST" and body or nil)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %.1f %.2f %.2f %d %d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.errors.status, summary.requests))
+end
+LUA
+
+declare -A RATE
+run() { # name method path body
+  local before after
+  before=$(disk)
+  local out
+  out=$(METHOD=$2 ROUTE=$3 BODY=$4 "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$DATA/route.lua" "$base" |
+    awk '/^RESULT/ {print $2, $3, $4, $5, $6}')
+  sleep 1 # the relay and consumers finish the route's events before the disk is measured
+  after=$(disk)
+  read -r rps p50 p99 non2xx total <<<"$out"
+  RATE[$1]=$rps
+  local ok=$((total - non2xx))
+  local per_op="-"
+  [ "$2" = POST ] && [ "$ok" -gt 0 ] && per_op=$(((after - before) / ok))
+  printf "%-28s %10s %9s %9s %8s %8s %12s\n" "$1" "$rps" "$p50" "$p99" "$non2xx" \
+    "$(python3 -c "print(f'{$rps / ${RATE[live]:-$rps}:.4f}')")" "$per_op"
+}
+
+printf "%-28s %10s %9s %9s %8s %8s %12s\n" route "req/s" "p50 ms" "p99 ms" non-2xx ratio "disk B/op"
+run live GET /health/live ""
+run "GET /api/player" GET /api/player ""
+run "summon x1" POST /api/gacha/summon '{"banner_id":"standard","count":1}'
+run "summon x10" POST /api/gacha/summon '{"banner_id":"standard","count":10}'
+run "campaign fight 1-1" POST /api/battle/campaign/1/1/fight '{}'
+run "level-up (1 level)" POST '/api/heroes/{hero}/level-up' '{"levels":1}'
+echo "server RSS: $RSS_BEFORE kB before the load, $(rss) kB after"
+echo "store on disk: $(disk) bytes"
