@@ -11,14 +11,14 @@
 # Machines here are shared and noisy: compare ratios within one run.
 # The server runs on CPU $SERVER_CPU (default 0) and wrk on $LOAD_CPU (default 1)
 # when the machine has two cores or more.
-# Usage: scripts/bench-http.sh [SECONDS=5] [CONNECTIONS=32] [PLAYERS=64]
+# Usage: scripts/bench-http.sh [SECONDS=5] [CONNECTIONS=32] [PLAYERS=128]
 # Needs wrk (apt-get install -y wrk), curl and python3; the binary from
 # `cargo build --release` (or BIN=path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-5}
 CONNECTIONS=${2:-32}
-PLAYERS=${3:-64}
+PLAYERS=${3:-128}
 BIN=${BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/divine-heroes-target}/release/divine-heroes}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "build first: cargo build --release (or set BIN)" >&2; exit 1; }
@@ -72,7 +72,7 @@ RSS_BEFORE=$(rss)
 # players taken in turn, a fresh Idempotency-Key on every write.
 cat >"$DATA/route.lua" <<LUA
 dofile("$DATA/tokens.lua")
-local method, path, body = os.getenv("METHOD"), os.getenv("ROUTE"), os.getenv("BODY")
+local method, path, body, run = os.getenv("METHOD"), os.getenv("ROUTE"), os.getenv("BODY"), os.getenv("RUN")
 local n = 0
 request = function()
   n = n + 1
@@ -81,9 +81,17 @@ request = function()
   local headers = { ["Authorization"] = "Bearer " .. t }
   if method == "POST" then
     headers["Content-Type"] = "application/json"
-    headers["Idempotency-Key"] = "bench-" .. n .. "-" .. math.random(1, 1000000000)
+    headers["Idempotency-Key"] = "bench-" .. run .. "-" .. n
   end
   return wrk.format(method, p, headers, method == "POST" and body or nil)
+end
+-- The first refusal, printed once, so that a non-2xx figure has a reason.
+local told = false
+response = function(status, headers, body)
+  if status >= 300 and not told then
+    told = true
+    io.stderr:write("first non-2xx: " .. status .. " " .. string.sub(body or "", 1, 200) .. "\n")
+  end
 end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %.1f %.2f %.2f %d %d\n", summary.requests / (summary.duration / 1e6),
@@ -92,11 +100,13 @@ end
 LUA
 
 declare -A RATE
+RUNS=0
 run() { # name method path body
   local before after
   before=$(disk)
   local out
-  out=$(METHOD=$2 ROUTE=$3 BODY=$4 "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$DATA/route.lua" "$base" |
+  RUNS=$((RUNS + 1))
+  out=$(RUN="$RUNS-$$" METHOD=$2 ROUTE=$3 BODY=$4 "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$DATA/route.lua" "$base" |
     awk '/^RESULT/ {print $2, $3, $4, $5, $6}')
   sleep 1 # the relay and consumers finish the route's events before the disk is measured
   after=$(disk)

@@ -140,7 +140,7 @@ pub struct OutboxEntry {
 /// The envelope of `body` about `p` as it is after the change.
 pub fn event(p: &Player, at: DateTime<Utc>, body: DomainEvent) -> Event {
     Event {
-        id: uuid::Uuid::new_v4().simple().to_string(),
+        id: super::time_ordered_id(),
         player_id: p.id.clone(),
         username: p.username.clone(),
         version: p.version,

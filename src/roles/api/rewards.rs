@@ -82,7 +82,7 @@ pub async fn post_idle_claim(
 ) -> Result<HttpResponse, AppError> {
     let idem = key.for_body(&());
     let (data, now) = (state.data.clone(), state.clock.now());
-    let claim_id = uuid::Uuid::new_v4().simple().to_string();
+    let claim_id = crate::store::time_ordered_id();
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let paid = rewards::claim_idle(&data.rewards.idle, p, now)?;
         let view =

@@ -260,7 +260,7 @@ async fn post_fight(
     let stage = stage_or_404(&state, path.chapter, path.stage)?;
     let idem = key.for_body(&());
     let (data, now, seed) = (state.data.clone(), state.clock.now(), rng::fresh_seed());
-    let battle_id = uuid::Uuid::new_v4().simple().to_string();
+    let battle_id = crate::store::time_ordered_id();
     let player_id = who.0.clone();
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         // Checks first: nothing is simulated or charged for a locked stage or an empty purse.
@@ -346,7 +346,7 @@ async fn post_sweep(
             .with_details(json!({"field": "times"})));
     }
     let idem = key.for_body(&body.into_inner());
-    let sweep_id = uuid::Uuid::new_v4().simple().to_string();
+    let sweep_id = crate::store::time_ordered_id();
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let rewards = campaign::sweep(p, &stage, times, max)?;
         let event = DomainEvent::BattleFinished {
@@ -556,7 +556,7 @@ async fn post_challenge(
         (team_snapshot(&d, &state.data.catalog), d.arena_rating, Some(d.id))
     };
     let (data, now, seed) = (state.data.clone(), state.clock.now(), rng::fresh_seed());
-    let battle_id = uuid::Uuid::new_v4().simple().to_string();
+    let battle_id = crate::store::time_ordered_id();
     let player_id = who.0.clone();
     let opponent = defender_id.clone();
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {

@@ -322,7 +322,7 @@ async fn post_summon(
     }
     let idem = key.for_body(&req);
     let (now, seed, count) = (state.clock.now(), rng::fresh_seed(), req.count);
-    let summon_id = uuid::Uuid::new_v4().simple().to_string();
+    let summon_id = crate::store::time_ordered_id();
     let written = write(&state, &who.0, Some(idem), summon_rule(banner.clone(), count, seed, summon_id, now)).await?;
     if written.fresh {
         record_pulls(&banner, &written.view.results);
