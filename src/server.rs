@@ -146,6 +146,7 @@ impl Server {
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .wrap(from_fn(limit_general))
                 .wrap(from_fn(observe))
+                .wrap(from_fn(head_as_get))
                 .default_service(web::to(roles::common::not_found))
         })
         .listen(listener)?
@@ -232,4 +233,17 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// HEAD is answered wherever GET is (load balancers and uptime checks probe with
+/// it): it is routed as GET, and the HTTP layer, which parsed it as HEAD, sends
+/// the answer's headers without its body.
+async fn head_as_get(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    if req.method() == actix_web::http::Method::HEAD {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
+    next.call(req).await
 }

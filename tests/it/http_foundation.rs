@@ -126,6 +126,61 @@ async fn a_token_lives_its_ttl_on_the_servers_clock(kind: StoreKind) {
 
 on_both_stores!(a_token_lives_its_ttl_on_the_servers_clock);
 
+/// A well-signed token whose player does not exist is refused on every route
+/// that reads the caller, lists included (not answered with an empty page).
+async fn a_token_for_a_missing_player_is_refused_everywhere(kind: StoreKind) {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let (ghost, _) = app.state.tokens.issue("no-such-player", app.state.clock.now()).unwrap();
+    for path in ["/api/player", "/api/player/ledger", "/api/gacha/history", "/api/heroes", "/api/gacha/pity"] {
+        assert_error(app.get(path, Some(&ghost)).await, 401, "INVALID_TOKEN").await;
+    }
+}
+
+/// HEAD is answered wherever GET is, health checks included: the same status
+/// and headers, no body; a path that does not exist stays a 404.
+async fn head_is_answered_wherever_get_is(kind: StoreKind) {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let (token, _) = app.register("Header").await;
+    let client = reqwest::Client::new();
+    for (path, auth) in [("/health/live", false), ("/health/ready", false), ("/api/player", true)] {
+        let mut req = client.head(app.url(path));
+        if auth {
+            req = req.bearer_auth(&token);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200, "HEAD {path}");
+        assert_eq!(
+            r.headers().get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "HEAD {path} has GET's headers"
+        );
+        assert!(r.bytes().await.unwrap().is_empty(), "HEAD {path} has no body");
+    }
+    // On the wire: the headers end the answer (a body would corrupt a kept-alive connection).
+    let raw = tokio::task::spawn_blocking({
+        let addr = app.base.trim_start_matches("http://").to_string();
+        move || {
+            use std::io::{Read, Write};
+            let mut conn = std::net::TcpStream::connect(addr).unwrap();
+            conn.write_all(b"HEAD /health/live HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+            let mut answer = Vec::new();
+            conn.read_to_end(&mut answer).unwrap();
+            String::from_utf8(answer).unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a complete header block");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "", "no body after the headers");
+    assert_eq!(client.head(app.url("/api/nowhere")).send().await.unwrap().status(), 404);
+    // A route that only takes POST does not answer HEAD as if it were a GET.
+    let post_only = client.head(app.url("/api/gacha/summon")).bearer_auth(&token).send().await.unwrap().status();
+    assert!(post_only.is_client_error(), "HEAD on a POST route: {post_only}");
+}
+
+on_both_stores!(a_token_for_a_missing_player_is_refused_everywhere, head_is_answered_wherever_get_is);
+
 #[tokio::test]
 async fn the_sixth_request_in_a_window_is_refused() {
     let app = TestApp::spawn_with(

@@ -39,6 +39,8 @@ pub async fn get_ledger(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
     let (limit, before) = q.parse()?;
+    // A token whose player is gone is refused here too, not answered with an empty page.
+    load_player(&state, &who.0).await?;
     let page = state.store.ledger(&who.0, limit, before).await?;
     Ok(HttpResponse::Ok().json(Paged { items: page.items, next_cursor: cursor(page.next_before) }))
 }

@@ -453,6 +453,8 @@ async fn get_history(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
     let (limit, before) = q.parse()?;
+    // A token whose player is gone is refused here too, not answered with an empty page.
+    load_player(&state, &who.0).await?;
     let page = state.store.history(&who.0, limit, before).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for row in page.items {
