@@ -94,6 +94,10 @@ pub enum LedgerReason {
     Team,
     /// A direct correction of a balance (operators; test fixtures).
     Adjustment,
+    /// Stamina regenerated over time, written with the next write.
+    StaminaRegen,
+    /// The daily arena-ticket refill, written with the next write.
+    TicketRefill,
 }
 
 impl LedgerReason {
@@ -116,6 +120,8 @@ impl LedgerReason {
             Self::OperatorGrant => "operator_grant",
             Self::Team => "team",
             Self::Adjustment => "adjustment",
+            Self::StaminaRegen => "stamina_regen",
+            Self::TicketRefill => "ticket_refill",
         }
     }
 }
@@ -211,7 +217,34 @@ pub fn seq(version: u64, i: usize) -> u64 {
     (version << 8) | (i as u64 & 0xff)
 }
 
-/// Ledger entries for the change from `before` to `after`.
+/// Ledger entries for the change of `player`'s balances from `from` to `to`, at
+/// positions `first..` of the write at `player.version`.
+fn entries_between(
+    player: &Player,
+    from: &Balances,
+    to: &Balances,
+    first: usize,
+    reason: impl Fn(Currency) -> LedgerReason,
+    ref_id: &str,
+    at: DateTime<Utc>,
+) -> Vec<LedgerEntry> {
+    to.deltas_since(from)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (currency, delta))| LedgerEntry {
+            seq: seq(player.version, first + i),
+            player_id: player.id.clone(),
+            currency,
+            delta,
+            balance_after: to.get(currency),
+            reason: reason(currency),
+            ref_id: ref_id.to_string(),
+            at,
+        })
+        .collect()
+}
+
+/// Ledger entries for the change from `before` to the player's balances now.
 pub fn ledger_entries(
     player: &Player,
     before: &Balances,
@@ -219,22 +252,7 @@ pub fn ledger_entries(
     ref_id: &str,
     at: DateTime<Utc>,
 ) -> Vec<LedgerEntry> {
-    player
-        .balances
-        .deltas_since(before)
-        .into_iter()
-        .enumerate()
-        .map(|(i, (currency, delta))| LedgerEntry {
-            seq: seq(player.version, i),
-            player_id: player.id.clone(),
-            currency,
-            delta,
-            balance_after: player.balances.get(currency),
-            reason,
-            ref_id: ref_id.to_string(),
-            at,
-        })
-        .collect()
+    entries_between(player, before, &player.balances, 0, |_| reason, ref_id, at)
 }
 
 /// History rows for a write at `player.version`.
@@ -262,11 +280,26 @@ pub struct PreparedWrite {
 /// Runs a mutation on a loaded player: refresh, rule, version bump, ledger.
 /// Shared by both stores so that they apply rules identically.
 pub fn apply_mutation(mut player: Player, op: &Mutation, now: DateTime<Utc>) -> Result<PreparedWrite, GameError> {
+    let stored = player.balances;
     player.refresh(now);
     let before = player.balances;
     let mut effects = op(&mut player)?;
     player.version += 1;
-    let ledger = ledger_entries(&player, &before, effects.reason, &effects.ref_id, now);
+    // What the clock gave since the last write (stamina, the daily tickets) is
+    // ledgered first, under its own reason, so the entries chain to every
+    // stored balance; then the rule's own change.
+    let mut ledger = entries_between(
+        &player,
+        &stored,
+        &before,
+        0,
+        |c| if c == Currency::ArenaTickets { LedgerReason::TicketRefill } else { LedgerReason::StaminaRegen },
+        "",
+        now,
+    );
+    let rule =
+        entries_between(&player, &before, &player.balances, ledger.len(), |_| effects.reason, &effects.ref_id, now);
+    ledger.extend(rule);
     // The rows move into the history; the effects keep what the stores read later.
     let history = history_rows(&player, std::mem::take(&mut effects.history), now);
     let events = events::for_mutation(&player, &effects, &ledger, now);

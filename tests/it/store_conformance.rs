@@ -284,7 +284,39 @@ async fn expired_records_go_and_fresh_ones_stay(kind: StoreKind) {
     }
 }
 
+/// Every stored balance is the sum of its ledger, including what the clock gave
+/// between writes (stamina regeneration, the daily ticket refill), and each
+/// entry's `balance_after` chains from the one before.
+async fn the_ledger_sums_to_every_stored_balance(kind: StoreKind) {
+    let Some(ts) = open_store(kind).await else { return };
+    let store = ts.store.clone();
+    let mut p = new_player("Regenerator");
+    p.balances.stamina = 10;
+    p.balances.arena_tickets = 0;
+    store.create_player(&p).await.expect("create");
+    let later = Utc::now() + chrono::Duration::days(2);
+    assert!(matches!(store.mutate(&p.id, None, later, debit(100)).await.unwrap(), MutateOutcome::Applied(..)));
+    let stored = store.player_by_id(&p.id).await.unwrap().unwrap();
+    assert!(stored.balances.stamina > 10 && stored.balances.arena_tickets > 0, "the write materialised both");
+    let mut entries = store.ledger(&p.id, 100, None).await.unwrap().items;
+    entries.reverse();
+    for c in Currency::ALL {
+        let mut running = 0;
+        for e in entries.iter().filter(|e| e.currency == c) {
+            running += e.delta;
+            assert_eq!(e.balance_after, running, "{c:?} chain at seq {}", e.seq);
+        }
+        assert_eq!(running, stored.balances.get(c), "{c:?}: the ledger sums to the stored balance");
+    }
+    let reasons: Vec<LedgerReason> = entries.iter().map(|e| e.reason).collect();
+    assert!(
+        reasons.contains(&LedgerReason::StaminaRegen) && reasons.contains(&LedgerReason::TicketRefill),
+        "{reasons:?}"
+    );
+}
+
 on_both_stores!(
+    the_ledger_sums_to_every_stored_balance,
     expired_records_go_and_fresh_ones_stay,
     each_event_is_consumed_once,
     stored_responses_round_trip_exactly,
