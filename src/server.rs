@@ -147,6 +147,7 @@ impl Server {
                 .wrap(from_fn(limit_general))
                 .wrap(from_fn(observe))
                 .wrap(from_fn(head_as_get))
+                .wrap(from_fn(close_when_draining))
                 .default_service(web::to(roles::common::not_found))
         })
         .listen(listener)?
@@ -171,15 +172,24 @@ impl Server {
         self.state.clone()
     }
 
-    /// Runs until SIGTERM or SIGINT, then drains: readiness turns 503 at once,
-    /// the listener closes, in-flight requests get `SHUTDOWN_TIMEOUT_SECS` to finish.
+    /// Runs until SIGTERM or SIGINT, then drains the way load balancers need:
+    /// readiness turns 503 at once while the server keeps accepting and serving
+    /// for `SHUTDOWN_DELAY_SECS` (each answer closing its connection, so kept-alive
+    /// clients reconnect elsewhere rather than meet a closed socket); then the
+    /// listener closes and in-flight requests get `SHUTDOWN_TIMEOUT_SECS` to finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let state = self.state.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             state.begin_shutdown();
-            tracing::info!("shutdown signal received: draining in-flight requests");
+            let delay = state.settings.shutdown_delay_secs;
+            tracing::info!(
+                delay_secs = delay,
+                "shutdown signal received: readiness is 503; serving on until the delay ends"
+            );
+            tokio::time::sleep(Duration::from_secs(delay)).await;
+            tracing::info!("closing the listener; draining in-flight requests");
             handle.stop(true).await;
         });
         self.run().await
@@ -246,4 +256,19 @@ async fn head_as_get(
         req.head_mut().method = actix_web::http::Method::GET;
     }
     next.call(req).await
+}
+
+/// Once shutdown began, every answer closes its connection: a kept-alive client
+/// sends its next request on a new connection, which the load balancer (told by
+/// readiness) gives to another pod.
+async fn close_when_draining(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let mut res = next.call(req).await?;
+    if state.is_some_and(|s| s.shutting_down.load(std::sync::atomic::Ordering::SeqCst)) {
+        res.response_mut().head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    Ok(res)
 }

@@ -177,7 +177,12 @@ pub struct Settings {
     /// Name in logs and metrics.
     #[serde(default = "d_service_name")]
     pub service_name: String,
-    /// How long in-flight requests may finish after SIGTERM, seconds.
+    /// After SIGTERM, how long the server keeps accepting and serving (readiness
+    /// already 503, every answer closing its connection) so that load balancers
+    /// take it out of rotation before the listener closes, seconds.
+    #[serde(default = "d_shutdown_delay")]
+    pub shutdown_delay_secs: u64,
+    /// How long in-flight requests may finish after the listener closed, seconds.
     #[serde(default = "d_shutdown_timeout")]
     pub shutdown_timeout_secs: u64,
     /// How long a readiness check waits for each dependency, milliseconds.
@@ -251,6 +256,9 @@ fn d_log_format() -> LogFormat {
 fn d_service_name() -> String {
     "divine-heroes".into()
 }
+fn d_shutdown_delay() -> u64 {
+    5
+}
 fn d_shutdown_timeout() -> u64 {
     20
 }
@@ -288,6 +296,7 @@ const ENV_KEYS: &[&str] = &[
     "APP_ENV",
     "LOG_FORMAT",
     "SERVICE_NAME",
+    "SHUTDOWN_DELAY_SECS",
     "SHUTDOWN_TIMEOUT_SECS",
     "READY_TIMEOUT_MS",
 ];
@@ -411,6 +420,7 @@ impl fmt::Debug for Settings {
             .field("idempotency_ttl_hours", &self.idempotency_ttl_hours)
             .field("history_retention_days", &self.history_retention_days)
             .field("game_data_dir", &self.game_data_dir)
+            .field("shutdown_delay_secs", &self.shutdown_delay_secs)
             .field("redis_enabled", &self.redis_enabled)
             .field("mq_backend", &self.mq_backend)
             .field(

@@ -28,6 +28,8 @@ fn command(data_dir: &Path, port: u16) -> Command {
         )
         .env("DATA_DIR", data_dir)
         .env("HOST", "127.0.0.1")
+        // No pause before the listener closes, unless a test asks for one.
+        .env("SHUTDOWN_DELAY_SECS", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     c
@@ -46,8 +48,12 @@ impl Drop for Running {
 }
 
 async fn start(data_dir: &Path) -> Running {
+    start_with(data_dir, &[]).await
+}
+
+async fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Running {
     let port = free_port();
-    let child = command(data_dir, port).spawn().expect("binary starts");
+    let child = command(data_dir, port).envs(env.iter().copied()).spawn().expect("binary starts");
     let base = format!("http://127.0.0.1:{port}");
     // Owned at once, so that a failed start still kills the process.
     let running = Running { child, base: base.clone() };
@@ -109,6 +115,39 @@ async fn players_survive_a_restart_and_a_kill_9() {
     let profile: Value =
         http.get(format!("{}/api/player", third.base)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(profile["balances"]["crystals"], 0, "the acknowledged summon was durable");
+}
+
+/// SIGTERM with clients on kept-alive connections: readiness turns 503 at once,
+/// every request that arrives during the delay is answered (each answer closing
+/// its connection, so the next one opens a new one), and the process exits 0.
+#[tokio::test]
+async fn sigterm_answers_kept_alive_clients_through_the_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = start_with(dir.path(), &[("SHUTDOWN_DELAY_SECS", "2")]).await;
+    // Several clients, each holding one idle kept-alive connection.
+    let clients: Vec<reqwest::Client> =
+        (0..8).map(|_| reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap()).collect();
+    for c in &clients {
+        assert_eq!(c.get(format!("{}/health/live", running.base)).send().await.unwrap().status(), 200);
+    }
+    unsafe_sigterm(running.child.id());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready = reqwest::get(format!("{}/health/ready", running.base)).await.unwrap();
+    assert_eq!(ready.status(), 503, "readiness turns 503 as soon as the signal arrives");
+    let (mut answered, mut closing) = (0, 0);
+    for round in 0..3 {
+        for c in &clients {
+            let r = c.get(format!("{}/health/live", running.base)).send().await;
+            let r = r.unwrap_or_else(|e| panic!("round {round}: a kept-alive client got no answer: {e}"));
+            assert_eq!(r.status(), 200);
+            answered += 1;
+            closing += usize::from(r.headers().get("connection").is_some_and(|v| v == "close"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!((answered, closing), (24, 24), "every request answered, each answer closing its connection");
+    let status = running.child.wait().unwrap();
+    assert!(status.success(), "exits 0 after the delay and the drain, got {status}");
 }
 
 fn unsafe_sigterm(pid: u32) {
