@@ -109,7 +109,20 @@ struct IdemRecordRef<'a> {
 /// A redb-backed store.
 pub struct EmbeddedStore {
     db: Arc<Database>,
-    jobs: mpsc::Sender<Job>,
+    /// `None` only while dropping.
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for EmbeddedStore {
+    /// Closes the queue and waits for the writer to finish its last group, so
+    /// that the file is free for the next owner when the store is gone.
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -161,11 +174,11 @@ impl EmbeddedStore {
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<Job>();
         let writer_db = db.clone();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer_loop(&writer_db, rx))
             .map_err(unavailable)?;
-        Ok(Self { db, jobs: tx })
+        Ok(Self { db, jobs: Some(tx), writer: Some(writer) })
     }
 
     /// Queues `f` for the next group commit and waits for that commit.
@@ -175,7 +188,8 @@ impl EmbeddedStore {
     ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(WriteJob { f, tx });
-        self.jobs.send(job).map_err(|_| unavailable("store writer stopped"))?;
+        let jobs = self.jobs.as_ref().ok_or_else(|| unavailable("store closed"))?;
+        jobs.send(job).map_err(|_| unavailable("store writer stopped"))?;
         rx.await.map_err(|_| unavailable("store writer stopped"))?
     }
 
