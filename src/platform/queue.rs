@@ -136,22 +136,26 @@ impl RedisStreamQueue {
     pub async fn new(pool: deadpool_redis::Pool, stream: String, group: String) -> Result<Self, QueueError> {
         let q = Self { pool, stream, group };
         let mut c = q.pool.get().await.map_err(qerr)?;
-        // Start at the beginning: events written before the first consumer existed count too.
-        let r: redis::RedisResult<String> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&q.stream)
-            .arg(&q.group)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut c)
-            .await;
-        if let Err(e) = r {
-            if !e.to_string().contains("BUSYGROUP") {
-                return Err(qerr(e));
-            }
-        }
+        create_group(&mut c, &q.stream, &q.group).await?;
         Ok(q)
     }
+}
+
+/// Creates the consumer group (and the stream) unless it exists. It starts at
+/// the beginning: events written before the first consumer existed count too.
+async fn create_group(c: &mut deadpool_redis::Connection, stream: &str, group: &str) -> Result<(), QueueError> {
+    let r: redis::RedisResult<String> =
+        redis::cmd("XGROUP").arg("CREATE").arg(stream).arg(group).arg("0").arg("MKSTREAM").query_async(c).await;
+    match r {
+        Err(e) if !e.to_string().contains("BUSYGROUP") => Err(qerr(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Redis answers NOGROUP when the stream or its group is gone: a Redis that
+/// restarted without its data, or a stream deleted by hand.
+fn is_nogroup(e: &redis::RedisError) -> bool {
+    e.code() == Some("NOGROUP") || e.to_string().contains("NOGROUP")
 }
 
 struct RedisStreamConsumer {
@@ -250,6 +254,36 @@ impl Queue for RedisStreamQueue {
 impl Consumer for RedisStreamConsumer {
     async fn receive(&mut self, max: usize) -> Result<Vec<Delivery>, QueueError> {
         let mut c = self.pool.get().await.map_err(qerr)?;
+        match self.read(&mut c, max).await {
+            Err(e) if is_nogroup(&e) => {
+                // The group went with the stream: make it again (from the start of
+                // what the stream now holds) and carry on without a restart.
+                tracing::warn!(stream = %self.stream, group = %self.group, "consumer group missing (Redis lost its data?): recreating it");
+                create_group(&mut c, &self.stream, &self.group).await?;
+                Ok(Vec::new())
+            }
+            r => r.map_err(qerr),
+        }
+    }
+
+    async fn ack(&mut self, done: &[Delivery]) -> Result<(), QueueError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.pool.get().await.map_err(qerr)?;
+        let mut cmd = redis::cmd("XACK");
+        cmd.arg(&self.stream).arg(&self.group);
+        for d in done {
+            cmd.arg(&d.tag);
+        }
+        let _: i64 = cmd.query_async(&mut c).await.map_err(qerr)?;
+        Ok(())
+    }
+}
+
+impl RedisStreamConsumer {
+    /// Entries left too long by a crashed consumer first, then new ones.
+    async fn read(&self, c: &mut deadpool_redis::Connection, max: usize) -> redis::RedisResult<Vec<Delivery>> {
         // First, entries a crashed consumer left unacknowledged for too long.
         let claimed: RedisValue = redis::cmd("XAUTOCLAIM")
             .arg(&self.stream)
@@ -259,9 +293,8 @@ impl Consumer for RedisStreamConsumer {
             .arg("0-0")
             .arg("COUNT")
             .arg(max)
-            .query_async(&mut c)
-            .await
-            .map_err(qerr)?;
+            .query_async(c)
+            .await?;
         if let RedisValue::Array(parts) = &claimed {
             if let Some(list) = parts.get(1) {
                 let got = entries(list);
@@ -281,9 +314,8 @@ impl Consumer for RedisStreamConsumer {
             .arg("STREAMS")
             .arg(&self.stream)
             .arg(">")
-            .query_async(&mut c)
-            .await
-            .map_err(qerr)?;
+            .query_async(c)
+            .await?;
         // [[stream, [entries...]]] (RESP2) or {stream: [entries...]} (RESP3); nil on time-out.
         let list = match &read {
             RedisValue::Array(streams) => streams.first().and_then(|s| match s {
@@ -294,20 +326,6 @@ impl Consumer for RedisStreamConsumer {
             _ => None,
         };
         Ok(list.map(|l| entries(&l)).unwrap_or_default())
-    }
-
-    async fn ack(&mut self, done: &[Delivery]) -> Result<(), QueueError> {
-        if done.is_empty() {
-            return Ok(());
-        }
-        let mut c = self.pool.get().await.map_err(qerr)?;
-        let mut cmd = redis::cmd("XACK");
-        cmd.arg(&self.stream).arg(&self.group);
-        for d in done {
-            cmd.arg(&d.tag);
-        }
-        let _: i64 = cmd.query_async(&mut c).await.map_err(qerr)?;
-        Ok(())
     }
 }
 

@@ -252,3 +252,48 @@ async fn leaderboards_live_in_redis_sorted_sets() {
     assert_eq!(rebuilt["top"][0]["player_id"], strong_id.as_str());
     assert_eq!(rebuilt["top"].as_array().unwrap().len(), 2);
 }
+
+/// Redis restarted without its data (here: the stream deleted, its consumer
+/// group with it): the running consumer recreates the group and receives what is
+/// published afterwards, without a process restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_recovers_when_redis_lost_its_stream() {
+    let Some(pool) = redis_pool().await else { return };
+    let scratch = Scratch::new();
+    let stream = format!("{}:events", scratch.prefix);
+    let queue =
+        RedisStreamQueue::new(pool.clone(), stream.clone(), format!("{}:consumers", scratch.prefix)).await.unwrap();
+    let mut consumer = queue.consumer("pod-a").await.unwrap();
+    let event = |i: u64| Event {
+        id: format!("after-reset-{i}-{}", uuid::Uuid::new_v4().simple()),
+        player_id: "p".into(),
+        username: "P".into(),
+        version: i,
+        scores: Default::default(),
+        at: chrono::Utc::now(),
+        body: DomainEvent::GachaSummoned {
+            summon_id: format!("s-{i}"),
+            banner_id: "standard".into(),
+            results: vec![sr_pull()],
+        },
+    };
+    queue.publish(&[event(0)]).await.unwrap();
+    let first = consumer.receive(10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    consumer.ack(&first).await.unwrap();
+
+    let mut c = pool.get().await.unwrap();
+    let _: i64 = deadpool_redis::redis::cmd("DEL").arg(&stream).query_async(&mut c).await.unwrap();
+    let sent: Vec<Event> = (1..=5).map(event).collect();
+    queue.publish(&sent).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        let batch = consumer.receive(10).await.expect("the consumer recovers instead of failing for good");
+        consumer.ack(&batch).await.unwrap();
+        got.extend(batch.into_iter().map(|d| d.event.id));
+        if got.len() >= sent.len() {
+            break;
+        }
+    }
+    assert_eq!(got, sent.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), "every event after the reset, in order");
+}
