@@ -44,6 +44,8 @@ pub struct Cache {
     players: bool,
     memory: Mutex<HashMap<String, (Instant, Vec<u8>)>>,
     ttl: [Duration; 3],
+    /// One warning per period while Redis is down, not one per request.
+    warnings: super::telemetry::Throttle,
 }
 
 /// A cached player with the version it was read at.
@@ -60,7 +62,14 @@ impl Cache {
     pub fn new(prefix: &str, redis: Option<deadpool_redis::Pool>, single_writer: bool, ttl_secs: [u64; 3]) -> Self {
         let ttl = ttl_secs.map(Duration::from_secs);
         let players = redis.is_some() || single_writer;
-        Self { prefix: format!("{prefix}:"), redis, players, memory: Mutex::new(HashMap::new()), ttl }
+        Self {
+            prefix: format!("{prefix}:"),
+            redis,
+            players,
+            memory: Mutex::new(HashMap::new()),
+            ttl,
+            warnings: super::telemetry::Throttle::new(Duration::from_secs(10)),
+        }
     }
 
     fn ttl(&self, tier: Tier) -> Duration {
@@ -69,7 +78,9 @@ impl Cache {
 
     fn redis_failed(&self, op: &str, e: impl std::fmt::Display) {
         metrics::counter!(CACHE_ERRORS, "op" => op.to_string()).increment(1);
-        tracing::warn!(op, error = %e, "cache: Redis unavailable, using the store");
+        if let Some(held_back) = self.warnings.allow() {
+            tracing::warn!(op, error = %e, held_back, "cache: Redis unavailable, using the store (one warning per 10 s; every failure is counted in divine_heroes_cache_errors_total)");
+        }
     }
 
     async fn with_redis<T>(

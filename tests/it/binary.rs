@@ -213,3 +213,56 @@ fn check_config_names_the_file_the_entry_and_the_problem() {
     assert!(!bad_env.status.success());
     assert!(String::from_utf8_lossy(&bad_env.stderr).contains("RATE_LIMIT_WINDOW"));
 }
+
+/// A client's malformed HTTP gets a 400 and writes no error line: the server's
+/// error log is for the server's faults.
+#[tokio::test]
+async fn malformed_requests_are_not_logged_as_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Logs go to stdout.
+    let child = command(dir.path(), port).stdout(Stdio::piped()).env("LOG_FORMAT", "json").spawn().unwrap();
+    let mut running = Running { child, base: format!("http://127.0.0.1:{port}") };
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http.get(format!("{}/health/live", running.base)).send().await.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    for garbage in [&b"GARBAGE\r\n\r\n"[..], b"GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n"] {
+        let answer = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            conn.write_all(garbage).unwrap();
+            let mut buf = Vec::new();
+            let _ = conn.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+        .await
+        .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    unsafe_sigterm(running.child.id());
+    let out = running.child.wait_with_output_ref();
+    assert!(out.contains("\"level\":\"INFO\""), "the log was captured: {out}");
+    let errors: Vec<&str> = out.lines().filter(|l| l.contains("\"level\":\"ERROR\"")).collect();
+    assert!(errors.is_empty(), "no error lines for a client's malformed requests: {errors:?}");
+}
+
+trait WaitWithOutputRef {
+    /// Waits for the process and returns what it wrote to stdout.
+    fn wait_with_output_ref(&mut self) -> String;
+}
+
+impl WaitWithOutputRef for Child {
+    fn wait_with_output_ref(&mut self) -> String {
+        use std::io::Read;
+        let mut err = String::new();
+        if let Some(mut s) = self.stdout.take() {
+            let _ = s.read_to_string(&mut err);
+        }
+        let _ = self.wait();
+        err
+    }
+}
