@@ -48,7 +48,33 @@ pub fn finish_document(mut doc: utoipa::openapi::OpenApi, role: Role) -> utoipa:
         "bearer",
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
     );
+    name_enum_values(components);
     doc
+}
+
+/// Gives every string enum explicit member names (`x-enum-varnames`): client
+/// generators otherwise derive them from the values and merge `SSR` with `SSR+`
+/// (both `SSR`), leaving a client that cannot read one of them.
+fn name_enum_values(components: &mut utoipa::openapi::Components) {
+    use utoipa::openapi::{RefOr, Schema};
+    for schema in components.schemas.values_mut() {
+        let RefOr::T(Schema::Object(object)) = schema else { continue };
+        let Some(values) = &object.enum_values else { continue };
+        let names: Option<Vec<String>> = values
+            .iter()
+            .map(|v| {
+                v.as_str().map(|s| {
+                    s.replace('+', "_PLUS")
+                        .chars()
+                        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                        .collect()
+                })
+            })
+            .collect();
+        if let Some(names) = names {
+            object.extensions.get_or_insert_with(Default::default).insert("x-enum-varnames".into(), names.into());
+        }
+    }
 }
 
 /// The liveness answer.

@@ -114,3 +114,23 @@ async fn every_documented_operation_is_mounted_and_typed() {
         assert!(doc["components"]["schemas"].get(name).is_some(), "schema {name}");
     }
 }
+
+/// Every string enum names its members (`x-enum-varnames`), one distinct name
+/// per value: generated clients otherwise fold `SSR` and `SSR+` into one member
+/// and fail on the other value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_enum_value_has_its_own_member_name() {
+    let (_app, doc) = document(Role::All).await;
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    let mut checked = 0;
+    for (name, schema) in schemas {
+        let Some(values) = schema["enum"].as_array() else { continue };
+        let names = schema["x-enum-varnames"].as_array().unwrap_or_else(|| panic!("{name} names its members"));
+        assert_eq!(names.len(), values.len(), "{name}");
+        let distinct: std::collections::BTreeSet<&str> = names.iter().filter_map(Value::as_str).collect();
+        assert_eq!(distinct.len(), values.len(), "{name}: distinct member names {names:?}");
+        checked += 1;
+    }
+    assert!(schemas["Rarity"]["x-enum-varnames"].as_array().is_some_and(|n| n.iter().any(|v| v == "SSR_PLUS")));
+    assert!(checked >= 3, "the document has its enums ({checked})");
+}
