@@ -66,9 +66,14 @@ pub async fn open_queue(settings: &Settings) -> anyhow::Result<Arc<dyn Queue>> {
 pub async fn open_store(settings: &Settings) -> anyhow::Result<DynStore> {
     Ok(match &settings.mongo_url {
         Some(url) => Arc::new(
-            MongoStore::connect_with(url.expose_secret(), &settings.mongo_db, settings.retention())
-                .await
-                .context("connecting to MongoDB (MONGO_URL)")?,
+            MongoStore::connect_with(
+                url.expose_secret(),
+                &settings.mongo_db,
+                settings.retention(),
+                Duration::from_millis(settings.store_write_timeout_ms),
+            )
+            .await
+            .context("connecting to MongoDB (MONGO_URL)")?,
         ),
         None => Arc::new(
             EmbeddedStore::open_with(&settings.data_dir, settings.store_cache_mb)

@@ -150,6 +150,9 @@ pub struct Settings {
     /// Directory of the embedded store.
     #[serde(default = "d_data_dir")]
     pub data_dir: PathBuf,
+    /// A MongoDB write still unfinished after this fails with 503, milliseconds.
+    #[serde(default = "d_store_write_timeout_ms")]
+    pub store_write_timeout_ms: u64,
     /// Page cache of the embedded store, MiB: the bound on its memory.
     #[serde(default = "d_store_cache_mb")]
     pub store_cache_mb: u64,
@@ -229,6 +232,9 @@ fn d_mongo_db() -> String {
 fn d_data_dir() -> PathBuf {
     "./data".into()
 }
+fn d_store_write_timeout_ms() -> u64 {
+    5000
+}
 fn d_store_cache_mb() -> u64 {
     16
 }
@@ -288,6 +294,7 @@ const ENV_KEYS: &[&str] = &[
     "MONGO_DB",
     "DATA_DIR",
     "STORE_CACHE_MB",
+    "STORE_WRITE_TIMEOUT_MS",
     "IDEMPOTENCY_TTL_HOURS",
     "HISTORY_RETENTION_DAYS",
     "GAME_DATA_DIR",
@@ -336,8 +343,8 @@ impl Settings {
     }
 
     /// How long expiring records are kept.
-    pub fn retention(&self) -> crate::store::mongo::Retention {
-        crate::store::mongo::Retention {
+    pub fn retention(&self) -> crate::store::Retention {
+        crate::store::Retention {
             idempotency: std::time::Duration::from_secs(self.idempotency_ttl_hours.saturating_mul(3600)),
             history: std::time::Duration::from_secs(self.history_retention_days.saturating_mul(86_400)),
         }
@@ -357,6 +364,9 @@ impl Settings {
         }
         if self.jwt_ttl_secs == 0 {
             return bad("JWT_TTL_SECS must be at least 1".into());
+        }
+        if self.store_write_timeout_ms == 0 {
+            return bad("STORE_WRITE_TIMEOUT_MS must be at least 1".into());
         }
         if self.store_cache_mb == 0 {
             return bad("STORE_CACHE_MB must be at least 1".into());
@@ -417,6 +427,7 @@ impl fmt::Debug for Settings {
             .field("mongo_db", &self.mongo_db)
             .field("data_dir", &self.data_dir)
             .field("store_cache_mb", &self.store_cache_mb)
+            .field("store_write_timeout_ms", &self.store_write_timeout_ms)
             .field("idempotency_ttl_hours", &self.idempotency_ttl_hours)
             .field("history_retention_days", &self.history_retention_days)
             .field("game_data_dir", &self.game_data_dir)

@@ -10,6 +10,7 @@ pub mod events;
 pub mod mongo;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -200,6 +201,22 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass back as `before` for the next page; `None` at the end.
     pub next_before: Option<u64>,
+}
+
+/// How long expiring records are kept (the embedded store prunes them, MongoDB
+/// expires them with TTL indexes).
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Idempotency records.
+    pub idempotency: Duration,
+    /// Summon history rows.
+    pub history: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { idempotency: Duration::from_hours(24), history: Duration::from_hours(90 * 24) }
+    }
 }
 
 /// A new id that sorts by creation time (UUIDv7, 32 hex digits): rows keyed by

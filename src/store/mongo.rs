@@ -21,7 +21,7 @@ use tokio::sync::Mutex;
 
 use super::{
     apply_mutation, starting_ledger, Board, BoardEntry, HistoryRow, IdempotencyRequest, LedgerEntry, MutateOutcome,
-    Mutation, Page, Player, PreparedWrite, Store, StoreError, StoredResponse,
+    Mutation, Page, Player, PreparedWrite, Retention, Store, StoreError, StoredResponse,
 };
 
 const MAX_ATTEMPTS: u32 = 60;
@@ -54,21 +54,8 @@ pub struct MongoStore {
     db: Database,
     stripes: Vec<Mutex<()>>,
     retention: Retention,
-}
-
-/// How long MongoDB keeps what expires (TTL indexes do the removing).
-#[derive(Debug, Clone, Copy)]
-pub struct Retention {
-    /// Idempotency records.
-    pub idempotency: Duration,
-    /// Summon history rows.
-    pub history: Duration,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Self { idempotency: Duration::from_hours(24), history: Duration::from_hours(90 * 24) }
-    }
+    /// A write that has not finished by then fails with `Unavailable` (503).
+    write_timeout: Duration,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -118,22 +105,71 @@ enum Attempt {
 }
 
 impl MongoStore {
-    /// Connects with the default retention.
+    /// Connects with the default retention and a 5 s write timeout.
     pub async fn connect(url: &str, db_name: &str) -> Result<Self, StoreError> {
-        Self::connect_with(url, db_name, Retention::default()).await
+        Self::connect_with(url, db_name, Retention::default(), Duration::from_secs(5)).await
     }
 
-    /// Connects, checks the server answers and creates the indexes.
-    pub async fn connect_with(url: &str, db_name: &str, retention: Retention) -> Result<Self, StoreError> {
+    /// Connects, checks the server answers and creates the indexes. A write
+    /// still unfinished after `write_timeout` fails as unavailable.
+    pub async fn connect_with(
+        url: &str,
+        db_name: &str,
+        retention: Retention,
+        write_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let mut opts = ClientOptions::parse(url).await.map_err(|e| unavailable(format!("parsing MONGO_URL: {e}")))?;
         opts.app_name = Some("divine-heroes".into());
         opts.server_selection_timeout = Some(opts.server_selection_timeout.unwrap_or(Duration::from_secs(5)));
         let client = Client::with_options(opts).map_err(unavailable)?;
         let db = client.database(db_name);
-        let store = Self { client, db, stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(), retention };
+        let store =
+            Self { client, db, stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(), retention, write_timeout };
         store.ping().await?;
         store.create_indexes().await?;
         Ok(store)
+    }
+
+    /// One write, its transaction retried on conflicts and transient errors.
+    async fn mutate_within(
+        &self,
+        player_id: &str,
+        idempotency: Option<IdempotencyRequest>,
+        now: DateTime<Utc>,
+        op: Mutation,
+    ) -> Result<MutateOutcome, StoreError> {
+        let _turn = self.stripe(player_id).lock().await;
+        for attempt in 0..MAX_ATTEMPTS {
+            let mut s = match self.start().await {
+                Ok(s) => s,
+                Err(e) => return Err(unavailable(e)),
+            };
+            let outcome = match self.try_mutate(&mut s, player_id, &idempotency, now, &op).await {
+                Ok(Attempt::Done(o @ MutateOutcome::Applied(..))) => match Self::commit(&mut s).await {
+                    Ok(()) => return Ok(o),
+                    Err(e) => Err(e),
+                },
+                Ok(Attempt::Done(o)) => {
+                    let _ = s.abort_transaction().await;
+                    return Ok(o);
+                }
+                Ok(Attempt::Retry) => {
+                    let _ = s.abort_transaction().await;
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = s.abort_transaction().await;
+                    Err(e)
+                }
+            };
+            match outcome {
+                Ok(()) => backoff(attempt).await,
+                // A concurrent insert of the same idempotency key: the retry replays it.
+                Err(e) if is_retryable(&e) || is_duplicate_key(&e) => backoff(attempt).await,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(StoreError::Contention)
     }
 
     async fn create_indexes(&self) -> Result<(), StoreError> {
@@ -482,38 +518,14 @@ impl Store for MongoStore {
         now: DateTime<Utc>,
         op: Mutation,
     ) -> Result<MutateOutcome, StoreError> {
-        let _turn = self.stripe(player_id).lock().await;
-        for attempt in 0..MAX_ATTEMPTS {
-            let mut s = match self.start().await {
-                Ok(s) => s,
-                Err(e) => return Err(unavailable(e)),
-            };
-            let outcome = match self.try_mutate(&mut s, player_id, &idempotency, now, &op).await {
-                Ok(Attempt::Done(o @ MutateOutcome::Applied(..))) => match Self::commit(&mut s).await {
-                    Ok(()) => return Ok(o),
-                    Err(e) => Err(e),
-                },
-                Ok(Attempt::Done(o)) => {
-                    let _ = s.abort_transaction().await;
-                    return Ok(o);
-                }
-                Ok(Attempt::Retry) => {
-                    let _ = s.abort_transaction().await;
-                    Ok(())
-                }
-                Err(e) => {
-                    let _ = s.abort_transaction().await;
-                    Err(e)
-                }
-            };
-            match outcome {
-                Ok(()) => backoff(attempt).await,
-                // A concurrent insert of the same idempotency key: the retry replays it.
-                Err(e) if is_retryable(&e) || is_duplicate_key(&e) => backoff(attempt).await,
-                Err(e) => return Err(unavailable(e)),
-            }
-        }
-        Err(StoreError::Contention)
+        // Bounded: through an outage a write fails after `write_timeout` instead of
+        // hanging. The transaction holds the change and its idempotency record
+        // together, so a write cut off here is applied with its record or not at
+        // all, and a retry with the same key applies it once.
+        let limit = self.write_timeout;
+        tokio::time::timeout(limit, self.mutate_within(player_id, idempotency, now, op))
+            .await
+            .unwrap_or_else(|_| Err(unavailable(format!("MongoDB did not finish the write within {limit:?}"))))
     }
 
     async fn ledger(

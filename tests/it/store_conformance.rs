@@ -326,3 +326,115 @@ on_both_stores!(
     a_refused_rule_writes_nothing,
     ledger_pages_newest_first,
 );
+
+/// A TCP relay in front of the test MongoDB that can stop passing bytes, as a
+/// server that hangs or a network that drops everything would.
+struct PausableRelay {
+    port: u16,
+    paused: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PausableRelay {
+    async fn start(target: String) -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gate = paused.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else { continue };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                for (mut from, mut to) in [(cr, sw), (sr, cw)].map(|(r, w)| {
+                    (
+                        Box::new(r) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                        Box::new(w) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+                    )
+                }) {
+                    let gate = gate.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = from.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            while gate.load(Ordering::SeqCst) {
+                                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            }
+                            if to.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Self { port, paused, task }
+    }
+
+    fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for PausableRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// MongoDB stops answering mid-write: the write fails as unavailable within the
+/// bound (not after the outage), and the client's retry with the same key once
+/// it answers again is applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_a_mongodb_outage_fails_in_time_and_applies_once_after() {
+    use divine_heroes::store::mongo::MongoStore;
+    use std::time::{Duration, Instant};
+    let url = crate::common::mongo_url();
+    let target = url.trim_start_matches("mongodb://").split(['/', '?']).next().unwrap_or("127.0.0.1:27017").to_string();
+    if tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&target))
+        .await
+        .map_or(true, |c| c.is_err())
+    {
+        assert!(std::env::var_os("CI").is_none(), "MongoDB-compatible server at {target} is required in CI");
+        return;
+    }
+    let relay = PausableRelay::start(target).await;
+    let db = format!("dh_test_{}", uuid::Uuid::new_v4().simple());
+    let _scratch = crate::common::MongoScratch(db.clone());
+    let relayed = format!("mongodb://127.0.0.1:{}/?directConnection=true", relay.port);
+    let store: DynStore =
+        Arc::new(MongoStore::connect_with(&relayed, &db, Default::default(), Duration::from_secs(1)).await.unwrap());
+    let p = new_player("Outlast");
+    store.create_player(&p).await.unwrap();
+    let key = IdempotencyRequest { key: "through-the-outage".into(), fingerprint: "f".into() };
+
+    relay.set_paused(true);
+    let started = Instant::now();
+    let cut = store.mutate(&p.id, Some(key.clone()), Utc::now(), debit(100)).await;
+    let took = started.elapsed();
+    assert!(matches!(cut, Err(StoreError::Unavailable(_))), "{cut:?}");
+    assert!(took < Duration::from_secs(3), "failed within the 1 s bound (and some slack), took {took:?}");
+
+    relay.set_paused(false);
+    let mut outcome = None;
+    for _ in 0..50 {
+        match store.mutate(&p.id, Some(key.clone()), Utc::now(), debit(100)).await {
+            Ok(o) => {
+                outcome = Some(o);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    assert!(
+        matches!(outcome, Some(MutateOutcome::Applied(..) | MutateOutcome::Replayed(_))),
+        "the retry goes through once MongoDB answers: {outcome:?}"
+    );
+    let after = store.player_by_id(&p.id).await.unwrap().unwrap();
+    assert_eq!(after.balances.gold, 5000 - 100, "applied exactly once");
+    assert_eq!(debit_entries(&store, &p.id).await, 1);
+}
