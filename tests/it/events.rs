@@ -91,6 +91,23 @@ async fn redis_pool() -> Option<deadpool_redis::Pool> {
     Some(deadpool_redis::Config::from_url(REDIS_URL).create_pool(Some(deadpool_redis::Runtime::Tokio1)).unwrap())
 }
 
+/// The `i`th of a run of made-up one-pull summon events, each with its own id.
+fn synthetic_summon(i: u64) -> Event {
+    Event {
+        id: format!("synthetic-{i}-{}", uuid::Uuid::new_v4().simple()),
+        player_id: "p".into(),
+        username: "P".into(),
+        version: i,
+        scores: Default::default(),
+        at: chrono::Utc::now(),
+        body: DomainEvent::GachaSummoned {
+            summon_id: format!("s-{i}"),
+            banner_id: "standard".into(),
+            results: vec![sr_pull()],
+        },
+    }
+}
+
 /// A crash after the store write and before the publish, and one after the
 /// publish and before the outbox was cleared: the relay resends, the consumers
 /// skip what they already applied.
@@ -139,21 +156,7 @@ fn sr_pull() -> PullResult {
 async fn two_consumers_share_the_queue(kind: StoreKind, broker: Broker) {
     let Some((_scratch, queue)) = broker_queue(broker).await else { return };
     let Some(app) = TestApp::spawn(kind).await else { return };
-    let events: Vec<Event> = (0..200)
-        .map(|i| Event {
-            id: format!("synthetic-{i}-{}", uuid::Uuid::new_v4().simple()),
-            player_id: "p".into(),
-            username: "P".into(),
-            version: i,
-            scores: Default::default(),
-            at: chrono::Utc::now(),
-            body: DomainEvent::GachaSummoned {
-                summon_id: format!("s-{i}"),
-                banner_id: "standard".into(),
-                results: vec![sr_pull()],
-            },
-        })
-        .collect();
+    let events: Vec<Event> = (0..200).map(synthetic_summon).collect();
     // Both join before the events arrive, as two running pods would.
     let mut consumers = Vec::new();
     for name in ["pod-a", "pod-b"] {
@@ -264,27 +267,14 @@ async fn a_consumer_recovers_when_redis_lost_its_stream() {
     let queue =
         RedisStreamQueue::new(pool.clone(), stream.clone(), format!("{}:consumers", scratch.prefix)).await.unwrap();
     let mut consumer = queue.consumer("pod-a").await.unwrap();
-    let event = |i: u64| Event {
-        id: format!("after-reset-{i}-{}", uuid::Uuid::new_v4().simple()),
-        player_id: "p".into(),
-        username: "P".into(),
-        version: i,
-        scores: Default::default(),
-        at: chrono::Utc::now(),
-        body: DomainEvent::GachaSummoned {
-            summon_id: format!("s-{i}"),
-            banner_id: "standard".into(),
-            results: vec![sr_pull()],
-        },
-    };
-    queue.publish(&[event(0)]).await.unwrap();
+    queue.publish(&[synthetic_summon(0)]).await.unwrap();
     let first = consumer.receive(10).await.unwrap();
     assert_eq!(first.len(), 1);
     consumer.ack(&first).await.unwrap();
 
     let mut c = pool.get().await.unwrap();
     let _: i64 = deadpool_redis::redis::cmd("DEL").arg(&stream).query_async(&mut c).await.unwrap();
-    let sent: Vec<Event> = (1..=5).map(event).collect();
+    let sent: Vec<Event> = (1..=5).map(synthetic_summon).collect();
     queue.publish(&sent).await.unwrap();
     let mut got = Vec::new();
     for _ in 0..10 {

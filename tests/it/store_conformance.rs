@@ -337,8 +337,6 @@ struct PausableRelay {
 
 impl PausableRelay {
     async fn start(target: String) -> Self {
-        use std::sync::atomic::Ordering;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -348,28 +346,8 @@ impl PausableRelay {
                 let Ok(server) = tokio::net::TcpStream::connect(&target).await else { continue };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                for (mut from, mut to) in [(cr, sw), (sr, cw)].map(|(r, w)| {
-                    (
-                        Box::new(r) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-                        Box::new(w) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-                    )
-                }) {
-                    let gate = gate.clone();
-                    tokio::spawn(async move {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        while let Ok(n) = from.read(&mut buf).await {
-                            if n == 0 {
-                                break;
-                            }
-                            while gate.load(Ordering::SeqCst) {
-                                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                            }
-                            if to.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    });
-                }
+                tokio::spawn(pump(cr, sw, gate.clone()));
+                tokio::spawn(pump(sr, cw, gate.clone()));
             }
         });
         Self { port, paused, task }
@@ -377,6 +355,27 @@ impl PausableRelay {
 
     fn set_paused(&self, paused: bool) {
         self.paused.store(paused, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies bytes one way, holding them while the gate is shut.
+async fn pump(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    gate: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        while gate.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
     }
 }
 
