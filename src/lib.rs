@@ -8,6 +8,7 @@
 // request, so their size on the error path is not worth boxing.
 #![allow(clippy::result_large_err)]
 
+pub mod audit;
 pub mod game;
 pub mod ops;
 pub mod platform;

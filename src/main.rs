@@ -67,6 +67,13 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Check every player's ledger against its balances (each entry chains from
+    /// the one before, the last one is the stored balance). Exits 1 on any mismatch.
+    Audit {
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// System mail to players.
     Mail {
         #[command(subcommand)]
@@ -215,6 +222,11 @@ fn main() -> ExitCode {
                 Ok(format!("{} now has {} {currency}", p.username, p.balances.get(currency)))
             })
         }
+        Command::Audit { config } => run_op(config.as_ref(), |store, _, _| async move {
+            let report = divine_heroes::audit::audit(&store).await?;
+            anyhow::ensure!(report.clean(), "{report}");
+            Ok(report.to_string())
+        }),
         Command::Mail { command: MailCommand::Send { to, all, subject, body, attach, config } } => {
             run_op(config.as_ref(), |store, cache, data| async move {
                 let attachments =

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 
 use crate::platform::metrics::{
-    CONSUMER_LAG_SECONDS, EVENTS_CONSUMED, EVENTS_RELAYED, GACHA_OBSERVED_RATE, QUEUE_DEPTH,
+    CONSUMER_LAG_SECONDS, EVENTS_CONSUMED, EVENTS_RELAYED, EVENTS_REPLAYED, GACHA_OBSERVED_RATE, QUEUE_DEPTH,
 };
 use crate::platform::queue::{Consumer, Queue};
 use crate::state::AppState;
@@ -21,6 +21,10 @@ use crate::store::events::{ConsumeItem, DomainEvent, Event};
 const RELAY_BATCH: usize = 256;
 /// Deliveries handled per receive.
 const CONSUME_BATCH: usize = 64;
+/// Published events still unconsumed after this long are published again: a
+/// broker can lose what it accepted without a sign the consumers can see (a
+/// stream trimmed past them, a queue purged).
+const REDELIVER_AFTER: Duration = Duration::from_mins(5);
 
 /// Starts the relay and one consumer; they stop when the handles are aborted.
 pub fn spawn(state: web::Data<AppState>, queue: Arc<dyn Queue>) -> Vec<JoinHandle<()>> {
@@ -63,31 +67,114 @@ async fn prune(state: web::Data<AppState>) {
     }
 }
 
-/// Moves outbox events to the queue, deleting them only after the broker accepted them.
+/// Moves outbox events to the queue. Published events stay in the store as
+/// unconsumed until a consumer applied them, and are published again when the
+/// broker may have lost them: at start (this process may have died with them in
+/// flight), when a consumer found the broker reset, after a failed publish, and
+/// when one is overdue. Consumers skip what they applied already.
 pub async fn relay(state: web::Data<AppState>, queue: Arc<dyn Queue>) {
+    let mut replay = Some(Replay::Startup);
+    let mut resets = queue.resets();
+    let mut swept = tokio::time::Instant::now();
     loop {
+        if let Some(why) = replay {
+            if let Err(e) = republish(&state, queue.as_ref(), why).await {
+                tracing::warn!(error = %e, reason = why.name(), "relay: publishing unconsumed events again failed; will retry");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            replay = None;
+        }
+        let now_resets = queue.resets();
+        if now_resets != resets {
+            resets = now_resets;
+            replay = Some(Replay::Reset);
+            continue;
+        }
+        if swept.elapsed() >= REDELIVER_AFTER {
+            swept = tokio::time::Instant::now();
+            let cutoff =
+                chrono::Duration::from_std(REDELIVER_AFTER).map_or(DateTime::<Utc>::MIN_UTC, |d| state.clock.now() - d);
+            replay = Some(Replay::Overdue(cutoff));
+            continue;
+        }
         match relay_once(&state, queue.as_ref()).await {
             Ok(0) => tokio::time::sleep(Duration::from_millis(100)).await,
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "relay: will retry");
+                // The failed batch is unconsumed already: it goes out with the others.
+                replay = Some(Replay::Failed);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
 }
 
-/// One relay round: publish a batch, then forget it. Returns how many moved.
+/// Why unconsumed events are published again.
+#[derive(Debug, Clone, Copy)]
+pub enum Replay {
+    /// The process started.
+    Startup,
+    /// A consumer found the broker had lost its state.
+    Reset,
+    /// A publish failed.
+    Failed,
+    /// Unconsumed since before this time.
+    Overdue(DateTime<Utc>),
+}
+
+impl Replay {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Startup => "startup",
+            Self::Reset => "reset",
+            Self::Failed => "failed",
+            Self::Overdue(_) => "overdue",
+        }
+    }
+}
+
+/// Publishes unconsumed events again, oldest id first; returns how many.
+pub async fn republish(state: &AppState, queue: &dyn Queue, why: Replay) -> anyhow::Result<usize> {
+    let mut after = None;
+    let mut sent = 0;
+    loop {
+        let page = state.store.unconsumed(after.take(), RELAY_BATCH).await?;
+        let full = page.len() == RELAY_BATCH;
+        after = page.last().map(|e| e.key.clone());
+        let events: Vec<Event> = page
+            .into_iter()
+            .map(|e| e.event)
+            .filter(|e| match why {
+                Replay::Overdue(before) => e.at < before,
+                _ => true,
+            })
+            .collect();
+        queue.publish(&events).await?;
+        sent += events.len();
+        if !full {
+            break;
+        }
+    }
+    if sent > 0 {
+        metrics::counter!(EVENTS_REPLAYED, "reason" => why.name()).increment(sent as u64);
+        tracing::info!(events = sent, reason = why.name(), "relay: published unconsumed events again");
+    }
+    Ok(sent)
+}
+
+/// One relay round: publish a batch. Returns how many moved.
 pub async fn relay_once(state: &AppState, queue: &dyn Queue) -> anyhow::Result<usize> {
     let batch = state.store.outbox_batch(RELAY_BATCH).await?;
     if batch.is_empty() {
         return Ok(0);
     }
-    let events: Vec<Event> = batch.iter().map(|b| b.event.clone()).collect();
+    // Unconsumed first, then published: a consumer never applies an event that
+    // is still in the outbox, and a crash in between publishes it at the next start.
+    state.store.outbox_relayed(&batch).await?;
+    let events: Vec<Event> = batch.into_iter().map(|b| b.event).collect();
     queue.publish(&events).await?;
-    // A crash here resends the batch after restart; consumers skip what they applied.
-    let keys: Vec<String> = batch.into_iter().map(|b| b.key).collect();
-    state.store.outbox_delete(&keys).await?;
     metrics::counter!(EVENTS_RELAYED, "backend" => queue.backend()).increment(events.len() as u64);
     Ok(events.len())
 }
@@ -163,7 +250,8 @@ pub async fn apply(state: &AppState, events: &[Event]) -> anyhow::Result<()> {
         }
     }
     // Per item: new (applied now) or a duplicate (also a second copy in this batch).
-    let applied = state.store.consume_batch("consumers", &items).await?;
+    let delivered: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    let applied = state.store.consume_batch("consumers", &items, &delivered).await?;
     // A Redis outage must not hold back the store-side effects: the boards are a
     // view, rebuilt from the store when missing, and corrected by the player's next event.
     if let Some(pool) = &state.redis {
@@ -204,12 +292,16 @@ async fn publish_observed(state: &AppState, banner: &str) {
     }
 }
 
+/// The depth gauges, every 5 s. A stage that cannot be read is NaN, not 0: an
+/// outage must not look like an empty queue.
 async fn report_depth(state: web::Data<AppState>, queue: Arc<dyn Queue>) {
+    let set = |stage: &'static str, n: Option<u64>| {
+        metrics::gauge!(QUEUE_DEPTH, "stage" => stage).set(n.map_or(f64::NAN, |n| n as f64));
+    };
     loop {
-        let outbox = state.store.outbox_len().await.unwrap_or(0);
-        let broker = queue.depth().await.unwrap_or(0);
-        metrics::gauge!(QUEUE_DEPTH, "stage" => "outbox").set(outbox as f64);
-        metrics::gauge!(QUEUE_DEPTH, "stage" => "broker").set(broker as f64);
+        set("outbox", state.store.outbox_len().await.ok());
+        set("unconsumed", state.store.unconsumed_len().await.ok());
+        set("broker", queue.depth().await);
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }

@@ -5,9 +5,18 @@
 //! A Redis failure never fails a request: the lookup counts as a miss (and an
 //! error), is logged, and the caller goes to the store. The pool reconnects by
 //! itself when Redis comes back.
+//!
+//! Player records carry two guards. The "newest version" mark, raised by every
+//! write, hides older copies at once. When a write cannot raise it (Redis down
+//! or paused), the mark and the old copy may both come back with Redis, so the
+//! writing process *fences*: it raises the player-cache generation in Redis
+//! before it serves from the cache again, retrying every 100 ms in the
+//! background, and every copy cached under an older generation, on every pod, is
+//! a miss from then on.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::{self, AsyncCommands};
@@ -34,6 +43,17 @@ const MEMORY_MAX_ENTRIES: usize = 20_000;
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// How long a player's "newest version" mark lives: longer than any entry it guards.
 const VERSION_MARK_TTL_SECS: u64 = 3600;
+/// Raises a player's "newest version" mark (only ever up, even if two writers'
+/// invalidations cross) and caches the new copy tagged with the generation
+/// current at that moment, in one script: a fence raised after it cannot be
+/// overtaken by it.
+const RAISE_AND_CACHE: &str = "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') \
+     if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) \
+     else redis.call('EXPIRE', KEYS[1], ARGV[2]) end \
+     local g = redis.call('GET', KEYS[3]) or '0' \
+     redis.call('SET', KEYS[2], g .. ':' .. ARGV[3], 'EX', ARGV[4]) return 1";
+/// How often a process that owes a fence retries it while Redis is away.
+const FENCE_RETRY: Duration = Duration::from_millis(100);
 
 /// The cache.
 pub struct Cache {
@@ -45,7 +65,26 @@ pub struct Cache {
     memory: Mutex<HashMap<String, (Instant, Vec<u8>)>>,
     ttl: [Duration; 3],
     /// One warning per period while Redis is down, not one per request.
-    warnings: super::telemetry::Throttle,
+    warnings: Arc<super::telemetry::Throttle>,
+    /// Set while a write's invalidation is owed to Redis (see the module docs).
+    fence: Arc<Fence>,
+}
+
+/// The fence this process owes: while `owed > paid`, it serves no player from
+/// the cache and caches none. Counters rather than a flag, so that a write that
+/// fails while a fence is being raised still owes one after it.
+#[derive(Default)]
+struct Fence {
+    owed: AtomicU64,
+    paid: AtomicU64,
+    /// A background retry is running.
+    retrying: AtomicBool,
+}
+
+impl Fence {
+    fn owed(&self) -> bool {
+        self.owed.load(Ordering::SeqCst) > self.paid.load(Ordering::SeqCst)
+    }
 }
 
 /// A cached player with the version it was read at.
@@ -53,6 +92,30 @@ pub struct Cache {
 struct PlayerEntry {
     version: u64,
     player: Player,
+}
+
+/// What a player lookup found.
+pub enum PlayerLookup {
+    /// A current copy.
+    Hit(Box<Player>),
+    /// Load it from the store, then hand the ticket to [`Cache::put_player`].
+    Miss(PutTicket),
+}
+
+/// Permission to cache a player loaded after a miss: the cache generation seen
+/// before the store was read, so that a copy read before a fence is never
+/// served after it. `None`: do not cache (no player cache, or a fence is owed).
+pub struct PutTicket(Option<u64>);
+
+/// Stored player entries are `"<generation>:<json>"`.
+fn split_generation(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let colon = bytes.iter().position(|&b| b == b':')?;
+    let generation = std::str::from_utf8(&bytes[..colon]).ok()?.parse().ok()?;
+    Some((generation, &bytes[colon + 1..]))
+}
+
+fn parse_u64(bytes: Option<&Vec<u8>>) -> u64 {
+    bytes.and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()).unwrap_or(0)
 }
 
 impl Cache {
@@ -68,19 +131,18 @@ impl Cache {
             players,
             memory: Mutex::new(HashMap::new()),
             ttl,
-            warnings: super::telemetry::Throttle::new(Duration::from_secs(10)),
+            warnings: Arc::new(super::telemetry::Throttle::new(Duration::from_secs(10))),
+            fence: Arc::default(),
         }
+    }
+
+    /// Whether this process owes a fence (a write's invalidation did not reach Redis).
+    pub fn fence_owed(&self) -> bool {
+        self.fence.owed()
     }
 
     fn ttl(&self, tier: Tier) -> Duration {
         self.ttl[tier as usize]
-    }
-
-    fn redis_failed(&self, op: &str, e: impl std::fmt::Display) {
-        metrics::counter!(CACHE_ERRORS, "op" => op.to_string()).increment(1);
-        if let Some(held_back) = self.warnings.allow() {
-            tracing::warn!(op, error = %e, held_back, "cache: Redis unavailable, using the store (one warning per 10 s; every failure is counted in divine_heroes_cache_errors_total)");
-        }
     }
 
     async fn with_redis<T>(
@@ -88,23 +150,7 @@ impl Cache {
         op: &str,
         f: impl AsyncFnOnce(&mut deadpool_redis::Connection) -> redis::RedisResult<T>,
     ) -> Option<T> {
-        let pool = self.redis.as_ref()?;
-        let r = tokio::time::timeout(REDIS_TIMEOUT, async {
-            let mut c = pool.get().await.map_err(|e| e.to_string())?;
-            f(&mut c).await.map_err(|e| e.to_string())
-        })
-        .await;
-        match r {
-            Ok(Ok(v)) => Some(v),
-            Ok(Err(e)) => {
-                self.redis_failed(op, e);
-                None
-            }
-            Err(_) => {
-                self.redis_failed(op, "timed out");
-                None
-            }
-        }
+        redis_call(self.redis.as_ref()?, &self.warnings, op, f).await
     }
 
     async fn raw_get(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
@@ -165,82 +211,194 @@ impl Cache {
         Ok(v)
     }
 
-    fn player_keys(&self, id: &str) -> [String; 2] {
-        [format!("{}player:{id}", self.prefix), format!("{}player:{id}:newest", self.prefix)]
+    fn player_keys(&self, id: &str) -> [String; 3] {
+        [
+            format!("{}player:{id}", self.prefix),
+            format!("{}player:{id}:newest", self.prefix),
+            format!("{}player-generation", self.prefix),
+        ]
     }
 
-    /// A cached player, valid only if no write newer than it has been seen.
-    pub async fn player(&self, id: &str) -> Option<Player> {
-        if !self.players {
-            return None;
+    /// A cached player, served only if no write newer than it has been seen and
+    /// no fence has been raised since it was cached.
+    pub async fn player(&self, id: &str) -> PlayerLookup {
+        if !self.players || (self.fence_owed() && !self.pay_fence().await) {
+            metrics::counter!(CACHE_MISS, "kind" => "player").increment(1);
+            return PlayerLookup::Miss(PutTicket(None));
         }
-        let got = self.raw_get(&self.player_keys(id)).await;
-        let entry = got.first().cloned().flatten().and_then(|b| serde_json::from_slice::<PlayerEntry>(&b).ok());
-        let newest: u64 =
-            got.get(1).cloned().flatten().and_then(|b| String::from_utf8(b).ok()?.parse().ok()).unwrap_or(0);
+        let keys = self.player_keys(id);
+        let got = if self.redis.is_some() {
+            let keys = keys.to_vec();
+            self.with_redis("get", async move |c| {
+                redis::cmd("MGET").arg(&keys).query_async::<Vec<Option<Vec<u8>>>>(c).await
+            })
+            .await
+        } else {
+            Some(self.raw_get(&keys).await)
+        };
+        let Some(got) = got else {
+            metrics::counter!(CACHE_MISS, "kind" => "player").increment(1);
+            return PlayerLookup::Miss(PutTicket(None));
+        };
+        let newest = parse_u64(got.get(1).and_then(Option::as_ref));
+        let generation = parse_u64(got.get(2).and_then(Option::as_ref));
+        let entry = got
+            .first()
+            .and_then(Option::as_ref)
+            .and_then(|b| split_generation(b))
+            .filter(|(g, _)| *g == generation)
+            .and_then(|(_, json)| serde_json::from_slice::<PlayerEntry>(json).ok());
         match entry {
             Some(e) if e.version >= newest => {
                 metrics::counter!(CACHE_HIT, "kind" => "player").increment(1);
-                Some(e.player)
+                PlayerLookup::Hit(Box::new(e.player))
             }
             _ => {
                 metrics::counter!(CACHE_MISS, "kind" => "player").increment(1);
-                None
+                PlayerLookup::Miss(PutTicket(Some(generation)))
             }
         }
     }
 
-    /// Caches a player read from the store.
-    pub async fn put_player(&self, p: &Player) {
-        if !self.players {
+    /// Caches a player read from the store after a miss.
+    pub async fn put_player(&self, p: &Player, ticket: PutTicket) {
+        let Some(generation) = ticket.0 else { return };
+        if self.fence_owed() {
             return;
         }
         let entry = PlayerEntry { version: p.version, player: p.clone() };
-        if let Ok(bytes) = serde_json::to_vec(&entry) {
-            let [key, _] = self.player_keys(&p.id);
-            self.raw_set(key, bytes, self.ttl(Tier::Short)).await;
-        }
+        let Ok(json) = serde_json::to_vec(&entry) else { return };
+        let mut bytes = format!("{generation}:").into_bytes();
+        bytes.extend_from_slice(&json);
+        let [key, ..] = self.player_keys(&p.id);
+        self.raw_set(key, bytes, self.ttl(Tier::Short)).await;
     }
 
     /// Records that the player is now at `version`: older cached copies stop
-    /// being served at once, on every pod. Then caches the new record.
+    /// being served at once, on every pod. Then caches the new record. If Redis
+    /// cannot be told, a fence is owed (see the module docs).
     pub async fn player_written(&self, p: &Player) {
         if !self.players {
             return;
         }
-        let [_, newest] = self.player_keys(&p.id);
-        let version = p.version;
-        if self.redis.is_some() {
-            // Only ever raise the mark, even if two writers' invalidations cross.
-            const RAISE: &str = "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') \
-                 if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) \
-                 else redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 1";
-            let ok = self
-                .with_redis("invalidate", async move |c| {
-                    redis::cmd("EVAL")
-                        .arg(RAISE)
-                        .arg(1)
-                        .arg(newest)
-                        .arg(version)
-                        .arg(VERSION_MARK_TTL_SECS)
-                        .query_async::<i64>(c)
-                        .await
-                })
-                .await;
-            if ok.is_none() {
-                // The mark could not be raised: do not re-populate either.
-                return;
+        let [entry_key, newest, generation_key] = self.player_keys(&p.id);
+        let entry = PlayerEntry { version: p.version, player: p.clone() };
+        let Ok(json) = serde_json::to_vec(&entry) else { return };
+        if self.redis.is_none() {
+            {
+                let mut mem = self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let cur = parse_u64(mem.get(&newest).map(|(_, b)| b));
+                if p.version > cur {
+                    let expires = Instant::now() + Duration::from_secs(VERSION_MARK_TTL_SECS);
+                    mem.insert(newest, (expires, p.version.to_string().into_bytes()));
+                }
             }
-        } else {
-            let mut mem = self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let cur = mem.get(&newest).and_then(|(_, b)| std::str::from_utf8(b).ok()?.parse::<u64>().ok()).unwrap_or(0);
-            if version > cur {
-                mem.insert(
-                    newest,
-                    (Instant::now() + Duration::from_secs(VERSION_MARK_TTL_SECS), version.to_string().into_bytes()),
-                );
-            }
+            let mut bytes = b"0:".to_vec();
+            bytes.extend_from_slice(&json);
+            self.raw_set(entry_key, bytes, self.ttl(Tier::Short)).await;
+            return;
         }
-        self.put_player(p).await;
+        if self.fence_owed() {
+            // Nothing is served from the cache here until the fence is paid,
+            // which hides this write's older copies too.
+            return;
+        }
+        let (version, ttl) = (p.version, self.ttl(Tier::Short).as_secs().max(1));
+        let ok = self
+            .with_redis("invalidate", async move |c| {
+                redis::cmd("EVAL")
+                    .arg(RAISE_AND_CACHE)
+                    .arg(3)
+                    .arg(newest)
+                    .arg(entry_key)
+                    .arg(generation_key)
+                    .arg(version)
+                    .arg(VERSION_MARK_TTL_SECS)
+                    .arg(json)
+                    .arg(ttl)
+                    .query_async::<i64>(c)
+                    .await
+            })
+            .await;
+        if ok.is_none() {
+            self.owe_fence();
+        }
     }
+
+    /// Marks a fence as owed and starts the background retry (once).
+    fn owe_fence(&self) {
+        self.fence.owed.fetch_add(1, Ordering::SeqCst);
+        let Some(pool) = self.redis.clone() else { return };
+        if self.fence.retrying.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::warn!("cache: a write could not invalidate its cached player; the player cache is off here until Redis takes a fence");
+        let (fence, warnings) = (self.fence.clone(), self.warnings.clone());
+        let [_, _, key] = self.player_keys("");
+        tokio::spawn(async move {
+            loop {
+                while !raise_generation(&pool, &warnings, &fence, &key).await {
+                    tokio::time::sleep(FENCE_RETRY).await;
+                }
+                fence.retrying.store(false, Ordering::SeqCst);
+                // A write that failed just before the flag went down started no retry.
+                if !fence.owed() || fence.retrying.swap(true, Ordering::SeqCst) {
+                    break;
+                }
+            }
+            tracing::info!("cache: fence raised in Redis; the player cache is on again");
+        });
+    }
+
+    /// Tries to pay an owed fence now; true when none is owed any more.
+    async fn pay_fence(&self) -> bool {
+        let Some(pool) = &self.redis else { return true };
+        let [_, _, key] = self.player_keys("");
+        raise_generation(pool, &self.warnings, &self.fence, &key).await
+    }
+}
+
+/// Raises the player-cache generation if a fence is owed; true when none is owed.
+async fn raise_generation(
+    pool: &deadpool_redis::Pool,
+    warnings: &super::telemetry::Throttle,
+    fence: &Fence,
+    key: &str,
+) -> bool {
+    let owed = fence.owed.load(Ordering::SeqCst);
+    if owed <= fence.paid.load(Ordering::SeqCst) {
+        return true;
+    }
+    let key = key.to_string();
+    let raised = redis_call(pool, warnings, "fence", async move |c| c.incr::<_, _, u64>(key, 1).await).await.is_some();
+    if raised {
+        // Pays what was owed when the INCR started; a failure since owes another.
+        fence.paid.fetch_max(owed, Ordering::SeqCst);
+    }
+    !fence.owed()
+}
+
+/// One Redis call within [`REDIS_TIMEOUT`]; a failure is counted, logged (rate
+/// limited) and returned as `None`.
+async fn redis_call<T>(
+    pool: &deadpool_redis::Pool,
+    warnings: &super::telemetry::Throttle,
+    op: &str,
+    f: impl AsyncFnOnce(&mut deadpool_redis::Connection) -> redis::RedisResult<T>,
+) -> Option<T> {
+    let r = tokio::time::timeout(REDIS_TIMEOUT, async {
+        let mut c = pool.get().await.map_err(|e| e.to_string())?;
+        f(&mut c).await.map_err(|e| e.to_string())
+    })
+    .await;
+    let e = match r {
+        Ok(Ok(v)) => return Some(v),
+        Ok(Err(e)) => e,
+        Err(_) => "timed out".to_string(),
+    };
+    metrics::counter!(CACHE_ERRORS, "op" => op.to_string()).increment(1);
+    if let Some(held_back) = warnings.allow() {
+        tracing::warn!(op, error = %e, held_back, "cache: Redis unavailable, using the store (one warning per 10 s; every failure is counted in divine_heroes_cache_errors_total)");
+    }
+    None
 }

@@ -150,7 +150,8 @@ pub struct Settings {
     /// Directory of the embedded store.
     #[serde(default = "d_data_dir")]
     pub data_dir: PathBuf,
-    /// A MongoDB write still unfinished after this fails with 503, milliseconds.
+    /// A MongoDB operation (a write, and every read too) still unfinished after
+    /// this fails with 503, milliseconds.
     #[serde(default = "d_store_write_timeout_ms")]
     pub store_write_timeout_ms: u64,
     /// Page cache of the embedded store, MiB: the bound on its memory.

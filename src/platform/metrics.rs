@@ -40,9 +40,13 @@ pub const GACHA_PUBLISHED_RATE: &str = "divine_heroes_gacha_published_rate";
 pub const BATTLES: &str = "divine_heroes_battles_total";
 /// Events moved from the outbox to the queue.
 pub const EVENTS_RELAYED: &str = "divine_heroes_events_relayed_total";
+/// Published events published again (after a start, a broker reset, or overdue).
+pub const EVENTS_REPLAYED: &str = "divine_heroes_events_replayed_total";
 /// Events handled by the consumers, applied or skipped as duplicates.
 pub const EVENTS_CONSUMED: &str = "divine_heroes_events_consumed_total";
-/// Events waiting: in the outbox, and in the broker (lag plus in flight).
+/// Events waiting: in the outbox (not yet published), unconsumed (published, not
+/// yet applied, from the store), and in the broker (lag plus in flight, NaN
+/// while the broker cannot tell).
 pub const QUEUE_DEPTH: &str = "divine_heroes_queue_depth";
 /// Age of the last event a consumer handled.
 pub const CONSUMER_LAG_SECONDS: &str = "divine_heroes_consumer_lag_seconds";
@@ -92,8 +96,12 @@ fn describe() {
     describe_gauge!(GACHA_PUBLISHED_RATE, "Published long-run rate of each outcome per banner");
     describe_counter!(BATTLES, "Battles fought, by mode and winner");
     describe_counter!(EVENTS_RELAYED, "Events moved from the outbox to the queue");
+    describe_counter!(EVENTS_REPLAYED, "Published events published again, by reason (startup, reset, overdue)");
     describe_counter!(EVENTS_CONSUMED, "Events handled by the consumers (applied or duplicate)");
-    describe_gauge!(QUEUE_DEPTH, "Events waiting in the outbox and in the broker");
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "Events waiting: outbox (unpublished), unconsumed (published, not applied), broker (NaN when unknown)"
+    );
     describe_gauge!(CONSUMER_LAG_SECONDS, "Age of the last event a consumer handled, seconds");
     describe_histogram!(STORE_SECONDS, Unit::Seconds, "Store operation latency in seconds");
 }

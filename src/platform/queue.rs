@@ -5,6 +5,7 @@
 //! queue with publisher confirms). Delivery is at least once; consumers are
 //! idempotent by event id.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,11 @@ pub trait Queue: Send + Sync {
     async fn consumer(&self, name: &str) -> Result<Box<dyn Consumer>, QueueError>;
     /// Messages waiting or in flight, when the broker can tell.
     async fn depth(&self) -> Option<u64>;
+    /// How many times a consumer found that the broker had lost its state (a
+    /// stream, group or queue gone): events it had accepted may be gone too.
+    fn resets(&self) -> u64 {
+        0
+    }
 }
 
 /// Receiving side.
@@ -129,12 +135,14 @@ pub struct RedisStreamQueue {
     pool: deadpool_redis::Pool,
     stream: String,
     group: String,
+    /// Group re-creations seen by this process's consumers.
+    resets: Arc<AtomicU64>,
 }
 
 impl RedisStreamQueue {
     /// A queue on `stream` (created on first use) with consumer group `group`.
     pub async fn new(pool: deadpool_redis::Pool, stream: String, group: String) -> Result<Self, QueueError> {
-        let q = Self { pool, stream, group };
+        let q = Self { pool, stream, group, resets: Arc::default() };
         let mut c = q.pool.get().await.map_err(qerr)?;
         create_group(&mut c, &q.stream, &q.group).await?;
         Ok(q)
@@ -163,6 +171,7 @@ struct RedisStreamConsumer {
     stream: String,
     group: String,
     name: String,
+    resets: Arc<AtomicU64>,
 }
 
 fn bulk(v: &RedisValue) -> Option<String> {
@@ -223,7 +232,12 @@ impl Queue for RedisStreamQueue {
             stream: self.stream.clone(),
             group: self.group.clone(),
             name: name.to_string(),
+            resets: self.resets.clone(),
         }))
+    }
+
+    fn resets(&self) -> u64 {
+        self.resets.load(Ordering::SeqCst)
     }
 
     async fn depth(&self) -> Option<u64> {
@@ -260,6 +274,8 @@ impl Consumer for RedisStreamConsumer {
                 // what the stream now holds) and carry on without a restart.
                 tracing::warn!(stream = %self.stream, group = %self.group, "consumer group missing (Redis lost its data?): recreating it");
                 create_group(&mut c, &self.stream, &self.group).await?;
+                // The relay publishes again what was published and not yet consumed.
+                self.resets.fetch_add(1, Ordering::SeqCst);
                 Ok(Vec::new())
             }
             r => r.map_err(qerr),

@@ -10,6 +10,7 @@ use crate::game::economy::Balances;
 use crate::game::error::GameError;
 use crate::game::ids::{HeroId, PlayerId};
 use crate::game::player::{self, Player};
+use crate::platform::cache::PlayerLookup;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::state::AppState;
 use crate::store::IdempotencyRequest;
@@ -123,15 +124,16 @@ pub fn player_view(catalog: &Catalog, p: &Player, now: DateTime<Utc>) -> PlayerV
 
 /// Loads the caller's player; a valid token for a player that no longer exists is an invalid token.
 pub async fn load_player(state: &AppState, id: &str) -> Result<Player, AppError> {
-    if let Some(p) = state.cache.player(id).await {
-        return Ok(p);
-    }
+    let ticket = match state.cache.player(id).await {
+        PlayerLookup::Hit(p) => return Ok(*p),
+        PlayerLookup::Miss(ticket) => ticket,
+    };
     let p = state
         .store
         .player_by_id(id)
         .await?
         .ok_or_else(|| AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))?;
-    state.cache.put_player(&p).await;
+    state.cache.put_player(&p, ticket).await;
     Ok(p)
 }
 

@@ -30,6 +30,8 @@ const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("
 const BATTLES: TableDefinition<&str, &[u8]> = TableDefinition::new("battles");
 /// Outbox position → event JSON, in write order.
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// Event id → event JSON: published, not yet applied by a consumer.
+const UNCONSUMED: TableDefinition<&str, &[u8]> = TableDefinition::new("unconsumed");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// (consumer, event id) → (): which consumer applied which event.
 const CONSUMED: TableDefinition<(&str, &str), ()> = TableDefinition::new("consumed");
@@ -163,6 +165,7 @@ impl EmbeddedStore {
             txn.open_table(BOARDS).map_err(unavailable)?;
             txn.open_table(BATTLES).map_err(unavailable)?;
             txn.open_table(OUTBOX).map_err(unavailable)?;
+            txn.open_table(UNCONSUMED).map_err(unavailable)?;
             txn.open_table(META).map_err(unavailable)?;
             txn.open_table(CONSUMED).map_err(unavailable)?;
             txn.open_table(COUNTERS).map_err(unavailable)?;
@@ -580,12 +583,16 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn outbox_delete(&self, keys: &[String]) -> Result<(), StoreError> {
-        let keys: Vec<u64> = keys.iter().filter_map(|k| k.parse().ok()).collect();
+    async fn outbox_relayed(&self, entries: &[super::events::OutboxEntry]) -> Result<(), StoreError> {
+        let moved: Vec<(u64, String)> =
+            entries.iter().filter_map(|e| Some((e.key.parse().ok()?, e.event.id.clone()))).collect();
         self.write(move |txn| {
-            let mut t = txn.open_table(OUTBOX).map_err(unavailable)?;
-            for k in keys {
-                t.remove(k).map_err(unavailable)?;
+            let mut outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
+            let mut unconsumed = txn.open_table(UNCONSUMED).map_err(unavailable)?;
+            for (key, id) in moved {
+                if let Some(bytes) = outbox.remove(key).map_err(unavailable)? {
+                    unconsumed.insert(id.as_str(), bytes.value()).map_err(unavailable)?;
+                }
             }
             Ok(())
         })
@@ -596,13 +603,44 @@ impl Store for EmbeddedStore {
         self.read(|txn| txn.open_table(OUTBOX).map_err(unavailable)?.len().map_err(unavailable)).await
     }
 
+    async fn unconsumed(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<super::events::OutboxEntry>, StoreError> {
+        self.read(move |txn| {
+            let t = txn.open_table(UNCONSUMED).map_err(unavailable)?;
+            let rows = match &after {
+                Some(a) => t.range::<&str>((std::ops::Bound::Excluded(a.as_str()), std::ops::Bound::Unbounded)),
+                None => t.range::<&str>(..),
+            }
+            .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in rows.take(limit) {
+                let (k, v) = row.map_err(unavailable)?;
+                out.push(super::events::OutboxEntry { key: k.value().to_string(), event: decode(v.value())? });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn unconsumed_len(&self) -> Result<u64, StoreError> {
+        self.read(|txn| txn.open_table(UNCONSUMED).map_err(unavailable)?.len().map_err(unavailable)).await
+    }
+
     async fn consume_batch(
         &self,
         consumer: &str,
         items: &[super::events::ConsumeItem],
+        delivered: &[String],
     ) -> Result<Vec<bool>, StoreError> {
-        let (consumer, items) = (consumer.to_string(), items.to_vec());
+        let (consumer, items, delivered) = (consumer.to_string(), items.to_vec(), delivered.to_vec());
         self.write(move |txn| {
+            let mut unconsumed = txn.open_table(UNCONSUMED).map_err(unavailable)?;
+            for id in &delivered {
+                unconsumed.remove(id.as_str()).map_err(unavailable)?;
+            }
             let mut done = txn.open_table(CONSUMED).map_err(unavailable)?;
             let mut counters = txn.open_table(COUNTERS).map_err(unavailable)?;
             let mut audit = txn.open_table(AUDIT).map_err(unavailable)?;

@@ -406,17 +406,29 @@ pub trait Store: Send + Sync + 'static {
     async fn battle(&self, battle_id: &str) -> Result<Option<serde_json::Value>, StoreError>;
     /// Players whose score on `board` lies in `min..=max`, best first.
     async fn board_range(&self, board: Board, min: u64, max: u64, limit: usize) -> Result<Vec<BoardEntry>, StoreError>;
-    /// The oldest undelivered events.
+    /// The oldest events not yet handed to the broker.
     async fn outbox_batch(&self, limit: usize) -> Result<Vec<events::OutboxEntry>, StoreError>;
-    /// Forgets a relayed batch: the keys of one `outbox_batch` answer, after the
-    /// broker acknowledged its events.
-    async fn outbox_delete(&self, keys: &[String]) -> Result<(), StoreError>;
-    /// Undelivered events.
+    /// Moves entries of one `outbox_batch` answer to the unconsumed events, just
+    /// before they are published: they stay there until a consumer applied them,
+    /// so that events a broker loses after accepting them can be published again.
+    async fn outbox_relayed(&self, entries: &[events::OutboxEntry]) -> Result<(), StoreError>;
+    /// Events not yet handed to the broker.
     async fn outbox_len(&self) -> Result<u64, StoreError>;
+    /// Published events no consumer has applied yet, in event-id order after
+    /// `after` (an event id); their keys are their event ids.
+    async fn unconsumed(&self, after: Option<String>, limit: usize) -> Result<Vec<events::OutboxEntry>, StoreError>;
+    /// How many published events no consumer has applied yet.
+    async fn unconsumed_len(&self) -> Result<u64, StoreError>;
     /// Applies events' effects for `consumer` at most once each, in one atomic
     /// write: records each new event id, adds its counters and keeps its audit
-    /// entry. Returns, per item, whether it was new.
-    async fn consume_batch(&self, consumer: &str, items: &[events::ConsumeItem]) -> Result<Vec<bool>, StoreError>;
+    /// entry, and forgets the `delivered` event ids as unconsumed. Returns, per
+    /// item, whether it was new.
+    async fn consume_batch(
+        &self,
+        consumer: &str,
+        items: &[events::ConsumeItem],
+        delivered: &[String],
+    ) -> Result<Vec<bool>, StoreError>;
     /// Counters whose name starts with `prefix`.
     async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError>;
     /// Audit entries (economy events), oldest first, for tests and operators.

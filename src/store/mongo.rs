@@ -130,6 +130,15 @@ impl MongoStore {
         Ok(store)
     }
 
+    /// Runs one operation within the store's bound: a MongoDB that stops
+    /// answering fails the request as unavailable instead of hanging it.
+    async fn bounded<T>(&self, op: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        let limit = self.write_timeout;
+        tokio::time::timeout(limit, op)
+            .await
+            .unwrap_or_else(|_| Err(unavailable(format!("MongoDB did not answer within {limit:?}"))))
+    }
+
     /// One write, its transaction retried on conflicts and transient errors.
     async fn mutate_within(
         &self,
@@ -185,8 +194,12 @@ impl MongoStore {
                 .await
                 .map_err(unavailable)?;
         }
+        // Unpublished events in write order; published ones (`relayed`) stay until consumed.
         let outbox = self.db.collection::<Document>("outbox");
-        outbox.create_index(IndexModel::builder().keys(doc! {"at": 1, "_id": 1}).build()).await.map_err(unavailable)?;
+        outbox
+            .create_index(IndexModel::builder().keys(doc! {"relayed": 1, "at": 1, "_id": 1}).build())
+            .await
+            .map_err(unavailable)?;
         let audit = self.db.collection::<Document>("audit");
         audit.create_index(IndexModel::builder().keys(doc! {"kind": 1}).build()).await.map_err(unavailable)?;
         for c in ["ledger", "history"] {
@@ -240,10 +253,18 @@ impl MongoStore {
         &self,
         consumer: &str,
         items: &[super::events::ConsumeItem],
+        delivered: &[String],
     ) -> Result<Vec<bool>, mongodb::error::Error> {
         use futures_util::TryStreamExt;
         let ids: Vec<String> = items.iter().map(|i| format!("{consumer}:{}", i.event_id)).collect();
         let mut s = self.start().await?;
+        if !delivered.is_empty() {
+            self.db
+                .collection::<Document>("outbox")
+                .delete_many(doc! {"_id": {"$in": delivered}, "relayed": true})
+                .session(&mut s)
+                .await?;
+        }
         let consumed = self.db.collection::<Document>("consumed");
         let seen: std::collections::HashSet<String> = consumed
             .find(doc! {"_id": {"$in": &ids}})
@@ -284,6 +305,35 @@ impl MongoStore {
         }
         Self::commit(&mut s).await?;
         Ok(applied)
+    }
+
+    /// Outbox rows matching `filter` in `sort` order; keys are event ids.
+    async fn outbox_rows(
+        &self,
+        filter: Document,
+        sort: Document,
+        limit: usize,
+    ) -> Result<Vec<super::events::OutboxEntry>, StoreError> {
+        use futures_util::TryStreamExt;
+        let docs: Vec<Document> = self
+            .db
+            .collection::<Document>("outbox")
+            .find(filter)
+            .sort(sort)
+            .limit(limit as i64)
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        docs.into_iter()
+            .map(|d| {
+                let key = d.get_str("_id").unwrap_or_default().to_string();
+                let event = serde_json::from_str(d.get_str("event").unwrap_or_default())
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(super::events::OutboxEntry { key, event })
+            })
+            .collect()
     }
 
     /// Players matching `filter`, best score on `board` first (rank left at 0).
@@ -472,43 +522,52 @@ impl Store for MongoStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.db.run_command(doc! {"ping": 1}).await.map(|_| ()).map_err(unavailable)
+        self.bounded(async move { self.db.run_command(doc! {"ping": 1}).await.map(|_| ()).map_err(unavailable) }).await
     }
 
     async fn create_player(&self, player: &Player) -> Result<(), StoreError> {
-        let pdoc = player_doc(player)?;
-        let ledger: Vec<Document> =
-            starting_ledger(player).iter().map(|e| row_doc(&player.id, e.seq, e)).collect::<Result<_, _>>()?;
-        for attempt in 0..MAX_ATTEMPTS {
-            let result: Result<(), mongodb::error::Error> = async {
-                let mut s = self.start().await?;
-                self.players().insert_one(pdoc.clone()).session(&mut s).await?;
-                self.put_outbox(&mut s, &super::events::registered(player)).await?;
-                self.db.collection::<Document>("ledger").insert_many(ledger.clone()).session(&mut s).await?;
-                Self::commit(&mut s).await
+        self.bounded(async move {
+            let pdoc = player_doc(player)?;
+            let ledger: Vec<Document> =
+                starting_ledger(player).iter().map(|e| row_doc(&player.id, e.seq, e)).collect::<Result<_, _>>()?;
+            for attempt in 0..MAX_ATTEMPTS {
+                let result: Result<(), mongodb::error::Error> = async {
+                    let mut s = self.start().await?;
+                    self.players().insert_one(pdoc.clone()).session(&mut s).await?;
+                    self.put_outbox(&mut s, &super::events::registered(player)).await?;
+                    self.db.collection::<Document>("ledger").insert_many(ledger.clone()).session(&mut s).await?;
+                    Self::commit(&mut s).await
+                }
+                .await;
+                match result {
+                    Ok(()) => return Ok(()),
+                    Err(e) if is_duplicate_key(&e) => return Err(StoreError::UsernameTaken),
+                    Err(e) if is_retryable(&e) => backoff(attempt).await,
+                    Err(e) => return Err(unavailable(e)),
+                }
             }
-            .await;
-            match result {
-                Ok(()) => return Ok(()),
-                Err(e) if is_duplicate_key(&e) => return Err(StoreError::UsernameTaken),
-                Err(e) if is_retryable(&e) => backoff(attempt).await,
-                Err(e) => return Err(unavailable(e)),
-            }
-        }
-        Err(StoreError::Contention)
+            Err(StoreError::Contention)
+        })
+        .await
     }
 
     async fn player_by_id(&self, id: &str) -> Result<Option<Player>, StoreError> {
-        self.players().find_one(doc! {"_id": id}).await.map_err(unavailable)?.map(player_from).transpose()
+        self.bounded(async move {
+            self.players().find_one(doc! {"_id": id}).await.map_err(unavailable)?.map(player_from).transpose()
+        })
+        .await
     }
 
     async fn player_by_username(&self, username_lower: &str) -> Result<Option<Player>, StoreError> {
-        self.players()
-            .find_one(doc! {"username_lower": username_lower})
-            .await
-            .map_err(unavailable)?
-            .map(player_from)
-            .transpose()
+        self.bounded(async move {
+            self.players()
+                .find_one(doc! {"username_lower": username_lower})
+                .await
+                .map_err(unavailable)?
+                .map(player_from)
+                .transpose()
+        })
+        .await
     }
 
     async fn mutate(
@@ -534,7 +593,7 @@ impl Store for MongoStore {
         limit: usize,
         before: Option<u64>,
     ) -> Result<Page<LedgerEntry>, StoreError> {
-        self.page("ledger", player_id, limit, before).await
+        self.bounded(async move { self.page("ledger", player_id, limit, before).await }).await
     }
 
     async fn history(
@@ -543,139 +602,186 @@ impl Store for MongoStore {
         limit: usize,
         before: Option<u64>,
     ) -> Result<Page<HistoryRow>, StoreError> {
-        self.page("history", player_id, limit, before).await
+        self.bounded(async move { self.page("history", player_id, limit, before).await }).await
     }
 
     async fn leaderboard(&self, board: Board, limit: usize) -> Result<Vec<BoardEntry>, StoreError> {
-        let mut rows = self.board_rows(board, doc! {}, limit).await?;
-        rows.iter_mut().enumerate().for_each(|(i, r)| r.rank = i as u64 + 1);
-        Ok(rows)
+        self.bounded(async move {
+            let mut rows = self.board_rows(board, doc! {}, limit).await?;
+            rows.iter_mut().enumerate().for_each(|(i, r)| r.rank = i as u64 + 1);
+            Ok(rows)
+        })
+        .await
     }
 
     async fn rank(&self, board: Board, player_id: &str) -> Result<Option<BoardEntry>, StoreError> {
-        let Some(p) = self.player_by_id(player_id).await? else { return Ok(None) };
-        let field = format!("scores.{}", board.name());
-        let score = board.score(&p) as i64;
-        let ahead = self
-            .players()
-            .count_documents(doc! {"$or": [{&field: {"$gt": score}}, {&field: score, "_id": {"$lt": &p.id}}]})
-            .await
-            .map_err(unavailable)?;
-        Ok(Some(BoardEntry {
-            rank: ahead + 1,
-            player_id: p.id.clone(),
-            username: p.username.clone(),
-            score: score as u64,
-        }))
+        self.bounded(async move {
+            let Some(p) = self.player_by_id(player_id).await? else { return Ok(None) };
+            let field = format!("scores.{}", board.name());
+            let score = board.score(&p) as i64;
+            let ahead = self
+                .players()
+                .count_documents(doc! {"$or": [{&field: {"$gt": score}}, {&field: score, "_id": {"$lt": &p.id}}]})
+                .await
+                .map_err(unavailable)?;
+            Ok(Some(BoardEntry {
+                rank: ahead + 1,
+                player_id: p.id.clone(),
+                username: p.username.clone(),
+                score: score as u64,
+            }))
+        })
+        .await
     }
 
     async fn player_ids(&self, after: Option<String>, limit: usize) -> Result<Vec<String>, StoreError> {
-        use futures_util::TryStreamExt;
-        let filter = match after {
-            Some(a) => doc! {"_id": {"$gt": a}},
-            None => doc! {},
-        };
-        let docs: Vec<Document> = self
-            .players()
-            .find(filter)
-            .sort(doc! {"_id": 1})
-            .limit(limit as i64)
-            .projection(doc! {"_id": 1})
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
-        Ok(docs.iter().filter_map(|d| d.get_str("_id").ok().map(str::to_string)).collect())
+        self.bounded(async move {
+            use futures_util::TryStreamExt;
+            let filter = match after {
+                Some(a) => doc! {"_id": {"$gt": a}},
+                None => doc! {},
+            };
+            let docs: Vec<Document> = self
+                .players()
+                .find(filter)
+                .sort(doc! {"_id": 1})
+                .limit(limit as i64)
+                .projection(doc! {"_id": 1})
+                .await
+                .map_err(unavailable)?
+                .try_collect()
+                .await
+                .map_err(unavailable)?;
+            Ok(docs.iter().filter_map(|d| d.get_str("_id").ok().map(str::to_string)).collect())
+        })
+        .await
     }
 
     async fn battle(&self, battle_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        let d =
-            self.db.collection::<Document>("battles").find_one(doc! {"_id": battle_id}).await.map_err(unavailable)?;
-        match d.as_ref().and_then(|d| d.get_str("record").ok()) {
-            Some(text) => serde_json::from_str(text).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
-            None => Ok(None),
-        }
+        self.bounded(async move {
+            let d = self
+                .db
+                .collection::<Document>("battles")
+                .find_one(doc! {"_id": battle_id})
+                .await
+                .map_err(unavailable)?;
+            match d.as_ref().and_then(|d| d.get_str("record").ok()) {
+                Some(text) => serde_json::from_str(text).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     async fn board_range(&self, board: Board, min: u64, max: u64, limit: usize) -> Result<Vec<BoardEntry>, StoreError> {
-        let field = format!("scores.{}", board.name());
-        self.board_rows(board, doc! {field: {"$gte": min as i64, "$lte": max as i64}}, limit).await
+        self.bounded(async move {
+            let field = format!("scores.{}", board.name());
+            self.board_rows(board, doc! {field: {"$gte": min as i64, "$lte": max as i64}}, limit).await
+        })
+        .await
     }
 
     async fn outbox_batch(&self, limit: usize) -> Result<Vec<super::events::OutboxEntry>, StoreError> {
-        use futures_util::TryStreamExt;
-        let docs: Vec<Document> = self
-            .db
-            .collection::<Document>("outbox")
-            .find(doc! {})
-            .sort(doc! {"at": 1, "_id": 1})
-            .limit(limit as i64)
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
-        docs.into_iter()
-            .map(|d| {
-                let key = d.get_str("_id").unwrap_or_default().to_string();
-                let event = serde_json::from_str(d.get_str("event").unwrap_or_default())
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok(super::events::OutboxEntry { key, event })
-            })
-            .collect()
+        self.bounded(
+            async move { self.outbox_rows(doc! {"relayed": {"$ne": true}}, doc! {"at": 1, "_id": 1}, limit).await },
+        )
+        .await
     }
 
-    async fn outbox_delete(&self, keys: &[String]) -> Result<(), StoreError> {
-        self.db.collection::<Document>("outbox").delete_many(doc! {"_id": {"$in": keys}}).await.map_err(unavailable)?;
-        Ok(())
+    async fn outbox_relayed(&self, entries: &[super::events::OutboxEntry]) -> Result<(), StoreError> {
+        self.bounded(async move {
+            let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
+            self.db
+                .collection::<Document>("outbox")
+                .update_many(doc! {"_id": {"$in": keys}}, doc! {"$set": {"relayed": true}})
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn outbox_len(&self) -> Result<u64, StoreError> {
-        self.db.collection::<Document>("outbox").count_documents(doc! {}).await.map_err(unavailable)
+        self.bounded(async move {
+            self.db
+                .collection::<Document>("outbox")
+                .count_documents(doc! {"relayed": {"$ne": true}})
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn unconsumed(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<super::events::OutboxEntry>, StoreError> {
+        self.bounded(async move {
+            let mut filter = doc! {"relayed": true};
+            if let Some(a) = after {
+                filter.insert("_id", doc! {"$gt": a});
+            }
+            self.outbox_rows(filter, doc! {"_id": 1}, limit).await
+        })
+        .await
+    }
+
+    async fn unconsumed_len(&self) -> Result<u64, StoreError> {
+        self.bounded(async move {
+            self.db.collection::<Document>("outbox").count_documents(doc! {"relayed": true}).await.map_err(unavailable)
+        })
+        .await
     }
 
     async fn consume_batch(
         &self,
         consumer: &str,
         items: &[super::events::ConsumeItem],
+        delivered: &[String],
     ) -> Result<Vec<bool>, StoreError> {
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        for attempt in 0..MAX_ATTEMPTS {
-            match self.try_consume(consumer, items).await {
-                Ok(applied) => return Ok(applied),
-                // A concurrent consumer recorded one of these ids first: re-check and retry.
-                Err(e) if is_retryable(&e) || is_duplicate_key(&e) => backoff(attempt).await,
-                Err(e) => return Err(unavailable(e)),
+        self.bounded(async move {
+            if items.is_empty() && delivered.is_empty() {
+                return Ok(Vec::new());
             }
-        }
-        Err(StoreError::Contention)
+            for attempt in 0..MAX_ATTEMPTS {
+                match self.try_consume(consumer, items, delivered).await {
+                    Ok(applied) => return Ok(applied),
+                    // A concurrent consumer recorded one of these ids first: re-check and retry.
+                    Err(e) if is_retryable(&e) || is_duplicate_key(&e) => backoff(attempt).await,
+                    Err(e) => return Err(unavailable(e)),
+                }
+            }
+            Err(StoreError::Contention)
+        })
+        .await
     }
 
     async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        use futures_util::TryStreamExt;
-        let pattern = format!("^{}", regex_escape(prefix));
-        let docs: Vec<Document> = self
-            .db
-            .collection::<Document>("counters")
-            .find(doc! {"_id": {"$regex": pattern}})
-            .sort(doc! {"_id": 1})
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
-        Ok(docs
-            .iter()
-            .map(|d| {
-                (
-                    d.get_str("_id").unwrap_or_default().to_string(),
-                    d.get_i64("value").or_else(|_| d.get_i32("value").map(i64::from)).unwrap_or(0),
-                )
-            })
-            .collect())
+        self.bounded(async move {
+            use futures_util::TryStreamExt;
+            let pattern = format!("^{}", regex_escape(prefix));
+            let docs: Vec<Document> = self
+                .db
+                .collection::<Document>("counters")
+                .find(doc! {"_id": {"$regex": pattern}})
+                .sort(doc! {"_id": 1})
+                .await
+                .map_err(unavailable)?
+                .try_collect()
+                .await
+                .map_err(unavailable)?;
+            Ok(docs
+                .iter()
+                .map(|d| {
+                    (
+                        d.get_str("_id").unwrap_or_default().to_string(),
+                        d.get_i64("value").or_else(|_| d.get_i32("value").map(i64::from)).unwrap_or(0),
+                    )
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn prune(&self, _: DateTime<Utc>, _: DateTime<Utc>, _: usize) -> Result<u64, StoreError> {
@@ -684,7 +790,10 @@ impl Store for MongoStore {
     }
 
     async fn audit_count(&self, kind: &str) -> Result<u64, StoreError> {
-        self.db.collection::<Document>("audit").count_documents(doc! {"kind": kind}).await.map_err(unavailable)
+        self.bounded(async move {
+            self.db.collection::<Document>("audit").count_documents(doc! {"kind": kind}).await.map_err(unavailable)
+        })
+        .await
     }
 }
 

@@ -286,4 +286,43 @@ async fn a_consumer_recovers_when_redis_lost_its_stream() {
         }
     }
     assert_eq!(got, sent.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), "every event after the reset, in order");
+    assert_eq!(queue.resets(), 1, "the reset is counted, for the relay to publish again what it may have lost");
+}
+
+/// Redis lost its stream after accepting events no consumer had applied yet:
+/// the consumer that finds the group gone counts a reset, and publishing the
+/// unconsumed events again (what the relay does on a reset) brings every one of
+/// them back, each applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_a_broker_reset_lost_are_published_again() {
+    let Some((scratch, queue)) = broker_queue(Broker::Redis).await else { return };
+    let Some(app) = TestApp::spawn(StoreKind::Embedded).await else { return };
+    let (token, _) = app.register("Resetter").await;
+    for i in 0..4 {
+        assert_eq!(app.summon(&token, "divine", 1, &format!("reset-{i}")).await.status(), 200);
+    }
+    while workers::relay_once(&app.state, queue.as_ref()).await.unwrap() > 0 {}
+    let published = app.state.store.unconsumed_len().await.unwrap();
+    assert!(published >= 5, "registration and summons published, none consumed: {published}");
+
+    // Redis comes back without its data: the stream and its group are gone.
+    let pool = redis_pool().await.unwrap();
+    let mut c = pool.get().await.unwrap();
+    let _: i64 =
+        deadpool_redis::redis::cmd("DEL").arg(format!("{}:events", scratch.prefix)).query_async(&mut c).await.unwrap();
+    let mut consumer = queue.consumer("after-reset").await.unwrap();
+    assert_eq!(workers::consume_once(&app.state, consumer.as_mut()).await.unwrap(), 0, "nothing left to read");
+    assert_eq!(queue.resets(), 1, "the consumer saw the reset");
+
+    let again = workers::republish(&app.state, queue.as_ref(), workers::Replay::Reset).await.unwrap();
+    assert_eq!(again as u64, published);
+    for _ in 0..50 {
+        if workers::consume_once(&app.state, consumer.as_mut()).await.unwrap() == 0
+            && app.state.store.unconsumed_len().await.unwrap() == 0
+        {
+            break;
+        }
+    }
+    assert_eq!(wait_for_counts(&app.state.store, 4, 4).await, (4, 4), "each summon applied exactly once");
+    assert_eq!(app.state.store.unconsumed_len().await.unwrap(), 0, "every published event consumed");
 }

@@ -13,6 +13,7 @@ mod deploy_monitoring;
 mod deploy_nginx_e2e;
 mod events;
 mod events_process_kill;
+mod fault_drills;
 mod http_battle;
 mod http_foundation;
 mod http_gacha;

@@ -221,13 +221,44 @@ async fn each_event_is_consumed_once(kind: StoreKind) {
     let store = ts.store.clone();
     let item = |id: &str| ConsumeItem { event_id: id.into(), counters: vec![("gacha:test:SR".into(), 1)], audit: None };
     // Two copies in one batch, then a redelivery of both ids in a later one.
-    let first = store.consume_batch("c", &[item("e1"), item("e1"), item("e2")]).await.unwrap();
+    let first = store.consume_batch("c", &[item("e1"), item("e1"), item("e2")], &[]).await.unwrap();
     assert_eq!(first, vec![true, false, true]);
-    let again = store.consume_batch("c", &[item("e2"), item("e1")]).await.unwrap();
+    let again = store.consume_batch("c", &[item("e2"), item("e1")], &[]).await.unwrap();
     assert_eq!(again, vec![false, false]);
     assert_eq!(store.counters("gacha:test:").await.unwrap(), vec![("gacha:test:SR".to_string(), 2)]);
     // Another consumer keeps its own record.
-    assert_eq!(store.consume_batch("other", &[item("e1")]).await.unwrap(), vec![true]);
+    assert_eq!(store.consume_batch("other", &[item("e1")], &[]).await.unwrap(), vec![true]);
+}
+
+/// Published events stay in the store as unconsumed until a consumer applied
+/// them, so that what a broker loses after accepting it can be published again.
+async fn published_events_stay_until_consumed(kind: StoreKind) {
+    let Some(ts) = open_store(kind).await else { return };
+    let store = ts.store.clone();
+    for name in ["Herald", "Crier", "Scribe"] {
+        store.create_player(&new_player(name)).await.expect("create");
+    }
+    let batch = store.outbox_batch(100).await.unwrap();
+    assert_eq!(batch.len(), 3, "one registration event each");
+    store.outbox_relayed(&batch).await.unwrap();
+    assert_eq!(store.outbox_len().await.unwrap(), 0, "nothing left to publish");
+    assert!(store.outbox_batch(100).await.unwrap().is_empty());
+    assert_eq!(store.unconsumed_len().await.unwrap(), 3, "published, not yet consumed");
+
+    let first = store.unconsumed(None, 2).await.unwrap();
+    let rest = store.unconsumed(Some(first[1].key.clone()), 2).await.unwrap();
+    let mut paged: Vec<String> = first.iter().chain(&rest).map(|e| e.event.id.clone()).collect();
+    assert!(paged.windows(2).all(|w| w[0] < w[1]), "in event-id order: {paged:?}");
+    paged.sort();
+    let mut sent: Vec<String> = batch.iter().map(|e| e.event.id.clone()).collect();
+    sent.sort();
+    assert_eq!(paged, sent, "every published event, once, across pages");
+
+    // Applying one forgets it; the others wait for their consumer.
+    store.consume_batch("consumers", &[], std::slice::from_ref(&batch[0].event.id)).await.unwrap();
+    assert_eq!(store.unconsumed_len().await.unwrap(), 2);
+    let left: Vec<String> = store.unconsumed(None, 10).await.unwrap().into_iter().map(|e| e.event.id).collect();
+    assert!(!left.contains(&batch[0].event.id));
 }
 
 /// Retention: idempotency records and history past their time go, newer ones
@@ -319,6 +350,7 @@ on_both_stores!(
     the_ledger_sums_to_every_stored_balance,
     expired_records_go_and_fresh_ones_stay,
     each_event_is_consumed_once,
+    published_events_stay_until_consumed,
     stored_responses_round_trip_exactly,
     concurrent_debits_never_overdraw,
     one_idempotency_key_has_one_effect,
@@ -326,64 +358,6 @@ on_both_stores!(
     a_refused_rule_writes_nothing,
     ledger_pages_newest_first,
 );
-
-/// A TCP relay in front of the test MongoDB that can stop passing bytes, as a
-/// server that hangs or a network that drops everything would.
-struct PausableRelay {
-    port: u16,
-    paused: Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl PausableRelay {
-    async fn start(target: String) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let gate = paused.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = tokio::net::TcpStream::connect(&target).await else { continue };
-                let (cr, cw) = client.into_split();
-                let (sr, sw) = server.into_split();
-                tokio::spawn(pump(cr, sw, gate.clone()));
-                tokio::spawn(pump(sr, cw, gate.clone()));
-            }
-        });
-        Self { port, paused, task }
-    }
-
-    fn set_paused(&self, paused: bool) {
-        self.paused.store(paused, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-/// Copies bytes one way, holding them while the gate is shut.
-async fn pump(
-    mut from: impl tokio::io::AsyncRead + Unpin,
-    mut to: impl tokio::io::AsyncWrite + Unpin,
-    gate: Arc<std::sync::atomic::AtomicBool>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = vec![0u8; 64 * 1024];
-    while let Ok(n) = from.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
-        while gate.load(std::sync::atomic::Ordering::SeqCst) {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-    }
-}
-
-impl Drop for PausableRelay {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// MongoDB stops answering mid-write: the write fails as unavailable within the
 /// bound (not after the outage), and the client's retry with the same key once
@@ -401,7 +375,7 @@ async fn a_write_through_a_mongodb_outage_fails_in_time_and_applies_once_after()
         assert!(std::env::var_os("CI").is_none(), "MongoDB-compatible server at {target} is required in CI");
         return;
     }
-    let relay = PausableRelay::start(target).await;
+    let relay = crate::common::relay::PausableRelay::start(target).await;
     let db = format!("dh_test_{}", uuid::Uuid::new_v4().simple());
     let _scratch = crate::common::MongoScratch(db.clone());
     let relayed = format!("mongodb://127.0.0.1:{}/?directConnection=true", relay.port);

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod procs;
+pub mod relay;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +80,21 @@ pub async fn open_store(kind: StoreKind) -> Option<TestStore> {
     }
 }
 
+/// A fresh MongoDB database reached at `url` (a relay in front of the test
+/// server, say), whose writes give up after `write_timeout`; `None` locally
+/// without a MongoDB-compatible server (CI requires one).
+pub async fn open_mongo_at(url: &str, write_timeout: Duration) -> Option<TestStore> {
+    let db = format!("dh_test_{}", uuid::Uuid::new_v4().simple());
+    let scratch = MongoScratch(db.clone());
+    let connect = MongoStore::connect_with(url, &db, Default::default(), write_timeout);
+    if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(20), connect).await {
+        return Some(TestStore { store: Arc::new(s), _dir: None, db: Some(scratch) });
+    }
+    assert!(std::env::var_os("CI").is_none(), "MongoDB-compatible server at {url} is required in CI");
+    eprintln!("skipping the MongoDB side: {url} unreachable");
+    None
+}
+
 /// Settings for tests: port 0, generous limits unless a test lowers them.
 pub fn test_settings() -> Settings {
     let mut s = Settings::defaults();
@@ -127,6 +143,17 @@ impl TestApp {
         queue: Option<Arc<dyn divine_heroes::platform::queue::Queue>>,
     ) -> Option<Self> {
         let store = open_store(kind).await?;
+        Some(Self::spawn_on_store(store, role, tweak, clock, queue))
+    }
+
+    /// Spawns a role on a store the test opened itself.
+    pub fn spawn_on_store(
+        store: TestStore,
+        role: Role,
+        tweak: impl FnOnce(&mut Settings),
+        clock: Arc<dyn Clock>,
+        queue: Option<Arc<dyn divine_heroes::platform::queue::Queue>>,
+    ) -> Self {
         let mut settings = test_settings();
         tweak(&mut settings);
         let data = Arc::new(GameData::load(&settings.game_data_dir).expect("game data"));
@@ -139,7 +166,7 @@ impl TestApp {
         let handle = server.handle();
         tokio::spawn(server.run());
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
-        Some(Self { base, state, http, _store: store, handle, scratch: None })
+        Self { base, state, http, _store: store, handle, scratch: None }
     }
 
     /// Spawns the `all` role with the cache (and boards) on the shared Redis under

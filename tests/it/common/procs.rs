@@ -112,3 +112,17 @@ pub async fn register(http: &reqwest::Client, base: &str, username: &str, passwo
         .expect("register answers JSON");
     reg["token"].as_str().expect("a token").to_string()
 }
+
+/// A private Redis on `port`: without persistence (`None`), or keeping its data
+/// in `dir` across restarts with every write synced, as the deployment's
+/// append-only setup does.
+pub fn redis_server(port: u16, dir: Option<&Path>) -> Proc {
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
+    match dir {
+        Some(d) => cmd.args(["--appendonly", "yes", "--appendfsync", "always", "--dir"]).arg(d),
+        None => cmd.args(["--appendonly", "no"]),
+    };
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    Proc::spawn_tool(cmd, port)
+}
