@@ -5,7 +5,7 @@
 //! queue with publisher confirms). Delivery is at least once; consumers are
 //! idempotent by event id.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +62,8 @@ pub trait Consumer: Send {
 
 /// Capacity of the in-process queue: publishers wait when it is full.
 const MEMORY_CAPACITY: usize = 10_000;
+/// How often an idle RabbitMQ consumer checks that its queue still exists.
+const QUEUE_CHECK: Duration = Duration::from_secs(2);
 /// A stream entry unacknowledged this long is taken over by another consumer.
 const CLAIM_IDLE: Duration = Duration::from_secs(30);
 /// The stream is trimmed to about this many entries.
@@ -347,35 +349,104 @@ impl RedisStreamConsumer {
 
 /// A durable RabbitMQ queue: persistent messages, publisher confirms, manual
 /// acknowledgements (a consumer that dies leaves its unacknowledged messages
-/// to the others).
+/// to the others). A lost connection is opened again on the next call, and a
+/// queue the broker lost (restarted without its data, deleted by hand) is
+/// declared again and counted as a reset; a message the broker could not route
+/// (published as mandatory) fails the publish instead of vanishing.
 pub struct RabbitQueue {
-    connection: lapin::Connection,
-    publisher: lapin::Channel,
+    inner: Arc<RabbitLink>,
+}
+
+/// The connection shared by the publisher and this process's consumers.
+struct RabbitLink {
+    url: String,
     queue: String,
+    live: Mutex<Option<(Arc<lapin::Connection>, lapin::Channel)>>,
+    /// Whether the queue was declared once already (a later miss is a reset).
+    declared: AtomicBool,
+    resets: AtomicU64,
+}
+
+impl RabbitLink {
+    /// The live connection and publisher channel, opened again if lost.
+    async fn get(&self) -> Result<(Arc<lapin::Connection>, lapin::Channel), QueueError> {
+        use lapin::options::ConfirmSelectOptions;
+        let mut live = self.live.lock().await;
+        if let Some((c, p)) = live.as_ref() {
+            if c.status().connected() && p.status().connected() {
+                return Ok((c.clone(), p.clone()));
+            }
+        }
+        *live = None;
+        let connection = Arc::new(
+            lapin::Connection::connect(&self.url, lapin::ConnectionProperties::default()).await.map_err(qerr)?,
+        );
+        self.ensure_queue(&connection).await?;
+        let publisher = connection.create_channel().await.map_err(qerr)?;
+        publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(qerr)?;
+        *live = Some((connection.clone(), publisher.clone()));
+        Ok((connection, publisher))
+    }
+
+    /// Forgets the connection after a failure, so that the next call opens a new one.
+    async fn drop_link(&self) {
+        if let Some((connection, _)) = self.live.lock().await.take() {
+            tokio::spawn(async move {
+                let _ = connection.close(200, "reconnecting").await;
+            });
+        }
+    }
+
+    /// Declares the durable queue; if it had been declared before and is gone
+    /// now, the broker lost it (and whatever it held): a reset. Returns whether
+    /// it was there.
+    async fn ensure_queue(&self, connection: &lapin::Connection) -> Result<bool, QueueError> {
+        use lapin::options::QueueDeclareOptions;
+        let table = lapin::types::FieldTable::default;
+        // A passive declare that fails closes its channel: a throwaway one.
+        let probe = connection.create_channel().await.map_err(qerr)?;
+        let passive = QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
+        let existed = probe.queue_declare(&self.queue, passive, table()).await.is_ok();
+        if existed {
+            let _ = probe.close(200, "checked").await;
+        } else {
+            let channel = connection.create_channel().await.map_err(qerr)?;
+            let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+            channel.queue_declare(&self.queue, durable, table()).await.map_err(qerr)?;
+            let _ = channel.close(200, "declared").await;
+            if self.declared.load(Ordering::SeqCst) {
+                tracing::warn!(queue = %self.queue, "rabbitmq queue missing (broker lost its data?): declared it again");
+                self.resets.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        self.declared.store(true, Ordering::SeqCst);
+        Ok(existed)
+    }
 }
 
 struct RabbitConsumer {
-    _channel: lapin::Channel,
-    consumer: lapin::Consumer,
+    link: Arc<RabbitLink>,
+    name: String,
+    /// The subscription; `None` after a failure, made again on the next receive.
+    subscription: Option<(lapin::Channel, lapin::Consumer)>,
+    /// When the queue was last seen to exist: a broker that deletes a queue
+    /// does not always tell its consumers, so an idle consumer looks now and then.
+    checked: tokio::time::Instant,
     pending: std::collections::HashMap<String, lapin::acker::Acker>,
 }
 
 impl RabbitQueue {
     /// Connects, declares the durable queue and turns on publisher confirms.
     pub async fn connect(url: &str, queue: String) -> Result<Self, QueueError> {
-        use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
-        let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await.map_err(qerr)?;
-        let publisher = connection.create_channel().await.map_err(qerr)?;
-        publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(qerr)?;
-        publisher
-            .queue_declare(
-                &queue,
-                QueueDeclareOptions { durable: true, ..Default::default() },
-                lapin::types::FieldTable::default(),
-            )
-            .await
-            .map_err(qerr)?;
-        Ok(Self { connection, publisher, queue })
+        let inner = Arc::new(RabbitLink {
+            url: url.to_string(),
+            queue,
+            live: Mutex::new(None),
+            declared: AtomicBool::new(false),
+            resets: AtomicU64::new(0),
+        });
+        inner.get().await?;
+        Ok(Self { inner })
     }
 }
 
@@ -386,59 +457,101 @@ impl Queue for RabbitQueue {
     }
 
     async fn publish(&self, events: &[Event]) -> Result<(), QueueError> {
-        use lapin::options::BasicPublishOptions;
-        use lapin::publisher_confirm::Confirmation;
-        let mut confirms = Vec::with_capacity(events.len());
-        for e in events {
-            let body = serde_json::to_vec(e).map_err(qerr)?;
-            let props = lapin::BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_message_id(e.id.clone().into())
-                .with_content_type("application/json".into());
-            let confirm = self
-                .publisher
-                .basic_publish("", &self.queue, BasicPublishOptions::default(), &body, props)
-                .await
-                .map_err(qerr)?;
-            confirms.push(confirm);
+        let (_, publisher) = self.inner.get().await?;
+        let r = publish_confirmed(&publisher, &self.inner.queue, events).await;
+        if r.is_err() {
+            self.inner.drop_link().await;
         }
-        // Done only when the broker has confirmed every message.
-        for c in confirms {
-            match c.await.map_err(qerr)? {
-                Confirmation::Ack(_) => {}
-                other => return Err(QueueError(format!("broker did not confirm: {other:?}"))),
-            }
-        }
-        Ok(())
+        r
     }
 
     async fn consumer(&self, name: &str) -> Result<Box<dyn Consumer>, QueueError> {
-        use lapin::options::{BasicConsumeOptions, BasicQosOptions};
-        let channel = self.connection.create_channel().await.map_err(qerr)?;
-        channel.basic_qos(256, BasicQosOptions::default()).await.map_err(qerr)?;
-        let consumer = channel
-            .basic_consume(&self.queue, name, BasicConsumeOptions::default(), lapin::types::FieldTable::default())
-            .await
-            .map_err(qerr)?;
-        Ok(Box::new(RabbitConsumer { _channel: channel, consumer, pending: Default::default() }))
+        let mut c = RabbitConsumer {
+            link: self.inner.clone(),
+            name: name.to_string(),
+            subscription: None,
+            pending: Default::default(),
+            checked: tokio::time::Instant::now(),
+        };
+        c.subscribe().await?;
+        Ok(Box::new(c))
     }
 
     async fn depth(&self) -> Option<u64> {
         use lapin::options::QueueDeclareOptions;
-        let q = self
-            .publisher
+        let (_, publisher) = self.inner.get().await.ok()?;
+        let q = publisher
             .queue_declare(
-                &self.queue,
-                QueueDeclareOptions { passive: true, ..Default::default() },
+                &self.inner.queue,
+                QueueDeclareOptions { passive: true, durable: true, ..Default::default() },
                 lapin::types::FieldTable::default(),
             )
             .await
             .ok()?;
         Some(u64::from(q.message_count()))
     }
+
+    fn resets(&self) -> u64 {
+        self.inner.resets.load(Ordering::SeqCst)
+    }
+}
+
+/// Publishes persistent, mandatory messages and waits for every confirm.
+async fn publish_confirmed(publisher: &lapin::Channel, queue: &str, events: &[Event]) -> Result<(), QueueError> {
+    use lapin::options::BasicPublishOptions;
+    use lapin::publisher_confirm::Confirmation;
+    let mut confirms = Vec::with_capacity(events.len());
+    for e in events {
+        let body = serde_json::to_vec(e).map_err(qerr)?;
+        let props = lapin::BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_message_id(e.id.clone().into())
+            .with_content_type("application/json".into());
+        // Mandatory: a message no queue takes comes back instead of vanishing.
+        let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+        confirms.push(publisher.basic_publish("", queue, options, &body, props).await.map_err(qerr)?);
+    }
+    // Done only when the broker has confirmed every message into the queue.
+    for c in confirms {
+        match c.await.map_err(qerr)? {
+            Confirmation::Ack(None) => {}
+            Confirmation::Ack(Some(_)) => return Err(qerr("the queue is gone: a message came back unrouted")),
+            other => return Err(QueueError(format!("broker did not confirm: {other:?}"))),
+        }
+    }
+    Ok(())
 }
 
 impl RabbitConsumer {
+    /// Subscribes on the live connection (opened again, and the queue declared
+    /// again, if lost).
+    async fn subscribe(&mut self) -> Result<(), QueueError> {
+        use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+        let (connection, _) = self.link.get().await?;
+        self.link.ensure_queue(&connection).await?;
+        let channel = connection.create_channel().await.map_err(qerr)?;
+        channel.basic_qos(256, BasicQosOptions::default()).await.map_err(qerr)?;
+        let consumer = channel
+            .basic_consume(
+                &self.link.queue,
+                &self.name,
+                BasicConsumeOptions::default(),
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .map_err(qerr)?;
+        self.subscription = Some((channel, consumer));
+        Ok(())
+    }
+
+    /// Gives up the subscription after a failure: unacknowledged deliveries go
+    /// back to the queue with the channel, and come again.
+    fn lose(&mut self, why: impl std::fmt::Display) -> QueueError {
+        self.subscription = None;
+        self.pending.clear();
+        qerr(why)
+    }
+
     fn take(&mut self, d: lapin::message::Delivery) -> Option<Delivery> {
         let tag = d.delivery_tag.to_string();
         match serde_json::from_slice::<Event>(&d.data) {
@@ -463,25 +576,47 @@ impl RabbitConsumer {
 impl Consumer for RabbitConsumer {
     async fn receive(&mut self, max: usize) -> Result<Vec<Delivery>, QueueError> {
         use futures_util::{FutureExt, StreamExt};
-        let mut out = Vec::new();
-        match tokio::time::timeout(Duration::from_millis(500), self.consumer.next()).await {
-            Ok(Some(d)) => out.extend(self.take(d.map_err(qerr)?)),
-            Ok(None) => return Err(qerr("rabbitmq consumer closed")),
-            Err(_) => return Ok(out),
+        if self.subscription.is_none() {
+            if let Err(e) = self.subscribe().await {
+                self.link.drop_link().await;
+                return Err(e);
+            }
         }
-        while out.len() < max {
-            match self.consumer.next().now_or_never() {
-                Some(Some(d)) => out.extend(self.take(d.map_err(qerr)?)),
+        let Some((_, consumer)) = self.subscription.as_mut() else { return Ok(Vec::new()) };
+        let first = match tokio::time::timeout(Duration::from_millis(500), consumer.next()).await {
+            Ok(Some(Ok(d))) => d,
+            Ok(Some(Err(e))) => return Err(self.lose(e)),
+            // Cancelled by the broker (the queue was deleted) or the channel closed.
+            Ok(None) => return Err(self.lose("rabbitmq subscription ended")),
+            Err(_) => {
+                if self.checked.elapsed() >= QUEUE_CHECK {
+                    self.checked = tokio::time::Instant::now();
+                    let (connection, _) = self.link.get().await?;
+                    if !self.link.ensure_queue(&connection).await? {
+                        // Declared again: the old subscription is dead.
+                        return Err(self.lose("the rabbitmq queue was gone"));
+                    }
+                }
+                return Ok(Vec::new());
+            }
+        };
+        let mut got = vec![first];
+        while got.len() < max {
+            match consumer.next().now_or_never() {
+                Some(Some(Ok(d))) => got.push(d),
+                Some(Some(Err(e))) => return Err(self.lose(e)),
                 _ => break,
             }
         }
-        Ok(out)
+        Ok(got.into_iter().filter_map(|d| self.take(d)).collect())
     }
 
     async fn ack(&mut self, done: &[Delivery]) -> Result<(), QueueError> {
         for d in done {
             if let Some(acker) = self.pending.remove(&d.tag) {
-                acker.ack(lapin::options::BasicAckOptions::default()).await.map_err(qerr)?;
+                if let Err(e) = acker.ack(lapin::options::BasicAckOptions::default()).await {
+                    return Err(self.lose(e));
+                }
             }
         }
         Ok(())

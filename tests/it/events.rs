@@ -289,13 +289,13 @@ async fn a_consumer_recovers_when_redis_lost_its_stream() {
     assert_eq!(queue.resets(), 1, "the reset is counted, for the relay to publish again what it may have lost");
 }
 
-/// Redis lost its stream after accepting events no consumer had applied yet:
-/// the consumer that finds the group gone counts a reset, and publishing the
-/// unconsumed events again (what the relay does on a reset) brings every one of
-/// them back, each applied once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_a_broker_reset_lost_are_published_again() {
-    let Some((scratch, queue)) = broker_queue(Broker::Redis).await else { return };
+/// The broker lost its state (a Redis stream and its group, a RabbitMQ queue)
+/// after accepting events no consumer had applied yet: the consumer that finds
+/// it gone makes it again and counts a reset, and publishing the unconsumed
+/// events again (what the relay does on a reset) brings every one of them back,
+/// each applied once.
+async fn events_a_broker_reset_lost_are_published_again(broker: Broker) {
+    let Some((scratch, queue)) = broker_queue(broker).await else { return };
     let Some(app) = TestApp::spawn(StoreKind::Embedded).await else { return };
     let (token, _) = app.register("Resetter").await;
     for i in 0..4 {
@@ -305,11 +305,23 @@ async fn events_a_broker_reset_lost_are_published_again() {
     let published = app.state.store.unconsumed_len().await.unwrap();
     assert!(published >= 5, "registration and summons published, none consumed: {published}");
 
-    // Redis comes back without its data: the stream and its group are gone.
-    let pool = redis_pool().await.unwrap();
-    let mut c = pool.get().await.unwrap();
-    let _: i64 =
-        deadpool_redis::redis::cmd("DEL").arg(format!("{}:events", scratch.prefix)).query_async(&mut c).await.unwrap();
+    // The broker comes back without its data.
+    match broker {
+        Broker::Redis => {
+            let mut c = redis_pool().await.unwrap().get().await.unwrap();
+            let _: i64 = deadpool_redis::redis::cmd("DEL")
+                .arg(format!("{}:events", scratch.prefix))
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        }
+        Broker::Rabbit => {
+            let c = lapin::Connection::connect(RABBIT_URL, lapin::ConnectionProperties::default()).await.unwrap();
+            let ch = c.create_channel().await.unwrap();
+            ch.queue_delete(&scratch.rabbit_queue(), lapin::options::QueueDeleteOptions::default()).await.unwrap();
+        }
+    }
+    // A consumer joining now finds the stream or queue gone.
     let mut consumer = queue.consumer("after-reset").await.unwrap();
     assert_eq!(workers::consume_once(&app.state, consumer.as_mut()).await.unwrap(), 0, "nothing left to read");
     assert_eq!(queue.resets(), 1, "the consumer saw the reset");
@@ -317,12 +329,56 @@ async fn events_a_broker_reset_lost_are_published_again() {
     let again = workers::republish(&app.state, queue.as_ref(), workers::Replay::Reset).await.unwrap();
     assert_eq!(again as u64, published);
     for _ in 0..50 {
-        if workers::consume_once(&app.state, consumer.as_mut()).await.unwrap() == 0
-            && app.state.store.unconsumed_len().await.unwrap() == 0
-        {
+        let n = workers::consume_once(&app.state, consumer.as_mut()).await.unwrap();
+        if n == 0 && app.state.store.unconsumed_len().await.unwrap() == 0 {
             break;
         }
     }
     assert_eq!(wait_for_counts(&app.state.store, 4, 4).await, (4, 4), "each summon applied exactly once");
     assert_eq!(app.state.store.unconsumed_len().await.unwrap(), 0, "every published event consumed");
+}
+
+mod broker_reset {
+    use super::{events_a_broker_reset_lost_are_published_again, Broker};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis() {
+        events_a_broker_reset_lost_are_published_again(Broker::Redis).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rabbitmq() {
+        events_a_broker_reset_lost_are_published_again(Broker::Rabbit).await;
+    }
+}
+
+/// A RabbitMQ queue deleted under a live consumer (the broker does not always
+/// tell it): the idle consumer notices within seconds, the queue is declared
+/// again, and the same consumer receives what is published afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_rabbitmq_consumer_recovers_its_deleted_queue() {
+    let Some((scratch, queue)) = broker_queue(Broker::Rabbit).await else { return };
+    let mut consumer = queue.consumer("live").await.unwrap();
+    assert!(consumer.receive(10).await.unwrap().is_empty());
+    let c = lapin::Connection::connect(RABBIT_URL, lapin::ConnectionProperties::default()).await.unwrap();
+    let ch = c.create_channel().await.unwrap();
+    ch.queue_delete(&scratch.rabbit_queue(), lapin::options::QueueDeleteOptions::default()).await.unwrap();
+    let started = std::time::Instant::now();
+    while queue.resets() == 0 && started.elapsed() < Duration::from_secs(10) {
+        let _ = consumer.receive(10).await;
+    }
+    assert_eq!(queue.resets(), 1, "the consumer noticed, within {:?}", started.elapsed());
+    let sent: Vec<Event> = (0..3).map(synthetic_summon).collect();
+    queue.publish(&sent).await.expect("publishing works again");
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        if let Ok(batch) = consumer.receive(10).await {
+            consumer.ack(&batch).await.unwrap();
+            got.extend(batch.into_iter().map(|d| d.event.id));
+        }
+        if got.len() >= sent.len() {
+            break;
+        }
+    }
+    assert_eq!(got, sent.iter().map(|e| e.id.clone()).collect::<Vec<_>>());
 }
