@@ -229,6 +229,11 @@ async fn no_stale_balance_after_redis_pauses_or_returns_with_its_data() {
             }
         }
     }
+    eprintln!(
+        "drill redis-paused-and-restarted-with-data: {writes} writes, {} reads after them, {} stale",
+        writes * 3,
+        stale.len()
+    );
     assert_eq!(writes, 40);
     assert!(stale.is_empty(), "reads after a returned write served an older balance (step, read, gold): {stale:?}");
     assert!(app.metric_sum("divine_heroes_cache_hit").await > 0.0, "the cache was in use");
