@@ -11,6 +11,8 @@
 # Machines here are shared and noisy: compare ratios within one run.
 # The server runs on CPU $SERVER_CPU (default 0) and wrk on $LOAD_CPU (default 1)
 # when the machine has two cores or more.
+# SEED_PLAYERS=N first creates N other players in bulk (`divine-heroes seed`),
+# to see how the cost of a request changes with the size of the store.
 # Usage: scripts/bench-http.sh [SECONDS=5] [CONNECTIONS=32] [PLAYERS=128]
 # Needs wrk (apt-get install -y wrk), curl and python3; the binary from
 # `cargo build --release` (or BIN=path).
@@ -44,6 +46,9 @@ start() {
 }
 stop() { kill "$PID"; wait "$PID" || true; PID=; }
 
+if [ "${SEED_PLAYERS:-0}" -gt 0 ]; then
+  echo "seeding $SEED_PLAYERS players: $("$BIN" seed --players "$SEED_PLAYERS" --prefix seeded_)"
+fi
 start
 echo "registering $PLAYERS players"
 echo "tokens = {" >"$DATA/tokens.lua"

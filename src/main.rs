@@ -67,6 +67,26 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Create many players at once for load tests: `<prefix><i>` for i in
+    /// `start..start+players`, all with one password, in bulk writes (no events).
+    /// Refused when APP_ENV=production.
+    Seed {
+        /// How many players.
+        #[arg(long)]
+        players: u64,
+        /// Username prefix.
+        #[arg(long, default_value = "bench")]
+        prefix: String,
+        /// First number.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Their password.
+        #[arg(long, default_value = "bench-password-1")]
+        password: String,
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Check every player's ledger against its balances (each entry chains from
     /// the one before, the last one is the stored balance). Exits 1 on any mismatch.
     Audit {
@@ -220,6 +240,21 @@ fn main() -> ExitCode {
                 let writer = Writer { store: &store, cache: &cache, data: &data };
                 let p = ops::grant(&writer, &to, currency, amount, &note).await?;
                 Ok(format!("{} now has {} {currency}", p.username, p.balances.get(currency)))
+            })
+        }
+        Command::Seed { players, prefix, start, password, config } => {
+            let production = load(config.as_ref()).is_ok_and(|s| s.app_env == divine_heroes::platform::config::AppEnv::Production);
+            if production {
+                return fail("seed makes made-up players: refused with APP_ENV=production");
+            }
+            run_op(config.as_ref(), |store, _, data| async move {
+                let started = std::time::Instant::now();
+                let hash = divine_heroes::platform::auth::hash_password(&password.into())
+                    .map_err(|e| anyhow::anyhow!("hashing the password: {e:?}"))?;
+                let now = chrono::Utc::now();
+                let n = ops::seed_players(&store, &data.catalog, &prefix, start, players, &hash, now).await?;
+                let secs = started.elapsed().as_secs_f64();
+                Ok(format!("created {n} players in {secs:.1} s ({:.0} per second)", n as f64 / secs.max(1e-9)))
             })
         }
         Command::Audit { config } => run_op(config.as_ref(), |store, _, _| async move {

@@ -12,6 +12,44 @@ use crate::game::player::{Attachment, Mail, Player};
 use crate::store::LedgerReason;
 use crate::writes::{Applied, WriteError, Writer};
 
+/// Players created per store write by [`seed_players`].
+const SEED_BATCH: u64 = 1000;
+
+/// Creates players `<prefix><start>` .. `<prefix><start + count - 1>` in bulk,
+/// all with the password whose hash is given, for load tests (no event is
+/// written: see [`crate::store::Store::import_players`]). Returns how many were
+/// created (names already taken are skipped).
+pub async fn seed_players(
+    store: &crate::store::DynStore,
+    catalog: &crate::game::catalog::Catalog,
+    prefix: &str,
+    start: u64,
+    count: u64,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let mut created = 0;
+    let mut next = start;
+    while next < start + count {
+        let end = (next + SEED_BATCH).min(start + count);
+        let batch: Vec<Player> = (next..end)
+            .map(|i| {
+                let mut p = Player::new(
+                    uuid::Uuid::new_v4().simple().to_string(),
+                    &format!("{prefix}{i}"),
+                    password_hash.to_string(),
+                    now,
+                );
+                p.recompute_scores(catalog);
+                p
+            })
+            .collect();
+        created += store.import_players(&batch).await? as u64;
+        next = end;
+    }
+    Ok(created)
+}
+
 /// Parses `crystals=100` into an attachment.
 pub fn parse_attachment(s: &str) -> anyhow::Result<Attachment> {
     let (c, a) = s.split_once('=').context("attachments look like crystals=100")?;

@@ -386,6 +386,28 @@ impl Store for EmbeddedStore {
         .await?
     }
 
+    async fn import_players(&self, players: &[Player]) -> Result<usize, StoreError> {
+        let players = players.to_vec();
+        self.write(move |txn| {
+            let mut created = 0;
+            for player in &players {
+                {
+                    let mut names = txn.open_table(USERNAMES).map_err(unavailable)?;
+                    if names.get(player.username_lower.as_str()).map_err(unavailable)?.is_some() {
+                        continue;
+                    }
+                    names.insert(player.username_lower.as_str(), player.id.as_str()).map_err(unavailable)?;
+                }
+                put_player(txn, player)?;
+                update_boards(txn, None, player)?;
+                put_ledger(txn, &starting_ledger(player))?;
+                created += 1;
+            }
+            Ok(created)
+        })
+        .await
+    }
+
     async fn player_by_id(&self, id: &str) -> Result<Option<Player>, StoreError> {
         let id = id.to_string();
         self.read(move |txn| {

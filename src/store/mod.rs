@@ -443,6 +443,11 @@ pub trait Store: Send + Sync + 'static {
         history_before: DateTime<Utc>,
         limit: usize,
     ) -> Result<u64, StoreError>;
+    /// Creates many new players in one write, each with its starting ledger and
+    /// leaderboard rows but no event (a bulk import for load tests, not a
+    /// registration); players whose username is taken are skipped. Returns how
+    /// many were created.
+    async fn import_players(&self, players: &[Player]) -> Result<usize, StoreError>;
     /// Player ids in id order after `after`, for operator commands that visit everyone.
     async fn player_ids(&self, after: Option<String>, limit: usize) -> Result<Vec<String>, StoreError>;
 }

@@ -551,6 +551,43 @@ impl Store for MongoStore {
         .await
     }
 
+    async fn import_players(&self, players: &[Player]) -> Result<usize, StoreError> {
+        use futures_util::TryStreamExt;
+        self.bounded(async move {
+            // Usernames already taken are skipped, as on the embedded store.
+            let names: Vec<&str> = players.iter().map(|p| p.username_lower.as_str()).collect();
+            let taken: std::collections::HashSet<String> = self
+                .players()
+                .find(doc! {"username_lower": {"$in": &names}})
+                .projection(doc! {"username_lower": 1})
+                .await
+                .map_err(unavailable)?
+                .try_collect::<Vec<Document>>()
+                .await
+                .map_err(unavailable)?
+                .iter()
+                .filter_map(|d| d.get_str("username_lower").ok().map(str::to_string))
+                .collect();
+            let fresh: Vec<&Player> = players.iter().filter(|p| !taken.contains(&p.username_lower)).collect();
+            if fresh.is_empty() {
+                return Ok(0);
+            }
+            let docs: Vec<Document> = fresh.iter().map(|p| player_doc(p)).collect::<Result<_, _>>()?;
+            let mut ledger = Vec::new();
+            for p in &fresh {
+                for e in starting_ledger(p) {
+                    ledger.push(row_doc(&p.id, e.seq, &e)?);
+                }
+            }
+            let mut s = self.start().await.map_err(unavailable)?;
+            self.players().insert_many(docs).session(&mut s).await.map_err(unavailable)?;
+            self.db.collection::<Document>("ledger").insert_many(ledger).session(&mut s).await.map_err(unavailable)?;
+            Self::commit(&mut s).await.map_err(unavailable)?;
+            Ok(fresh.len())
+        })
+        .await
+    }
+
     async fn player_by_id(&self, id: &str) -> Result<Option<Player>, StoreError> {
         self.bounded(async move {
             self.players().find_one(doc! {"_id": id}).await.map_err(unavailable)?.map(player_from).transpose()
