@@ -243,7 +243,8 @@ fn main() -> ExitCode {
             })
         }
         Command::Seed { players, prefix, start, password, config } => {
-            let production = load(config.as_ref()).is_ok_and(|s| s.app_env == divine_heroes::platform::config::AppEnv::Production);
+            let production =
+                load(config.as_ref()).is_ok_and(|s| s.app_env == divine_heroes::platform::config::AppEnv::Production);
             if production {
                 return fail("seed makes made-up players: refused with APP_ENV=production");
             }

@@ -148,11 +148,33 @@ pub struct Player {
     /// Challenges fought this season.
     #[serde(default)]
     pub arena_season_battles: u32,
+    /// The opponents last offered: the only ones a challenge may name.
+    #[serde(default)]
+    pub arena_offer: Option<ArenaOffer>,
     /// Leaderboard scores (derived; kept on the record so stores can index them).
     #[serde(default)]
     pub scores: Scores,
     /// Bumped on every write; the store's compare-and-set guard.
     pub version: u64,
+}
+
+/// Arena opponents the server offered a player, kept on the player so that a
+/// challenge is checked against what the server chose, on any pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArenaOffer {
+    /// When it was made (it expires).
+    pub at: DateTime<Utc>,
+    /// Who was offered.
+    pub opponents: Vec<OfferedOpponent>,
+}
+
+/// One offered opponent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferedOpponent {
+    /// A player id or a bot id (`bot:<n>`).
+    pub id: String,
+    /// A bot's rating as offered (its strength); `None` for a player.
+    pub bot_rating: Option<i64>,
 }
 
 impl Player {
@@ -188,6 +210,7 @@ impl Player {
             arena_rating: ARENA_START_RATING,
             arena_season: String::new(),
             arena_season_battles: 0,
+            arena_offer: None,
             scores: Scores::default(),
             version: 0,
         }

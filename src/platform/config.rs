@@ -384,10 +384,9 @@ impl Settings {
             );
         }
         if self.app_env == AppEnv::Production {
-            let secret = self.jwt_secret.expose_secret();
-            if secret == DEV_JWT_SECRET || secret.len() < MIN_PRODUCTION_SECRET_LEN {
+            if let Some(why) = weak_secret(self.jwt_secret.expose_secret()) {
                 return bad(format!(
-                    "APP_ENV=production refuses the default or a short JWT secret: set JWT_SECRET to a random string of at least {MIN_PRODUCTION_SECRET_LEN} characters"
+                    "APP_ENV=production refuses this JWT_SECRET ({why}): set it to a random string of at least {MIN_PRODUCTION_SECRET_LEN} characters, e.g. `openssl rand -base64 48`"
                 ));
             }
             if self.mongo_url.is_none() {
@@ -447,5 +446,49 @@ impl fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("service_name", &self.service_name)
             .finish_non_exhaustive()
+    }
+}
+
+/// Why a JWT secret is unfit for production, if it is: the development
+/// default, a placeholder (the shipped Secret template's, or any text that says
+/// to replace it), too short, or too little entropy (a repeated or
+/// small-alphabet string).
+pub fn weak_secret(secret: &str) -> Option<&'static str> {
+    let lower = secret.to_lowercase();
+    if secret == DEV_JWT_SECRET {
+        return Some("the development default");
+    }
+    if ["replace", "change", "example", "placeholder", "secret", "password", "todo"].iter().any(|w| lower.contains(w)) {
+        return Some("a placeholder");
+    }
+    if secret.chars().count() < MIN_PRODUCTION_SECRET_LEN {
+        return Some("too short");
+    }
+    // Shannon entropy of the characters, times the length: a random base64
+    // string of 32 characters has about 190 bits; demand at least 128.
+    let mut counts = std::collections::HashMap::new();
+    for c in secret.chars() {
+        *counts.entry(c).or_insert(0u32) += 1;
+    }
+    let n = secret.chars().count() as f64;
+    let per_char: f64 = counts.values().map(|&k| f64::from(k) / n).map(|p| -p * p.log2()).sum();
+    // Fewer than 12 distinct characters: a pattern (hex from `openssl rand -hex`
+    // has up to 16), whatever its length.
+    (per_char * n < 128.0 || counts.len() < 12).then_some("too little entropy")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_secrets_must_be_random() {
+        assert_eq!(weak_secret(DEV_JWT_SECRET), Some("the development default"));
+        assert_eq!(weak_secret("REPLACE-with-at-least-32-random-characters"), Some("a placeholder"));
+        assert_eq!(weak_secret("please-change-me-before-going-live-0000"), Some("a placeholder"));
+        assert_eq!(weak_secret("shortButRandom9"), Some("too short"));
+        assert_eq!(weak_secret(&"ab".repeat(30)), Some("too little entropy"));
+        assert_eq!(weak_secret(&"0123456789".repeat(4)), Some("too little entropy"));
+        assert_eq!(weak_secret("q7Vt2mXa9LwR4pZk8Jd3Nf6Hs1Yb5Ce0Gu+Ti/Ko"), None);
     }
 }

@@ -75,6 +75,8 @@ pub enum LedgerReason {
     ArenaChallenge,
     /// An arena defense (the defender's rating).
     ArenaDefense,
+    /// Arena opponents offered (kept for the challenge to be checked against).
+    ArenaOffer,
     /// The arena season rollover (reward mail, rating reset).
     ArenaSeason,
     /// A hero level-up.
@@ -111,6 +113,7 @@ impl LedgerReason {
             Self::CampaignSweep => "campaign_sweep",
             Self::ArenaChallenge => "arena_challenge",
             Self::ArenaDefense => "arena_defense",
+            Self::ArenaOffer => "arena_offer",
             Self::ArenaSeason => "arena_season",
             Self::HeroLevelUp => "hero_level_up",
             Self::HeroPromotion => "hero_promotion",

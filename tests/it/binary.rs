@@ -163,9 +163,26 @@ fn production_refuses_the_default_secret_and_the_embedded_store() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("JWT_SECRET"), "{err}");
 
+    // The shipped Secret template's placeholder is refused too, with its reason.
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/01-configmap.yaml")).unwrap();
+    let placeholder = template
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("JWT_SECRET:"))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .expect("the template sets JWT_SECRET");
     let out = command(dir.path(), free_port())
         .env("APP_ENV", "production")
-        .env("JWT_SECRET", "a-long-and-random-production-secret-0123456789")
+        .env("JWT_SECRET", &placeholder)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("JWT_SECRET") && err.contains("placeholder"), "{err}");
+
+    let out = command(dir.path(), free_port())
+        .env("APP_ENV", "production")
+        .env("JWT_SECRET", "q7Vt2mXa9LwR4pZk8Jd3Nf6Hs1Yb5Ce0Gu+Ti/Ko")
         .stderr(Stdio::piped())
         .output()
         .unwrap();

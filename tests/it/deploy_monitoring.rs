@@ -72,7 +72,18 @@ async fn every_dashboard_and_alert_expression_returns_data() {
         http.get(format!("{base}/api/player")).bearer_auth(&token).send().await.unwrap();
     };
     traffic().await;
-    post("/api/battle/arena/challenge", "duel", json!({"opponent_id": "bot:1000:0"})).await.unwrap();
+    let offered: Value = http
+        .get(format!("{base}/api/battle/arena/opponents"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let opponent = offered["items"][0]["opponent_id"].clone();
+    let duel = post("/api/battle/arena/challenge", "duel", json!({"opponent_id": opponent})).await.unwrap();
+    assert_eq!(duel.status(), 200, "an offered opponent");
 
     let prom_port = free_port();
     let config = format!(

@@ -141,9 +141,13 @@ async fn arena_moves_both_ratings_and_spends_tickets(kind: StoreKind) {
     let e: Value = sixth.json().await.unwrap();
     assert_eq!(e["error"]["code"], "INSUFFICIENT_FUNDS");
     assert_eq!(e["error"]["details"]["currency"], "arena_tickets");
-    let bot = items.iter().find(|o| o["bot"] == true).unwrap()["opponent_id"].as_str().unwrap().to_string();
     clock.advance(Duration::days(1));
     let a = app.login("Challenger").await;
+    let stale = app.post("/api/battle/arena/challenge", Some(&a), Some("stale"), json!({"opponent_id": b_id})).await;
+    assert_eq!(stale.status(), 409, "yesterday's offer has expired");
+    let opponents: Value = app.get("/api/battle/arena/opponents", Some(&a)).await.json().await.unwrap();
+    let items = opponents["items"].as_array().unwrap();
+    let bot = items.iter().find(|o| o["bot"] == true).unwrap()["opponent_id"].as_str().unwrap().to_string();
     let r = app.post("/api/battle/arena/challenge", Some(&a), Some("bot-duel"), json!({"opponent_id": bot})).await;
     assert_eq!(r.status(), 200, "tickets refill at 00:00 UTC");
     assert_eq!(
@@ -154,7 +158,8 @@ async fn arena_moves_both_ratings_and_spends_tickets(kind: StoreKind) {
         app.post("/api/battle/arena/challenge", Some(&a), Some("ghost"), json!({"opponent_id": "nobody"}))
             .await
             .status(),
-        404
+        409,
+        "only an offered opponent"
     );
 
     // Season rollover: one mail per player per season, rating softly reset.
@@ -198,7 +203,55 @@ async fn a_read_of_the_arena_closes_an_ended_season(kind: StoreKind) {
     app.assert_boards_current(&a_id).await;
 }
 
+/// OWASP API6 (unrestricted access to sensitive business flows): the server,
+/// not the client, decides whom a challenge fights. Only an opponent from the
+/// caller's latest offer is accepted, within its five minutes; a bot fights at
+/// the rating the server offered it at (nothing in its id says a rating); a
+/// player id never offered is refused, as is a forged "easy bot" id.
+async fn api6_a_challenge_fights_only_an_offered_opponent(kind: StoreKind) {
+    let Some((app, clock)) = app_at_fixed_time(kind).await else { return };
+    let (a, _) = app.register("Cheater").await;
+    let (_, other_id) = app.register("Bystander").await;
+    let forged = |id: &str| json!({"opponent_id": id});
+    let before = app.post("/api/battle/arena/challenge", Some(&a), Some("early"), forged("bot:0")).await;
+    assert_eq!(before.status(), 409, "no offer yet");
+    let e: Value = before.json().await.unwrap();
+    assert!(e["error"]["message"].as_str().unwrap().contains("ask for opponents first"), "{e}");
+
+    let offer: Value = app.get("/api/battle/arena/opponents", Some(&a)).await.json().await.unwrap();
+    let offered: Vec<String> =
+        offer["items"].as_array().unwrap().iter().map(|o| o["opponent_id"].as_str().unwrap().to_string()).collect();
+    for (i, id) in ["bot:0:1", "bot:5000:1", "bot:99", "someone-else"].into_iter().enumerate() {
+        let r = app.post("/api/battle/arena/challenge", Some(&a), Some(&format!("forged-{i}")), forged(id)).await;
+        assert_eq!(r.status(), 409, "{id} was never offered");
+    }
+    if !offered.contains(&other_id) {
+        let r = app.post("/api/battle/arena/challenge", Some(&a), Some("unoffered"), forged(&other_id)).await;
+        assert_eq!(r.status(), 409, "a real player who was not offered");
+    }
+    let rejected_tickets = app.player(&app.state.store.player_by_username("cheater").await.unwrap().unwrap().id).await;
+    assert_eq!(rejected_tickets.balances.arena_tickets, 5, "refused challenges cost nothing");
+
+    // A bot fights at its offered rating: the rating change follows from it.
+    let bot = offer["items"].as_array().unwrap().iter().find(|o| o["bot"] == true).unwrap().clone();
+    let r = app
+        .post("/api/battle/arena/challenge", Some(&a), Some("fair"), forged(bot["opponent_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(r.status(), 200);
+    let duel: Value = r.json().await.unwrap();
+    let expected = if duel["winner"] == "attacker" { 16 } else { -16 };
+    assert_eq!(duel["rating_change"]["attacker"], expected, "K = 32 against a bot offered at the caller's 1000");
+
+    clock.advance(Duration::minutes(6));
+    let a = app.login("Cheater").await;
+    let late = app
+        .post("/api/battle/arena/challenge", Some(&a), Some("late"), forged(bot["opponent_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(late.status(), 409, "the offer expires after five minutes");
+}
+
 on_both_stores!(
+    api6_a_challenge_fights_only_an_offered_opponent,
     a_read_of_the_arena_closes_an_ended_season,
     campaign_unlocks_in_order_and_pays_first_clear_once,
     concurrent_fights_spend_stamina_exactly,

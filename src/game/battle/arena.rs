@@ -9,7 +9,7 @@ use crate::game::catalog::{self, Catalog};
 use crate::game::data_error::DataError;
 use crate::game::economy::Currency;
 use crate::game::error::GameError;
-use crate::game::player::{Attachment, Mail, Player};
+use crate::game::player::{Attachment, Mail, OfferedOpponent, Player};
 use crate::game::rng::seeded;
 
 /// A season reward band.
@@ -239,17 +239,42 @@ pub fn defend(rules: &ArenaRules, player: &mut Player, change: i64, now: DateTim
     player.arena_rating = apply_rating(player.arena_rating, change);
 }
 
-/// Bot ids look like `bot:<rating>:<n>`.
-pub fn bot_id(rating: i64, n: usize) -> String {
-    format!("bot:{rating}:{n}")
+/// How long an offer of opponents stands, minutes.
+pub const OFFER_MINUTES: i64 = 5;
+
+/// A bot's id: its place in the offer. Its rating is kept in the offer on the
+/// server, never read from the id.
+pub fn bot_id(n: usize) -> String {
+    format!("bot:{n}")
 }
 
-/// The rating encoded in a bot id.
-pub fn parse_bot(id: &str) -> Option<(i64, u64)> {
-    let mut parts = id.strip_prefix("bot:")?.split(':');
-    let rating = parts.next()?.parse().ok()?;
-    let n = parts.next()?.parse().ok()?;
-    (parts.next().is_none() && (0..=5000).contains(&rating)).then_some((rating, n))
+/// The number of a bot id.
+pub fn bot_number(id: &str) -> Option<u64> {
+    id.strip_prefix("bot:")?.parse().ok()
+}
+
+/// The offered entry a challenge names: it must be in the player's latest
+/// offer, made less than [`OFFER_MINUTES`] ago.
+pub fn offered<'a>(
+    player: &'a Player,
+    opponent_id: &str,
+    now: DateTime<Utc>,
+) -> Result<&'a OfferedOpponent, GameError> {
+    let offer = player
+        .arena_offer
+        .as_ref()
+        .ok_or_else(|| GameError::Conflict("ask for opponents first (GET /api/battle/arena/opponents)".into()))?;
+    if now - offer.at > Duration::minutes(OFFER_MINUTES) {
+        return Err(GameError::Conflict(format!(
+            "the opponents offered at {} have expired ({OFFER_MINUTES} minutes): ask for new ones",
+            offer.at.to_rfc3339()
+        )));
+    }
+    offer
+        .opponents
+        .iter()
+        .find(|o| o.id == opponent_id)
+        .ok_or_else(|| GameError::Conflict(format!("{opponent_id} is not among the opponents last offered to you")))
 }
 
 /// A bot's team: a pure function of its id, of a strength that follows its rating.
@@ -285,8 +310,8 @@ mod tests {
 
     #[test]
     fn bot_ids_round_trip() {
-        assert_eq!(parse_bot(&bot_id(1234, 2)), Some((1234, 2)));
-        assert_eq!(parse_bot("bot:abc:1"), None);
-        assert_eq!(parse_bot("player"), None);
+        assert_eq!(bot_number(&bot_id(2)), Some(2));
+        assert_eq!(bot_number("bot:abc"), None);
+        assert_eq!(bot_number("player"), None);
     }
 }

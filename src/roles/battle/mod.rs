@@ -11,7 +11,7 @@ use crate::game::battle::campaign::{self, Stage, StageRewards};
 use crate::game::battle::{simulate, team_snapshot, BattleLog, Side, TeamSnapshot, RULES_VERSION};
 use crate::game::economy::Balances;
 use crate::game::error::GameError;
-use crate::game::player::Player;
+use crate::game::player::{ArenaOffer, OfferedOpponent, Player};
 use crate::game::rng;
 use crate::platform::auth::AuthPlayer;
 use crate::platform::error::{AppError, ErrorCode};
@@ -473,13 +473,27 @@ async fn get_opponents(state: web::Data<AppState>, who: AuthPlayer) -> Result<Ht
         let team = arena::bot_team(&state.data.catalog, rating, n as u64);
         let power: u64 = team.iter().flatten().map(|u| crate::game::catalog::power(u.stats)).sum();
         items.push(OpponentView {
-            opponent_id: arena::bot_id(rating, n),
+            opponent_id: arena::bot_id(n),
             username: format!("Training Bot {}", n + 1),
             rating,
             power,
             bot: true,
         });
     }
+    // The offer is kept on the player: a challenge may name only these, and a
+    // bot fights at the rating offered here, whatever the client sends.
+    let offer = ArenaOffer {
+        at: state.clock.now(),
+        opponents: items
+            .iter()
+            .map(|o| OfferedOpponent { id: o.opponent_id.clone(), bot_rating: o.bot.then_some(o.rating) })
+            .collect(),
+    };
+    write(&state, &who.0, None, move |p: &mut Player| {
+        p.arena_offer = Some(offer.clone());
+        Ok(Applied::new(LedgerReason::ArenaOffer, String::new(), ()))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(Items { items }))
 }
 
@@ -544,13 +558,18 @@ async fn post_challenge(
         return Err(AppError::new(ErrorCode::ValidationFailed, "you cannot challenge yourself"));
     }
     let idem = key.for_body(&req);
+    // Only an opponent the server offered, and a bot at the rating it was offered
+    // at: checked here to fetch the defense, and again inside the write.
+    let me = load_player(&state, &who.0).await?;
+    let offered = arena::offered(&me, &req.opponent_id, state.clock.now()).map_err(AppError::from)?.clone();
     // The defense is the opponent's team as it stands at challenge time.
-    let (defense, defender_rating, defender_id) = if let Some((rating, n)) = arena::parse_bot(&req.opponent_id) {
+    let bot = offered.bot_rating.zip(arena::bot_number(&offered.id));
+    let (defense, defender_rating, defender_id) = if let Some((rating, n)) = bot {
         (arena::bot_team(&state.data.catalog, rating, n), rating, None)
     } else {
         let d = state
             .store
-            .player_by_id(&req.opponent_id)
+            .player_by_id(&offered.id)
             .await?
             .ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such opponent"))?;
         (team_snapshot(&d, &state.data.catalog), d.arena_rating, Some(d.id))
@@ -559,8 +578,11 @@ async fn post_challenge(
     let battle_id = crate::store::time_ordered_id();
     let player_id = who.0.clone();
     let opponent = defender_id.clone();
+    let opponent_id = req.opponent_id.clone();
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let (rules, mail_days) = (&data.battle.arena, data.rewards.mail.expiry_days);
+        // Again on the record being written: a newer offer may have replaced it.
+        arena::offered(p, &opponent_id, now)?;
         let defense_now = arena::Defense { team: &defense, rating: defender_rating };
         let c = arena::challenge(rules, &data.catalog, p, defense_now, seed, now, mail_days)?;
         let rec = record(&battle_id, "arena", &c.log, (&player_id, opponent.clone()), (c.team, defense.clone()), now);
