@@ -376,7 +376,7 @@ impl Settings {
             return bad("IDEMPOTENCY_TTL_HOURS and HISTORY_RETENTION_DAYS must be at least 1".into());
         }
         if let Some(bad_ip) = self.trusted_proxy_list().err() {
-            return bad(format!("TRUSTED_PROXIES: {bad_ip:?} is not an IP address"));
+            return bad(format!("TRUSTED_PROXIES: {bad_ip:?} is not an IP address or a CIDR range (10.0.0.0/8)"));
         }
         if self.mq_backend == MqBackend::Kafka {
             return bad(
@@ -397,12 +397,16 @@ impl Settings {
     }
 
     /// The trusted proxy addresses, or the first entry that is not an IP.
-    pub fn trusted_proxy_list(&self) -> Result<Vec<std::net::IpAddr>, String> {
+    pub fn trusted_proxy_list(&self) -> Result<Vec<ipnet::IpNet>, String> {
         self.trusted_proxies
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| s.parse().map_err(|_| s.to_string()))
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| s.to_string())
+            })
             .collect()
     }
 

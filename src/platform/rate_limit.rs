@@ -80,17 +80,18 @@ impl Limiter {
 }
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the
-/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
-pub fn client_ip(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
+/// right-most `X-Forwarded-For` entry that is not itself in a trusted range.
+pub fn client_ip(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     let peer = req.peer_addr()?.ip();
-    if !trusted.contains(&peer) {
+    if !is_trusted(&peer) {
         return Some(peer);
     }
     let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("");
     let mut candidate = peer;
     for hop in forwarded.rsplit(',').map(str::trim) {
         match hop.parse::<IpAddr>() {
-            Ok(ip) if trusted.contains(&ip) => candidate = ip,
+            Ok(ip) if is_trusted(&ip) => candidate = ip,
             Ok(ip) => return Some(ip),
             Err(_) => break,
         }
@@ -183,8 +184,8 @@ pub struct Limits {
     pub auth: Limiter,
     /// The window both are defined over, seconds (for the error details).
     pub window_secs: u64,
-    /// Proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Proxy ranges whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Checks tokens (a valid one keys the bucket by player).
     pub authenticator: Arc<Authenticator>,
     /// The role, for the metric label.

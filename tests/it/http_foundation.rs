@@ -221,15 +221,18 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
         Role::All,
         |s| {
             s.rate_limit_requests = 2;
-            s.trusted_proxies = "127.0.0.1".into();
+            // A range, as a cluster's proxies come from one.
+            s.trusted_proxies = "10.0.0.0/8, 127.0.0.0/8".into();
         },
         Arc::new(SystemClock),
     )
     .await
     .unwrap();
     let get = |ip: &'static str| app.http.get(app.url("/api/gacha/banners")).header("x-forwarded-for", ip).send();
-    // Each forwarded client has its own bucket behind the trusted proxy.
-    for ip in ["203.0.113.1", "203.0.113.2"] {
+    // Each forwarded client has its own bucket behind the trusted proxy, also
+    // when a second proxy of the trusted range stands between (the right-most
+    // untrusted hop is the client).
+    for ip in ["203.0.113.1", "203.0.113.2, 10.1.2.3"] {
         assert_eq!(get(ip).await.unwrap().status(), 200);
         assert_eq!(get(ip).await.unwrap().status(), 200);
         assert_eq!(get(ip).await.unwrap().status(), 429);
