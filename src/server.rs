@@ -25,7 +25,11 @@ use crate::store::mongo::MongoStore;
 use crate::store::DynStore;
 
 /// Largest JSON body accepted.
-const JSON_LIMIT_BYTES: usize = 64 * 1024;
+/// Largest JSON body any route takes: the biggest real one (a team, credentials)
+/// is a few hundred bytes, so this is small; a larger body is a 413.
+const JSON_LIMIT_BYTES: usize = 16 * 1024;
+/// How long a client may take to send a request's head; a slower one is cut.
+const CLIENT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A built, bound, not yet running server.
 pub struct Server {
@@ -150,11 +154,13 @@ impl Server {
                 .app_data(web::PathConfig::default().error_handler(path_error))
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .wrap(from_fn(limit_general))
+                .wrap(security_headers())
                 .wrap(from_fn(observe))
                 .wrap(from_fn(head_as_get))
                 .wrap(from_fn(close_when_draining))
                 .default_service(web::to(roles::common::not_found))
         })
+        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
         .listen(listener)?
         .disable_signals()
         .shutdown_timeout(shutdown_timeout)
@@ -276,4 +282,15 @@ async fn close_when_draining(
         res.response_mut().head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
     }
     Ok(res)
+}
+
+/// Headers on every response: the API serves JSON only, so nothing may be
+/// sniffed as another type, framed, cached by intermediaries or run as a page.
+fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cache-Control", "no-store"))
 }

@@ -379,3 +379,38 @@ async fn readiness_reports_an_unreachable_redis_without_failing() {
     assert_eq!(body["status"], "degraded");
     assert_eq!(body["checks"]["redis"]["status"], "degraded");
 }
+
+/// OWASP API4 (unrestricted resource consumption) and API8 (security
+/// misconfiguration): a body larger than any route needs is refused with a JSON
+/// 413 before it is parsed; a client that never finishes its request head is
+/// cut off; every response, errors included, carries the security headers.
+#[tokio::test]
+async fn api4_api8_bodies_are_small_slow_clients_are_cut_and_headers_are_set() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn(StoreKind::Embedded).await.unwrap();
+    let big = json!({"username": "x".repeat(20 * 1024), "password": "correct-horse-1"});
+    let r = app.post("/api/auth/register", None, None, big).await;
+    assert_error(r, 413, "PAYLOAD_TOO_LARGE").await;
+
+    for (path, status) in [("/health/live", 200), ("/api/player", 401), ("/api/nowhere", 404)] {
+        let r = app.get(path, None).await;
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        let h = r.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert!(h["content-security-policy"].to_str().unwrap().contains("default-src 'none'"), "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+    }
+
+    // Half a request head, then silence: the server gives up on it.
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the slow client was cut off within 10 s");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(4), "after the request timeout, not at once");
+}
