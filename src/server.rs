@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use utoipa_actix_web::AppExt;
 
 use crate::game::data::GameData;
+use crate::platform::auth::PlayerSource;
 use crate::platform::clock::{Clock, SystemClock};
 use crate::platform::config::{MqBackend, Role, Settings};
 use crate::platform::error::{json_error, path_error, query_error};
@@ -149,6 +150,7 @@ impl Server {
                 // Narrow app data of the middleware and extractors, so none of them needs AppState.
                 .app_data(web::Data::from(app_state.authenticator.clone()))
                 .app_data(web::Data::from(app_state.limits.clone()))
+                .app_data(web::Data::from(app_state.clone().into_inner() as Arc<dyn PlayerSource>))
                 .app_data(web::Data::new(app_state.role))
                 .app_data(web::JsonConfig::default().limit(JSON_LIMIT_BYTES).error_handler(json_error))
                 .app_data(web::PathConfig::default().error_handler(path_error))

@@ -148,6 +148,10 @@ pub struct Player {
     /// Challenges fought this season.
     #[serde(default)]
     pub arena_season_battles: u32,
+    /// Bumped by a logout or a password change: tokens issued for an older
+    /// version are refused.
+    #[serde(default)]
+    pub token_version: u32,
     /// The opponents last offered: the only ones a challenge may name.
     #[serde(default)]
     pub arena_offer: Option<ArenaOffer>,
@@ -210,6 +214,7 @@ impl Player {
             arena_rating: ARENA_START_RATING,
             arena_season: String::new(),
             arena_season_battles: 0,
+            token_version: 0,
             arena_offer: None,
             scores: Scores::default(),
             version: 0,

@@ -1,6 +1,6 @@
 //! Passwords (argon2id) and player tokens (JWT HS256 with expiry).
 
-use std::future::{ready, Ready};
+use std::future::ready;
 use std::sync::Arc;
 
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::Clock;
 use super::error::{AppError, ErrorCode};
+use futures_util::future::LocalBoxFuture;
+
 use crate::game::ids::PlayerId;
+use crate::game::player::Player;
 
 /// Hashes a password with argon2id and a random salt (CPU-heavy: call off the async threads).
 pub fn hash_password(password: &SecretString) -> Result<String, AppError> {
@@ -39,6 +42,9 @@ pub struct Claims {
     pub iat: i64,
     /// Expiry (unix seconds).
     pub exp: i64,
+    /// The player's token version when issued (see [`Player::token_version`]).
+    #[serde(default)]
+    pub ver: u32,
 }
 
 /// Signs and checks tokens with the shared secret.
@@ -55,21 +61,22 @@ impl TokenKeys {
         Self { encoding: EncodingKey::from_secret(s), decoding: DecodingKey::from_secret(s), ttl_secs: ttl_secs as i64 }
     }
 
-    /// A token for `player_id`, valid from `now` for the configured lifetime.
-    pub fn issue(&self, player_id: &str, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), AppError> {
+    /// A token for `player_id` at its token version `ver`, valid from `now` for
+    /// the configured lifetime.
+    pub fn issue(&self, player_id: &str, ver: u32, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), AppError> {
         let exp = now.timestamp() + self.ttl_secs;
-        let claims = Claims { sub: player_id.to_string(), iat: now.timestamp(), exp };
+        let claims = Claims { sub: player_id.to_string(), iat: now.timestamp(), exp, ver };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(AppError::internal)?;
         Ok((token, DateTime::from_timestamp(exp, 0).unwrap_or(now)))
     }
 
-    /// The player id of a token that is valid at `now`.
+    /// The player id and token version of a token that is valid at `now`.
     ///
     /// Expiry is checked here against `now` (the server's injected clock), not by
     /// the JWT library against the wall clock: issuing and checking must agree on
     /// what time it is, or a server on a moved clock rejects its own fresh tokens.
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<String, AppError> {
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<(String, u32), AppError> {
         let mut v = Validation::new(Algorithm::HS256);
         v.validate_exp = false;
         v.validate_nbf = false;
@@ -85,7 +92,7 @@ impl TokenKeys {
         if claims.iat > now {
             return Err(AppError::new(ErrorCode::InvalidToken, "the token is not valid yet"));
         }
-        Ok(claims.sub)
+        Ok((claims.sub, claims.ver))
     }
 }
 
@@ -109,41 +116,80 @@ pub struct Authenticator {
 struct CheckedToken {
     token: String,
     player: String,
+    ver: u32,
 }
 
 impl Authenticator {
     /// The player of a request's bearer token: `None` without one, else the
     /// player or why the token is refused. Checked once per request.
     pub fn player(&self, req: &HttpRequest) -> Option<Result<String, AppError>> {
+        Some(self.signed(req)?.map(|(player, _)| player))
+    }
+
+    /// The player and token version a request's bearer token is signed for
+    /// (signature and expiry checked, not revocation). Checked once per request.
+    fn signed(&self, req: &HttpRequest) -> Option<Result<(String, u32), AppError>> {
         let token = bearer(req)?;
         if let Some(c) = req.extensions().get::<CheckedToken>().filter(|c| c.token == token) {
-            return Some(Ok(c.player.clone()));
+            return Some(Ok((c.player.clone(), c.ver)));
         }
         let checked = self.tokens.verify(token, self.clock.now());
-        if let Ok(player) = &checked {
-            req.extensions_mut().insert(CheckedToken { token: token.to_string(), player: player.clone() });
+        if let Ok((player, ver)) = &checked {
+            req.extensions_mut().insert(CheckedToken { token: token.to_string(), player: player.clone(), ver: *ver });
         }
         Some(checked)
     }
 }
 
-/// The authenticated player of a request: the only source of identity.
+/// Where the extractor reads a player's current record (through the cache):
+/// to refuse a revoked token, and to hand the handler the record it checked.
+pub trait PlayerSource: Send + Sync {
+    /// The player's current record, `None` if there is no such player.
+    fn current(&self, player_id: String) -> LocalBoxFuture<'_, Result<Option<Player>, AppError>>;
+}
+
+/// The authenticated player of a request: the only source of identity. The
+/// token is signed, unexpired and of the player's current token version (a
+/// logout or a password change revokes older ones); the record it was checked
+/// against comes along.
 #[derive(Debug, Clone)]
-pub struct AuthPlayer(pub PlayerId);
+pub struct AuthPlayer(pub PlayerId, pub Arc<Player>);
+
+impl AuthPlayer {
+    /// The caller's record as it was when the token was checked.
+    pub fn player(&self) -> Player {
+        (*self.1).clone()
+    }
+}
 
 impl FromRequest for AuthPlayer {
     type Error = AppError;
-    type Future = Ready<Result<Self, AppError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let Some(auth) = req.app_data::<web::Data<Authenticator>>() else {
-            return ready(Err(AppError::internal(anyhow::anyhow!("authenticator missing from app data"))));
+        let (Some(auth), Some(source)) =
+            (req.app_data::<web::Data<Authenticator>>(), req.app_data::<web::Data<dyn PlayerSource>>().cloned())
+        else {
+            return Box::pin(ready(Err(AppError::internal(anyhow::anyhow!("authenticator missing from app data")))));
         };
-        let r = match auth.player(req) {
+        let signed = match auth.signed(req) {
             None => Err(AppError::new(ErrorCode::Unauthorized, "send Authorization: Bearer <token>")),
-            Some(checked) => checked.map(|id| AuthPlayer(PlayerId(id))),
+            Some(checked) => checked,
         };
-        ready(r)
+        Box::pin(async move {
+            let (id, ver) = signed?;
+            let player = source
+                .current(id.clone())
+                .await?
+                .ok_or_else(|| AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))?;
+            if player.token_version != ver {
+                return Err(AppError::new(
+                    ErrorCode::InvalidToken,
+                    "the token was revoked (a logout or a password change): log in again",
+                ));
+            }
+            Ok(AuthPlayer(PlayerId(id), Arc::new(player)))
+        })
     }
 }
 
@@ -154,13 +200,14 @@ pub struct MaybePlayer(pub Option<PlayerId>);
 
 impl FromRequest for MaybePlayer {
     type Error = AppError;
-    type Future = Ready<Result<Self, AppError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, p: &mut actix_web::dev::Payload) -> Self::Future {
         if bearer(req).is_none() {
-            return ready(Ok(MaybePlayer(None)));
+            return Box::pin(ready(Ok(MaybePlayer(None))));
         }
-        ready(AuthPlayer::from_request(req, p).into_inner().map(|a| MaybePlayer(Some(a.0))))
+        let checked = AuthPlayer::from_request(req, p);
+        Box::pin(async move { checked.await.map(|a| MaybePlayer(Some(a.0))) })
     }
 }
 
@@ -173,10 +220,10 @@ mod tests {
         let keys = TokenKeys::new(&SecretString::from("s3cret-for-tests-only-0123456789"), 60);
         // A fixed instant far from today: the outcome must not depend on the wall clock.
         let t0 = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
-        let (t, exp) = keys.issue("p1", t0).unwrap();
+        let (t, exp) = keys.issue("p1", 3, t0).unwrap();
         assert_eq!(exp, t0 + chrono::Duration::seconds(60));
-        assert_eq!(keys.verify(&t, t0).unwrap(), "p1");
-        assert_eq!(keys.verify(&t, t0 + chrono::Duration::seconds(59)).unwrap(), "p1");
+        assert_eq!(keys.verify(&t, t0).unwrap(), ("p1".to_string(), 3));
+        assert_eq!(keys.verify(&t, t0 + chrono::Duration::seconds(59)).unwrap().0, "p1");
         assert_eq!(keys.verify(&t, t0 + chrono::Duration::seconds(60)).unwrap_err().code, ErrorCode::TokenExpired);
         assert_eq!(keys.verify(&t, t0 + chrono::Duration::seconds(61)).unwrap_err().code, ErrorCode::TokenExpired);
         assert_eq!(keys.verify(&t, t0 - chrono::Duration::seconds(1)).unwrap_err().code, ErrorCode::InvalidToken);

@@ -77,6 +77,10 @@ pub enum LedgerReason {
     ArenaDefense,
     /// Arena opponents offered (kept for the challenge to be checked against).
     ArenaOffer,
+    /// A logout: the player's tokens revoked.
+    Logout,
+    /// A password change (the player's tokens revoked).
+    PasswordChange,
     /// The arena season rollover (reward mail, rating reset).
     ArenaSeason,
     /// A hero level-up.
@@ -114,6 +118,8 @@ impl LedgerReason {
             Self::ArenaChallenge => "arena_challenge",
             Self::ArenaDefense => "arena_defense",
             Self::ArenaOffer => "arena_offer",
+            Self::Logout => "logout",
+            Self::PasswordChange => "password_change",
             Self::ArenaSeason => "arena_season",
             Self::HeroLevelUp => "hero_level_up",
             Self::HeroPromotion => "hero_promotion",

@@ -84,9 +84,10 @@ async fn bad_input_is_a_4xx_with_the_error_shape(kind: StoreKind) {
     assert_error(app.get("/api/player", None).await, 401, "UNAUTHORIZED").await;
     assert_error(app.get("/api/player", Some("not.a.token")).await, 401, "INVALID_TOKEN").await;
     let forged = TokenKeys::new(&"someone-else's-secret-0123456789".to_string().into(), 3600);
-    let (t, _) = forged.issue("any-player", app.state.clock.now()).unwrap();
+    let (t, _) = forged.issue("any-player", 0, app.state.clock.now()).unwrap();
     assert_error(app.get("/api/player", Some(&t)).await, 401, "INVALID_TOKEN").await;
-    let (expired, _) = app.state.tokens.issue("any-player", app.state.clock.now() - chrono::Duration::days(2)).unwrap();
+    let (expired, _) =
+        app.state.tokens.issue("any-player", 0, app.state.clock.now() - chrono::Duration::days(2)).unwrap();
     assert_error(app.get("/api/player", Some(&expired)).await, 401, "TOKEN_EXPIRED").await;
     assert_error(app.get("/api/nowhere", None).await, 404, "NOT_FOUND").await;
     assert_error(
@@ -130,7 +131,7 @@ on_both_stores!(a_token_lives_its_ttl_on_the_servers_clock);
 /// that reads the caller, lists included (not answered with an empty page).
 async fn a_token_for_a_missing_player_is_refused_everywhere(kind: StoreKind) {
     let Some(app) = TestApp::spawn(kind).await else { return };
-    let (ghost, _) = app.state.tokens.issue("no-such-player", app.state.clock.now()).unwrap();
+    let (ghost, _) = app.state.tokens.issue("no-such-player", 0, app.state.clock.now()).unwrap();
     for path in ["/api/player", "/api/player/ledger", "/api/gacha/history", "/api/heroes", "/api/gacha/pity"] {
         assert_error(app.get(path, Some(&ghost)).await, 401, "INVALID_TOKEN").await;
     }
@@ -414,3 +415,67 @@ async fn api4_api8_bodies_are_small_slow_clients_are_cut_and_headers_are_set() {
     assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(started.elapsed() >= std::time::Duration::from_secs(4), "after the request timeout, not at once");
 }
+
+/// OWASP API2 (broken authentication): a token is refused when unsigned
+/// (`alg: none`), signed with another algorithm or another key, expired, or
+/// revoked; a logout revokes every token of the player at once, a password
+/// change too (the old password stops working, the returned token works).
+async fn api2_tokens_are_refused_unless_signed_current_and_unrevoked(kind: StoreKind) {
+    use base64::Engine;
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let (token, id) = app.register("Guarded").await;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let now = app.state.clock.now().timestamp();
+    let claims = json!({"sub": id, "iat": now, "exp": now + 3600, "ver": 0});
+    let unsigned = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&claims));
+    assert_error(app.get("/api/player", Some(&unsigned)).await, 401, "INVALID_TOKEN").await;
+    let secret = divine_heroes::platform::config::DEV_JWT_SECRET.as_bytes();
+    let hs512 = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap();
+    assert_error(app.get("/api/player", Some(&hs512)).await, 401, "INVALID_TOKEN").await;
+
+    // Two sessions; a logout ends both.
+    let second = app.login("Guarded").await;
+    assert_eq!(app.get("/api/player", Some(&second)).await.status(), 200);
+    let out = app.post("/api/auth/logout", Some(&token), None, json!({})).await;
+    assert_eq!(out.status(), 204);
+    for t in [&token, &second] {
+        let e = assert_error(app.get("/api/player", Some(t)).await, 401, "INVALID_TOKEN").await;
+        assert!(e["error"]["message"].as_str().unwrap().contains("revoked"), "{e}");
+    }
+
+    // A password change: the old password is required, then revokes and re-issues.
+    let fresh = app.login("Guarded").await;
+    let wrong = app
+        .post(
+            "/api/auth/password",
+            Some(&fresh),
+            None,
+            json!({"old_password": "not-it-123", "new_password": "n3w-horse-2"}),
+        )
+        .await;
+    assert_error(wrong, 401, "INVALID_CREDENTIALS").await;
+    let changed = app
+        .post(
+            "/api/auth/password",
+            Some(&fresh),
+            None,
+            json!({"old_password": "correct-horse-1", "new_password": "n3w-horse-2"}),
+        )
+        .await;
+    assert_eq!(changed.status(), 200);
+    let renewed = changed.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    assert_error(app.get("/api/player", Some(&fresh)).await, 401, "INVALID_TOKEN").await;
+    assert_eq!(app.get("/api/player", Some(&renewed)).await.status(), 200, "the returned token works");
+    let old =
+        app.post("/api/auth/login", None, None, json!({"username": "Guarded", "password": "correct-horse-1"})).await;
+    assert_error(old, 401, "INVALID_CREDENTIALS").await;
+    let new = app.post("/api/auth/login", None, None, json!({"username": "Guarded", "password": "n3w-horse-2"})).await;
+    assert_eq!(new.status(), 200);
+}
+
+on_both_stores!(api2_tokens_are_refused_unless_signed_current_and_unrevoked);

@@ -1,4 +1,4 @@
-//! Register and login.
+//! Register, login, logout and password change.
 
 use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -8,11 +8,13 @@ use serde_json::json;
 
 use crate::game::ids::PlayerId;
 use crate::game::player::Player;
-use crate::platform::auth::{hash_password, verify_password};
+use crate::platform::auth::{hash_password, verify_password, AuthPlayer};
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::rate_limit::Verdict;
-use crate::roles::views::{player_view, PlayerView};
+use crate::roles::views::{player_view, write, PlayerView};
 use crate::state::AppState;
+use crate::store::LedgerReason;
+use crate::writes::Applied;
 
 /// Register and login body.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -94,7 +96,7 @@ pub async fn post_register(state: web::Data<AppState>, body: web::Json<Credentia
     let mut player = Player::new(uuid::Uuid::new_v4().simple().to_string(), &username, hash, now);
     player.recompute_scores(&state.data.catalog);
     state.store.create_player(&player).await?;
-    let (token, expires_at) = state.tokens.issue(&player.id, now)?;
+    let (token, expires_at) = state.tokens.issue(&player.id, player.token_version, now)?;
     tracing::info!(player_id = %player.id, "player registered");
     Ok(HttpResponse::Created().json(RegisteredView {
         player: player_view(&state.data.catalog, &player, now),
@@ -136,11 +138,78 @@ pub async fn post_login(state: web::Data<AppState>, body: web::Json<Credentials>
     let Some(player) = player.filter(|_| ok) else {
         return Err(AppError::new(ErrorCode::InvalidCredentials, "wrong username or password"));
     };
-    let (token, expires_at) = state.tokens.issue(&player.id, state.clock.now())?;
+    let (token, expires_at) = state.tokens.issue(&player.id, player.token_version, state.clock.now())?;
     Ok(HttpResponse::Ok().json(TokenView {
         token,
         token_type: "Bearer".into(),
         expires_at,
         player_id: PlayerId(player.id),
     }))
+}
+
+/// `POST /api/auth/logout`: revokes every token of the caller.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    responses((status = 204, description = "Every token of the player is revoked"), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Revoke every token of the caller (on every device)"
+)]
+#[post("/logout")]
+pub async fn post_logout(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
+    write(&state, &who.0, None, |p: &mut Player| {
+        p.token_version += 1;
+        Ok(Applied::new(LedgerReason::Logout, String::new(), ()))
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Password change body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    #[schema(value_type = String, format = Password)]
+    old_password: SecretString,
+    #[schema(value_type = String, format = Password)]
+    new_password: SecretString,
+}
+
+/// `POST /api/auth/password`: a new password; every older token is revoked and
+/// a fresh one returned.
+#[utoipa::path(
+    post,
+    path = "/password",
+    request_body = PasswordChange,
+    responses((status = 200, description = "OK", body = TokenView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    security(("bearer" = [])),
+    description = "Change the password (the old one is required); revokes every older token and returns a new one"
+)]
+#[post("/password")]
+pub async fn post_password(
+    state: web::Data<AppState>,
+    who: AuthPlayer,
+    body: web::Json<PasswordChange>,
+) -> Result<HttpResponse, AppError> {
+    let PasswordChange { old_password, new_password } = body.into_inner();
+    check_password(&new_password)?;
+    let seen = who.1.password_hash.clone();
+    let checked = seen.clone();
+    let ok = web::block(move || verify_password(&old_password, &checked)).await.map_err(AppError::internal)?;
+    if !ok {
+        return Err(AppError::new(ErrorCode::InvalidCredentials, "the old password is wrong"));
+    }
+    let hash = web::block(move || hash_password(&new_password)).await.map_err(AppError::internal)??;
+    let written = write(&state, &who.0, None, move |p: &mut Player| {
+        if p.password_hash != seen {
+            return Err(crate::game::error::GameError::Conflict("the password changed meanwhile; log in again".into()));
+        }
+        p.password_hash.clone_from(&hash);
+        p.token_version += 1;
+        Ok(Applied::new(LedgerReason::PasswordChange, String::new(), p.token_version))
+    })
+    .await?;
+    let (token, expires_at) = state.tokens.issue(&who.0, written.view, state.clock.now())?;
+    tracing::info!(player_id = %who.0, "password changed; older tokens revoked");
+    Ok(HttpResponse::Ok().json(TokenView { token, token_type: "Bearer".into(), expires_at, player_id: who.0.clone() }))
 }

@@ -12,7 +12,7 @@ use crate::platform::auth::AuthPlayer;
 use crate::platform::cache::Tier;
 use crate::platform::error::AppError;
 use crate::platform::idempotency::IdempotencyKey;
-use crate::roles::views::{hero_view, load_player, respond, write, HeroView, Items};
+use crate::roles::views::{hero_view, respond, write, HeroView, Items};
 use crate::state::AppState;
 use crate::store::LedgerReason;
 use crate::writes::Applied;
@@ -55,7 +55,7 @@ pub async fn get_catalog(state: web::Data<AppState>, req: HttpRequest) -> Result
 )]
 #[get("/api/heroes")]
 pub async fn get_heroes(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let p = load_player(&state, &who.0).await?;
+    let p = who.player();
     let items: Vec<_> = p.heroes.keys().filter_map(|h| hero_view(&state.data.catalog, &p, h)).collect();
     Ok(HttpResponse::Ok().json(Items { items }))
 }
@@ -171,7 +171,7 @@ fn team_view(data: &GameData, p: &Player) -> TeamView {
 )]
 #[get("/api/team")]
 pub async fn get_team(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let p = load_player(&state, &who.0).await?;
+    let p = who.player();
     Ok(HttpResponse::Ok().json(team_view(&state.data, &p)))
 }
 

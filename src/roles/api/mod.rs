@@ -13,20 +13,27 @@ use crate::platform::rate_limit::limit_auth;
 
 /// Mounts the api role.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(scope("/api/auth").wrap(from_fn(limit_auth)).service(auth::post_register).service(auth::post_login))
-        .service(player::get_player)
-        .service(player::get_ledger)
-        .service(heroes::get_heroes)
-        .service(heroes::get_catalog)
-        .service(heroes::post_level_up)
-        .service(heroes::post_promote)
-        .service(heroes::get_team)
-        .service(heroes::put_team)
-        .service(rewards::get_idle)
-        .service(rewards::post_idle_claim)
-        .service(rewards::get_daily)
-        .service(rewards::post_daily_claim)
-        .service(rewards::get_mail)
-        .service(rewards::post_mail_claim)
-        .service(rewards::get_leaderboard);
+    cfg.service(
+        scope("/api/auth")
+            .wrap(from_fn(limit_auth))
+            .service(auth::post_register)
+            .service(auth::post_login)
+            .service(auth::post_logout)
+            .service(auth::post_password),
+    )
+    .service(player::get_player)
+    .service(player::get_ledger)
+    .service(heroes::get_heroes)
+    .service(heroes::get_catalog)
+    .service(heroes::post_level_up)
+    .service(heroes::post_promote)
+    .service(heroes::get_team)
+    .service(heroes::put_team)
+    .service(rewards::get_idle)
+    .service(rewards::post_idle_claim)
+    .service(rewards::get_daily)
+    .service(rewards::post_daily_claim)
+    .service(rewards::get_mail)
+    .service(rewards::post_mail_claim)
+    .service(rewards::get_leaderboard);
 }

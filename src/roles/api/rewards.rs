@@ -12,7 +12,7 @@ use crate::platform::auth::AuthPlayer;
 use crate::platform::cache::Tier;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
-use crate::roles::views::{load_player, respond, write, PageQuery, Paged};
+use crate::roles::views::{respond, write, PageQuery, Paged};
 use crate::state::AppState;
 use crate::store::{Board, BoardEntry, LedgerReason};
 use crate::writes::Applied;
@@ -40,7 +40,7 @@ pub struct IdleView {
 )]
 #[get("/api/idle")]
 pub async fn get_idle(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let p = load_player(&state, &who.0).await?;
+    let p = who.player();
     let now = state.clock.now();
     Ok(HttpResponse::Ok().json(IdleView {
         accrued: rewards::idle_accrual(&state.data.rewards.idle, &p, now),
@@ -103,7 +103,7 @@ pub async fn post_idle_claim(
 )]
 #[get("/api/daily-login")]
 pub async fn get_daily(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let p = load_player(&state, &who.0).await?;
+    let p = who.player();
     Ok(HttpResponse::Ok().json(rewards::daily_status(&state.data.rewards.daily_login, &p, state.clock.now())))
 }
 
@@ -175,7 +175,7 @@ pub async fn get_mail(
             Some((i64::from_str_radix(micros, 16).map_err(|_| bad())?, id.to_string()))
         }
     };
-    let p = load_player(&state, &who.0).await?;
+    let p = who.player();
     let now = state.clock.now();
     let mut mail: Vec<&Mail> = p.mailbox.iter().filter(|m| m.expires_at > now).collect();
     mail.sort_by(|a, b| (b.sent_at, &b.id).cmp(&(a.sent_at, &a.id)));

@@ -160,7 +160,7 @@ pub struct CampaignView {
 )]
 #[get("/api/battle/campaign")]
 async fn get_campaign(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let mut p = load_player(&state, &who.0).await?;
+    let mut p = who.player();
     p.refresh(state.clock.now());
     let rules = &state.data.battle.campaign;
     let cleared = p.stages_cleared() as u32;
@@ -211,7 +211,7 @@ async fn get_stage(
     path: web::Path<StagePath>,
 ) -> Result<HttpResponse, AppError> {
     let stage = stage_or_404(&state, path.chapter, path.stage)?;
-    let p = load_player(&state, &who.0).await?;
+    let p = who.player();
     let cleared = p.stages_cleared() as u32;
     Ok(HttpResponse::Ok().json(StageView {
         unlocked: stage.number <= cleared + 1,
@@ -391,7 +391,7 @@ pub struct ArenaView {
 #[get("/api/battle/arena")]
 async fn get_arena(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    let mut p = load_player(&state, &who.0).await?;
+    let mut p = who.player();
     if arena::season_due(&p, now) {
         // The season ended: the rollover (reward mail, rating reset) is written
         // now, not left for the player's next challenge.
@@ -440,7 +440,7 @@ pub struct OpponentView {
 )]
 #[get("/api/battle/arena/opponents")]
 async fn get_opponents(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let me = load_player(&state, &who.0).await?;
+    let me = who.player();
     let rules = &state.data.battle.arena;
     let rating = me.arena_rating.max(0);
     let mut found = Vec::new();
@@ -560,7 +560,7 @@ async fn post_challenge(
     let idem = key.for_body(&req);
     // Only an opponent the server offered, and a bot at the rating it was offered
     // at: checked here to fetch the defense, and again inside the write.
-    let me = load_player(&state, &who.0).await?;
+    let me = who.player();
     let offered = arena::offered(&me, &req.opponent_id, state.clock.now()).map_err(AppError::from)?.clone();
     // The defense is the opponent's team as it stands at challenge time.
     let bot = offered.bot_rating.zip(arena::bot_number(&offered.id));
