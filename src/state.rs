@@ -56,7 +56,11 @@ impl AppState {
         clock: Arc<dyn Clock>,
         redis: Option<deadpool_redis::Pool>,
     ) -> Self {
-        let tokens = Arc::new(TokenKeys::new(&settings.jwt_secret, settings.jwt_ttl_secs));
+        let tokens = Arc::new(TokenKeys::rotating(
+            &settings.jwt_secret,
+            settings.jwt_secret_previous.as_ref(),
+            settings.jwt_ttl_secs,
+        ));
         let authenticator = Arc::new(Authenticator { tokens: tokens.clone(), clock: clock.clone() });
         let limits = Arc::new(Limits {
             general: Limiter::new(settings.rate_limit_requests, settings.rate_limit_window),

@@ -47,18 +47,54 @@ pub struct Claims {
     pub ver: u32,
 }
 
-/// Signs and checks tokens with the shared secret.
+/// Signs and checks tokens: the current key signs, and it or the previous one
+/// (during a rotation) verifies. Each key is named in the token header (`kid`,
+/// a fingerprint of the key, not the key), so a token finds its key directly.
 pub struct TokenKeys {
+    current: Key,
+    previous: Option<Key>,
+    ttl_secs: i64,
+}
+
+/// One HS256 key and its id.
+struct Key {
+    id: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
-    ttl_secs: i64,
+}
+
+impl Key {
+    fn new(secret: &SecretString) -> Self {
+        use sha2::Digest;
+        let s = secret.expose_secret().as_bytes();
+        let digest = sha2::Sha256::digest(s);
+        let id = digest.iter().take(6).fold(String::new(), |mut id, b| {
+            use std::fmt::Write;
+            let _ = write!(id, "{b:02x}");
+            id
+        });
+        Self { id, encoding: EncodingKey::from_secret(s), decoding: DecodingKey::from_secret(s) }
+    }
 }
 
 impl TokenKeys {
     /// Keys from the configured secret.
     pub fn new(secret: &SecretString, ttl_secs: u64) -> Self {
-        let s = secret.expose_secret().as_bytes();
-        Self { encoding: EncodingKey::from_secret(s), decoding: DecodingKey::from_secret(s), ttl_secs: ttl_secs as i64 }
+        Self::rotating(secret, None, ttl_secs)
+    }
+
+    /// Keys from the current secret and, during a rotation, the previous one.
+    pub fn rotating(current: &SecretString, previous: Option<&SecretString>, ttl_secs: u64) -> Self {
+        Self { current: Key::new(current), previous: previous.map(Key::new), ttl_secs: ttl_secs as i64 }
+    }
+
+    /// The key a token names (a token without `kid` is tried with the current one).
+    fn key_for(&self, token: &str) -> Option<&Key> {
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid;
+        match kid {
+            None => Some(&self.current),
+            Some(kid) => std::iter::once(&self.current).chain(self.previous.as_ref()).find(|k| k.id == kid),
+        }
     }
 
     /// A token for `player_id` at its token version `ver`, valid from `now` for
@@ -66,8 +102,9 @@ impl TokenKeys {
     pub fn issue(&self, player_id: &str, ver: u32, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), AppError> {
         let exp = now.timestamp() + self.ttl_secs;
         let claims = Claims { sub: player_id.to_string(), iat: now.timestamp(), exp, ver };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(AppError::internal)?;
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.current.id.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.current.encoding).map_err(AppError::internal)?;
         Ok((token, DateTime::from_timestamp(exp, 0).unwrap_or(now)))
     }
 
@@ -81,9 +118,9 @@ impl TokenKeys {
         v.validate_exp = false;
         v.validate_nbf = false;
         v.set_required_spec_claims(&["exp", "sub"]);
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
-            .map_err(|_| AppError::new(ErrorCode::InvalidToken, "the token is not valid"))?
-            .claims;
+        let invalid = || AppError::new(ErrorCode::InvalidToken, "the token is not valid");
+        let key = self.key_for(token).ok_or_else(invalid)?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &v).map_err(|_| invalid())?.claims;
         let now = now.timestamp();
         if now >= claims.exp {
             return Err(AppError::new(ErrorCode::TokenExpired, "the token has expired; log in again"));
@@ -214,6 +251,25 @@ impl FromRequest for MaybePlayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotation_keeps_the_previous_keys_tokens_until_it_is_removed() {
+        let (old, new) = (
+            SecretString::from("old-key-old-key-old-key-0123456789"),
+            SecretString::from("new-key-new-key-new-key-9876543210"),
+        );
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let (old_token, _) = TokenKeys::new(&old, 60).issue("p1", 0, t0).unwrap();
+        let rotating = TokenKeys::rotating(&new, Some(&old), 60);
+        assert_eq!(rotating.verify(&old_token, t0).unwrap().0, "p1", "the previous key still verifies");
+        let (new_token, _) = rotating.issue("p2", 0, t0).unwrap();
+        let kid = jsonwebtoken::decode_header(&new_token).unwrap().kid.unwrap();
+        assert_eq!(kid, Key::new(&new).id, "the current key signs and names itself");
+        assert!(!kid.is_empty() && !new_token.contains("new-key"));
+        let done = TokenKeys::new(&new, 60);
+        assert_eq!(done.verify(&new_token, t0).unwrap().0, "p2");
+        assert!(done.verify(&old_token, t0).is_err(), "removed: its tokens are refused");
+    }
 
     #[test]
     fn tokens_round_trip_and_expire_on_the_callers_clock() {

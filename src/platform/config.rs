@@ -166,9 +166,13 @@ pub struct Settings {
     /// Directory of the game data tables.
     #[serde(default = "d_game_data_dir")]
     pub game_data_dir: PathBuf,
-    /// HS256 secret for player tokens.
+    /// HS256 secret for player tokens: the current key, which signs.
     #[serde(default = "d_jwt_secret")]
     pub jwt_secret: SecretString,
+    /// The key before the current one, during a rotation: it still verifies
+    /// tokens it signed (until they expire or it is removed), never signs.
+    #[serde(default)]
+    pub jwt_secret_previous: Option<SecretString>,
     /// Token lifetime, seconds.
     #[serde(default = "d_jwt_ttl")]
     pub jwt_ttl_secs: u64,
@@ -300,6 +304,7 @@ const ENV_KEYS: &[&str] = &[
     "HISTORY_RETENTION_DAYS",
     "GAME_DATA_DIR",
     "JWT_SECRET",
+    "JWT_SECRET_PREVIOUS",
     "JWT_TTL_SECS",
     "APP_ENV",
     "LOG_FORMAT",
@@ -388,6 +393,9 @@ impl Settings {
                 return bad(format!(
                     "APP_ENV=production refuses this JWT_SECRET ({why}): set it to a random string of at least {MIN_PRODUCTION_SECRET_LEN} characters, e.g. `openssl rand -base64 48`"
                 ));
+            }
+            if let Some(why) = self.jwt_secret_previous.as_ref().and_then(|p| weak_secret(p.expose_secret())) {
+                return bad(format!("APP_ENV=production refuses this JWT_SECRET_PREVIOUS ({why})"));
             }
             if self.mongo_url.is_none() {
                 return bad("APP_ENV=production refuses the embedded store: set MONGO_URL".into());

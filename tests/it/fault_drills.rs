@@ -178,8 +178,10 @@ async fn redis_restarted_empty_under_load_loses_no_event() {
 /// ledger exactly once and every ledger chains to its balance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodb_stopped_for_10s_under_load_loses_and_doubles_nothing() {
-    let url = crate::common::mongo_url();
-    let target = url.trim_start_matches("mongodb://").split(['/', '?']).next().unwrap_or("127.0.0.1:27017").to_string();
+    // A server of its own: the cut-off transactions must not stall other tests.
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_server, url)) = crate::common::procs::private_mongo(dir.path()).await else { return };
+    let target = url.trim_start_matches("mongodb://").split(['/', '?']).next().unwrap_or_default().to_string();
     let relay = PausableRelay::start(target).await;
     let relayed = format!("mongodb://127.0.0.1:{}/?directConnection=true", relay.port);
     let bound = Duration::from_secs(1);

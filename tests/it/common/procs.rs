@@ -126,3 +126,36 @@ pub fn redis_server(port: u16, dir: Option<&Path>) -> Proc {
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     Proc::spawn_tool(cmd, port)
 }
+
+/// A private MongoDB-compatible server (SecantusDB) in `dir`, for tests that cut
+/// MongoDB transactions off mid-way: this server, unlike MongoDB, never aborts a
+/// transaction its client abandoned, and its locks would stall every other test
+/// on the shared server. Found through `SECANTUSD` (set by `.ci/run`) or the
+/// venv `.ci/run` installs; `None` locally without it (CI requires it).
+pub async fn private_mongo(dir: &Path) -> Option<(Proc, String)> {
+    let bin = std::env::var_os("SECANTUSD").map(std::path::PathBuf::from).or_else(|| {
+        let home = std::env::var_os("HOME")?;
+        let venv = Path::new(&home).join(".cache/divine-heroes/venv-secantus/bin/secantusd-py");
+        venv.exists().then_some(venv)
+    });
+    let Some(bin) = bin.filter(|b| b.exists()) else {
+        assert!(std::env::var_os("CI").is_none(), "SecantusDB (SECANTUSD) is required in CI");
+        eprintln!("SecantusDB not installed: skipping");
+        return None;
+    };
+    let port = free_port();
+    let mut cmd = Command::new(bin);
+    cmd.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--sync-on-commit", "--log-level", "WARNING"])
+        .arg("--storage-path")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let proc = Proc::spawn_tool(cmd, port);
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Some((proc, format!("mongodb://127.0.0.1:{port}/?directConnection=true")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the private SecantusDB did not open port {port} within 30 s");
+}
