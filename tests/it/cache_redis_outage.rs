@@ -23,6 +23,17 @@ fn start_persistent_redis(port: u16, dir: &std::path::Path) -> Proc {
     redis_server(port, Some(dir))
 }
 
+/// The `all` role on the embedded store with its cache on the Redis at `url`.
+async fn app_on_redis(url: &str) -> TestApp {
+    let url = url.to_string();
+    let tweak = move |s: &mut divine_heroes::platform::config::Settings| {
+        s.redis_enabled = true;
+        s.redis_url = url;
+        s.ready_timeout_ms = 300;
+    };
+    TestApp::spawn_with(StoreKind::Embedded, Role::All, tweak, Arc::new(SystemClock)).await.unwrap()
+}
+
 fn signal(proc: &Proc, sig: &str) {
     let ok = Command::new("kill").args([sig, &proc.child.id().to_string()]).status().unwrap().success();
     assert!(ok, "kill {sig}");
@@ -45,18 +56,7 @@ async fn a_redis_outage_fails_no_request() {
     let url = format!("redis://127.0.0.1:{port}");
     let mut redis = start_redis(port);
     assert!(crate::common::redis_reachable_within(&url, Duration::from_secs(5)).await, "private Redis starts");
-    let app = TestApp::spawn_with(
-        StoreKind::Embedded,
-        Role::All,
-        |s| {
-            s.redis_enabled = true;
-            s.redis_url = url.clone();
-            s.ready_timeout_ms = 300;
-        },
-        Arc::new(SystemClock),
-    )
-    .await
-    .unwrap();
+    let app = app_on_redis(&url).await;
     let (token, _) = app.register("Steady").await;
     let mut statuses = Vec::new();
     let mut degraded_seen = false;
@@ -180,18 +180,7 @@ async fn no_stale_balance_after_redis_pauses_or_returns_with_its_data() {
     let url = format!("redis://127.0.0.1:{port}");
     let mut redis = start_persistent_redis(port, dir.path());
     assert!(crate::common::redis_reachable_within(&url, Duration::from_secs(5)).await);
-    let app = TestApp::spawn_with(
-        StoreKind::Embedded,
-        Role::All,
-        |s| {
-            s.redis_enabled = true;
-            s.redis_url = url.clone();
-            s.ready_timeout_ms = 300;
-        },
-        Arc::new(SystemClock),
-    )
-    .await
-    .unwrap();
+    let app = app_on_redis(&url).await;
     let (token, id) = app.register("Blinker").await;
     let mut gold = 50_000_000;
     app.set_balance(&id, divine_heroes::game::economy::Currency::Gold, gold).await;
