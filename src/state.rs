@@ -69,6 +69,7 @@ impl AppState {
             trusted_proxies: settings.trusted_proxy_list().unwrap_or_default(),
             authenticator: authenticator.clone(),
             role: role.name(),
+            shared: redis.clone().map(|pool| (pool, settings.cache_prefix.clone())),
         });
         let cache = Cache::new(
             &settings.cache_prefix,

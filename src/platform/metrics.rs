@@ -28,6 +28,8 @@ pub const CACHE_HIT: &str = "divine_heroes_cache_hit";
 pub const CACHE_MISS: &str = "divine_heroes_cache_miss";
 /// Cache lookups or writes that failed (Redis down or slow).
 pub const CACHE_ERRORS: &str = "divine_heroes_cache_errors_total";
+/// Rate-limit checks decided in process because the shared (Redis) limiter did not answer.
+pub const RATE_LIMIT_FALLBACK: &str = "divine_heroes_rate_limit_fallback_total";
 /// Requests refused by a rate limit.
 pub const RATE_LIMIT_EXCEEDED: &str = "divine_heroes_rate_limit_exceeded";
 /// Summons by banner and outcome category.
@@ -96,6 +98,7 @@ fn describe() {
     describe_gauge!(GACHA_PUBLISHED_RATE, "Published long-run rate of each outcome per banner");
     describe_counter!(BATTLES, "Battles fought, by mode and winner");
     describe_counter!(EVENTS_RELAYED, "Events moved from the outbox to the queue");
+    describe_counter!(RATE_LIMIT_FALLBACK, "Rate-limit checks decided in process because Redis did not answer");
     describe_counter!(EVENTS_REPLAYED, "Published events published again, by reason (startup, reset, overdue)");
     describe_counter!(EVENTS_CONSUMED, "Events handled by the consumers (applied or duplicate)");
     describe_gauge!(

@@ -1,6 +1,10 @@
-//! Rate limits (governor, in-process): a general bucket per client and a
-//! stricter one for register and login. The client is the player when a valid
-//! token is sent, else the client IP (`X-Forwarded-For` only from trusted proxies).
+//! Rate limits: a general bucket per client and a stricter one for register
+//! and login. The client is the player when a valid token is sent, else the
+//! client IP (`X-Forwarded-For` only from trusted proxies). With Redis on, the
+//! buckets live in Redis (GCRA, one script, one round trip, Redis's clock), so
+//! every pod draws on the same budget; when Redis does not answer, the
+//! in-process limiter (governor, the same semantics) decides, and
+//! `divine_heroes_rate_limit_fallback_total` counts it.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -19,7 +23,7 @@ use governor::{Quota, RateLimiter};
 
 use super::auth::Authenticator;
 use super::error::{AppError, ErrorCode};
-use super::metrics::RATE_LIMIT_EXCEEDED;
+use super::metrics::{RATE_LIMIT_EXCEEDED, RATE_LIMIT_FALLBACK};
 
 type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 
@@ -70,6 +74,12 @@ impl Limiter {
     /// The configured requests per window.
     pub fn limit(&self) -> u32 {
         self.limit
+    }
+
+    /// Seconds per request refill and the burst, for the shared limiter.
+    fn shape(&self, window_secs: u64) -> (u64, u64) {
+        let limit = u64::from(self.limit);
+        ((window_secs.max(1) * 1000 / limit).max(1), limit)
     }
 
     /// Forgets buckets that are full again, so memory stays bounded.
@@ -134,7 +144,7 @@ async fn limit(
     };
     let key = client_key(req.request(), &limits);
     let limit_header = HeaderValue::from(limiter.limit());
-    match limiter.check(&key) {
+    match limits.check(limiter, name, &key).await {
         Verdict::Allowed { remaining } => {
             let mut res = next.call(req).await?;
             let h = res.headers_mut();
@@ -190,4 +200,56 @@ pub struct Limits {
     pub authenticator: Arc<Authenticator>,
     /// The role, for the metric label.
     pub role: &'static str,
+    /// Where the shared buckets live (Redis and the key prefix), when Redis is on.
+    pub shared: Option<(deadpool_redis::Pool, String)>,
+}
+
+/// GCRA in one script on Redis's clock: KEYS[1] holds the bucket's theoretical
+/// arrival time (ms); ARGV: emission interval (ms), burst. Returns {1, remaining}
+/// or {0, ms until one request is allowed}.
+const GCRA: &str = "local t = redis.call('TIME') \
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
+    local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2]) \
+    local tat = tonumber(redis.call('GET', KEYS[1]) or '0') \
+    if tat < now then tat = now end \
+    local new_tat = tat + interval \
+    local allow_at = new_tat - interval * burst \
+    if now < allow_at then return {0, allow_at - now} end \
+    redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now + 1000) \
+    return {1, math.floor((now - allow_at) / interval)}";
+
+/// A shared-limiter call slower than this counts as Redis not answering.
+const SHARED_TIMEOUT: Duration = Duration::from_millis(100);
+
+impl Limits {
+    /// Takes one request from `key`'s bucket of `limiter` (named `bucket`): in
+    /// Redis when it is on and answers, else in process.
+    pub async fn check(&self, limiter: &Limiter, bucket: &str, key: &str) -> Verdict {
+        if let Some((pool, prefix)) = &self.shared {
+            let (interval, burst) = limiter.shape(self.window_secs);
+            let redis_key = format!("{prefix}:ratelimit:{bucket}:{key}");
+            let call = async {
+                let mut c = pool.get().await.map_err(|e| e.to_string())?;
+                deadpool_redis::redis::cmd("EVAL")
+                    .arg(GCRA)
+                    .arg(1)
+                    .arg(&redis_key)
+                    .arg(interval)
+                    .arg(burst)
+                    .query_async::<(i64, i64)>(&mut c)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            match tokio::time::timeout(SHARED_TIMEOUT, call).await {
+                Ok(Ok((1, remaining))) => {
+                    return Verdict::Allowed { remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX) };
+                }
+                Ok(Ok((_, wait_ms))) => {
+                    return Verdict::Limited { retry_after: Duration::from_millis(wait_ms.max(1).unsigned_abs()) };
+                }
+                _ => metrics::counter!(RATE_LIMIT_FALLBACK, "role" => self.role).increment(1),
+            }
+        }
+        limiter.check(key)
+    }
 }

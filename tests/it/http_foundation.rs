@@ -479,3 +479,56 @@ async fn api2_tokens_are_refused_unless_signed_current_and_unrevoked(kind: Store
 }
 
 on_both_stores!(api2_tokens_are_refused_unless_signed_current_and_unrevoked);
+
+/// With Redis on, two server processes share one client's budget (a budget that
+/// grew with the replica count would not be a limit); a Redis that does not
+/// answer falls back to each process's own limiter, counted in a metric.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_redis_share_one_budget() {
+    if !crate::common::redis_reachable(crate::common::REDIS_URL).await {
+        return;
+    }
+    let scratch = crate::common::Scratch::new();
+    let spawn = |redis_url: &'static str| {
+        let prefix = scratch.prefix.clone();
+        TestApp::spawn_with(
+            StoreKind::Embedded,
+            Role::All,
+            move |s| {
+                s.redis_enabled = true;
+                s.redis_url = redis_url.into();
+                s.cache_prefix = prefix;
+                s.rate_limit_requests = 4;
+            },
+            Arc::new(SystemClock),
+        )
+    };
+    let (a, b) = (spawn(crate::common::REDIS_URL).await.unwrap(), spawn(crate::common::REDIS_URL).await.unwrap());
+    let get = |app: &TestApp| app.http.get(app.url("/api/gacha/banners")).send();
+    for app in [&a, &b, &a, &b] {
+        assert_eq!(get(app).await.unwrap().status(), 200);
+    }
+    for app in [&a, &b] {
+        let r = get(app).await.unwrap();
+        assert_eq!(r.status(), 429, "the fifth request, on either process, is over the shared budget of 4");
+        assert!(r.headers().contains_key("retry-after"));
+    }
+
+    // Redis away: each process decides alone, and says so.
+    let lost = TestApp::spawn_with(
+        StoreKind::Embedded,
+        Role::All,
+        |s| {
+            s.redis_enabled = true;
+            s.redis_url = "redis://127.0.0.1:1".into();
+            s.rate_limit_requests = 2;
+        },
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    assert_eq!(get(&lost).await.unwrap().status(), 200);
+    assert_eq!(get(&lost).await.unwrap().status(), 200);
+    assert_eq!(get(&lost).await.unwrap().status(), 429, "the local limiter still limits");
+    assert!(lost.metric_sum("divine_heroes_rate_limit_fallback_total").await >= 3.0);
+}

@@ -126,7 +126,9 @@ pub async fn post_login(state: web::Data<AppState>, body: web::Json<Credentials>
     let Credentials { username, password } = body.into_inner();
     let lower = username.to_ascii_lowercase();
     // Per-username bucket too, so one account cannot be guessed at from many IPs.
-    if let Verdict::Limited { retry_after } = state.limits.auth.check(&format!("login:{lower}")) {
+    if let Verdict::Limited { retry_after } =
+        state.limits.check(&state.limits.auth, "login", &format!("login:{lower}")).await
+    {
         let mut e = AppError::new(ErrorCode::RateLimited, "too many login attempts for this username");
         e.retry_after = Some(retry_after.as_secs().max(1));
         metrics::counter!(crate::platform::metrics::RATE_LIMIT_EXCEEDED, "role" => state.role.name(), "bucket" => "login").increment(1);
