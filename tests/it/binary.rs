@@ -283,3 +283,69 @@ impl WaitWithOutputRef for Child {
         err
     }
 }
+
+/// `divine-heroes audit` passes on an honest store and fails, naming the player
+/// and the currency, on one where a ledger row was removed by hand.
+#[tokio::test]
+async fn audit_finds_a_ledger_row_removed_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = start(dir.path()).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/auth/register", running.base))
+        .json(&json!({"username": "Audited", "password": "persist-me-123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let token = login(&running.base, "audited").await.unwrap();
+    let r = http
+        .post(format!("{}/api/gacha/summon", running.base))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "audited-pull")
+        .json(&json!({"banner_id": "premium", "count": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    running.child.kill().unwrap();
+    running.child.wait().unwrap();
+    let audit = || {
+        let out = Command::new(BIN)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("audit")
+            .env("DATA_DIR", dir.path())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, out) = audit();
+    assert!(ok && out.contains("0 mismatches"), "{out}");
+
+    // Remove the summon's crystals debit straight from the file.
+    {
+        let ledger: redb::TableDefinition<(&str, u64), &[u8]> = redb::TableDefinition::new("ledger");
+        let db = redb::Database::open(dir.path().join("divine-heroes.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            use redb::ReadableTable;
+            let mut t = txn.open_table(ledger).unwrap();
+            let victim = t
+                .iter()
+                .unwrap()
+                .map(Result::unwrap)
+                .map(|(k, v)| (k.value().0.to_string(), k.value().1, String::from_utf8_lossy(v.value()).into_owned()))
+                .find(|(_, _, row)| row.contains("\"summon\"") && row.contains("\"crystals\""))
+                .expect("the summon's debit");
+            t.remove((victim.0.as_str(), victim.1)).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let (ok, out) = audit();
+    assert!(!ok, "a removed ledger row fails the audit: {out}");
+    assert!(out.contains("Audited") && out.contains("crystals"), "names the player and the currency: {out}");
+}
