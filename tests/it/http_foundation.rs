@@ -532,3 +532,92 @@ async fn two_processes_on_one_redis_share_one_budget() {
     assert_eq!(get(&lost).await.unwrap().status(), 429, "the local limiter still limits");
     assert!(lost.metric_sum("divine_heroes_rate_limit_fallback_total").await >= 3.0);
 }
+
+/// OWASP API1 (object-level authorisation): every route that takes an id acts
+/// only on the caller's own objects. Another player's battle replay, a hero the
+/// caller does not own, a mail that is not in the caller's box: all 404, and
+/// nothing changes for either player.
+async fn api1_no_route_reaches_another_players_objects(kind: StoreKind) {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let (owner, owner_id) = app.register("Owner").await;
+    let (intruder, _) = app.register("Intruder").await;
+    let fight = app.post("/api/battle/campaign/1/1/fight", Some(&owner), Some("owner-fight"), json!({})).await;
+    assert_eq!(fight.status(), 200);
+    let battle_id = fight.json::<Value>().await.unwrap()["battle_id"].as_str().unwrap().to_string();
+    assert_eq!(app.get(&format!("/api/battle/replays/{battle_id}"), Some(&owner)).await.status(), 200);
+    assert_error(app.get(&format!("/api/battle/replays/{battle_id}"), Some(&intruder)).await, 404, "NOT_FOUND").await;
+
+    let owners_heroes: Value = app.get("/api/heroes", Some(&owner)).await.json().await.unwrap();
+    let owners_record = app.player(&owner_id).await;
+    let intruders_heroes: Value = app.get("/api/heroes", Some(&intruder)).await.json().await.unwrap();
+    let own = |v: &Value| -> Vec<String> {
+        v["items"].as_array().unwrap().iter().map(|h| h["hero_id"].as_str().unwrap().to_string()).collect()
+    };
+    let catalog: Value = app.get("/api/heroes/catalog", None).await.json().await.unwrap();
+    let not_owned = catalog["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_string())
+        .find(|id| !own(&intruders_heroes).contains(id))
+        .expect("a hero the intruder lacks");
+    let r = app
+        .post(&format!("/api/heroes/{not_owned}/level-up"), Some(&intruder), Some("not-mine"), json!({"levels": 1}))
+        .await;
+    assert_error(r, 404, "NOT_FOUND").await;
+    let r = app.post("/api/mail/someone-elses-mail/claim", Some(&intruder), Some("not-my-mail"), json!({})).await;
+    assert_error(r, 404, "NOT_FOUND").await;
+    let after: Value = app.get("/api/heroes", Some(&owner)).await.json().await.unwrap();
+    assert_eq!(own(&after), own(&owners_heroes), "the owner's heroes are untouched");
+    let owner_after = app.player(&owner_id).await;
+    assert_eq!((owner_after.version, owner_after.balances), (owners_record.version, owners_record.balances));
+}
+
+/// OWASP API3 (object property level): no response carries a private field of
+/// anyone (password hash, token version, another player's balances), and a
+/// body with a field the route does not know is refused, not half-read.
+async fn api3_no_private_field_leaves_and_unknown_fields_are_refused(kind: StoreKind) {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let (token, _) = app.register("Private").await;
+    let (_, _) = app.register("Neighbour").await;
+    let mut bodies = Vec::new();
+    for path in [
+        "/api/player",
+        "/api/heroes",
+        "/api/leaderboards/power",
+        "/api/leaderboards/arena",
+        "/api/battle/arena/opponents",
+        "/api/battle/arena",
+        "/api/mail",
+        "/api/player/ledger",
+    ] {
+        let r = app.get(path, Some(&token)).await;
+        assert_eq!(r.status(), 200, "{path}");
+        bodies.push((path, r.text().await.unwrap()));
+    }
+    for (path, body) in &bodies {
+        for private in ["password", "argon2", "token_version", "username_lower", "arena_offer"] {
+            assert!(!body.contains(private), "{path} leaks {private}: {body}");
+        }
+        if *path != "/api/player" && *path != "/api/player/ledger" {
+            assert!(!body.contains("\"balances\""), "{path} shows balances: {body}");
+        }
+    }
+    for (path, body) in [
+        ("/api/battle/arena/challenge", json!({"opponent_id": "bot:0", "rating": 0})),
+        ("/api/gacha/summon", json!({"banner_id": "divine", "count": 1, "free": true})),
+        (
+            "/api/auth/password",
+            json!({"old_password": "correct-horse-1", "new_password": "n3w-horse-2", "admin": true}),
+        ),
+    ] {
+        let r = app.post(path, Some(&token), Some("unknown-field"), body).await;
+        assert!(r.status().is_client_error(), "{path}: {}", r.status());
+    }
+    assert_eq!(app.get("/api/player", Some(&token)).await.status(), 200, "the password was not changed");
+}
+
+on_both_stores!(
+    api1_no_route_reaches_another_players_objects,
+    api3_no_private_field_leaves_and_unknown_fields_are_refused
+);
