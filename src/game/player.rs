@@ -152,6 +152,12 @@ pub struct Player {
     /// version are refused.
     #[serde(default)]
     pub token_version: u32,
+    /// Failed logins in a row (reset by a successful one).
+    #[serde(default)]
+    pub login_failures: u32,
+    /// No login is tried before this time (backs off exponentially with failures).
+    #[serde(default)]
+    pub login_blocked_until: Option<DateTime<Utc>>,
     /// The opponents last offered: the only ones a challenge may name.
     #[serde(default)]
     pub arena_offer: Option<ArenaOffer>,
@@ -160,6 +166,29 @@ pub struct Player {
     pub scores: Scores,
     /// Bumped on every write; the store's compare-and-set guard.
     pub version: u64,
+}
+
+/// Failed logins allowed in a row before each further one waits.
+pub const FREE_LOGIN_FAILURES: u32 = 3;
+/// The longest wait after failed logins.
+pub const MAX_LOGIN_BACKOFF_SECS: i64 = 900;
+
+impl Player {
+    /// Records a failed login at `now`: after [`FREE_LOGIN_FAILURES`], the next
+    /// try waits 1 s, then 2, 4, ... up to [`MAX_LOGIN_BACKOFF_SECS`].
+    pub fn login_failed(&mut self, now: DateTime<Utc>) {
+        self.login_failures = self.login_failures.saturating_add(1);
+        if let Some(extra) = self.login_failures.checked_sub(FREE_LOGIN_FAILURES + 1) {
+            let wait = 1i64.checked_shl(extra.min(20)).unwrap_or(i64::MAX).min(MAX_LOGIN_BACKOFF_SECS);
+            self.login_blocked_until = Some(now + chrono::Duration::seconds(wait));
+        }
+    }
+
+    /// Clears the failures after a successful login.
+    pub fn login_succeeded(&mut self) {
+        self.login_failures = 0;
+        self.login_blocked_until = None;
+    }
 }
 
 /// Arena opponents the server offered a player, kept on the player so that a
@@ -215,6 +244,8 @@ impl Player {
             arena_season: String::new(),
             arena_season_battles: 0,
             token_version: 0,
+            login_failures: 0,
+            login_blocked_until: None,
             arena_offer: None,
             scores: Scores::default(),
             version: 0,

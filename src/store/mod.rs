@@ -79,6 +79,8 @@ pub enum LedgerReason {
     ArenaOffer,
     /// A logout: the player's tokens revoked.
     Logout,
+    /// A login attempt that moved the failed-login count.
+    LoginAttempt,
     /// A password change (the player's tokens revoked).
     PasswordChange,
     /// The arena season rollover (reward mail, rating reset).
@@ -119,6 +121,7 @@ impl LedgerReason {
             Self::ArenaDefense => "arena_defense",
             Self::ArenaOffer => "arena_offer",
             Self::Logout => "logout",
+            Self::LoginAttempt => "login_attempt",
             Self::PasswordChange => "password_change",
             Self::ArenaSeason => "arena_season",
             Self::HeroLevelUp => "hero_level_up",

@@ -621,3 +621,35 @@ on_both_stores!(
     api1_no_route_reaches_another_players_objects,
     api3_no_private_field_leaves_and_unknown_fields_are_refused
 );
+
+/// Failed logins for one username back off exponentially (after three free
+/// ones: 1 s, 2 s, 4 s ...), on the server's clock and for every pod (the count
+/// is on the player record); a successful login clears them.
+async fn failed_logins_back_off_exponentially(kind: StoreKind) {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let Some(app) = TestApp::spawn_with(kind, Role::All, |_| {}, Arc::new(clock.clone())).await else { return };
+    app.register("Guessed").await;
+    let login = |password: &'static str| {
+        app.post("/api/auth/login", None, None, json!({"username": "Guessed", "password": password}))
+    };
+    for _ in 0..4 {
+        assert_error(login("wrong-guess-1").await, 401, "INVALID_CREDENTIALS").await;
+    }
+    // The fourth failure set a 1 s wait: even the right password waits.
+    let r = login("correct-horse-1").await;
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_error(r, 429, "RATE_LIMITED").await;
+    clock.advance(chrono::Duration::seconds(1));
+    assert_error(login("wrong-guess-1").await, 401, "INVALID_CREDENTIALS").await;
+    let r = login("wrong-guess-1").await;
+    assert_eq!(r.headers()["retry-after"], "2", "the wait doubles");
+    assert_error(r, 429, "RATE_LIMITED").await;
+    clock.advance(chrono::Duration::seconds(2));
+    assert_eq!(login("correct-horse-1").await.status(), 200);
+    for _ in 0..3 {
+        assert_error(login("wrong-guess-1").await, 401, "INVALID_CREDENTIALS").await;
+    }
+    assert_eq!(login("correct-horse-1").await.status(), 200, "a success cleared the count: three free failures again");
+}
+
+on_both_stores!(failed_logins_back_off_exponentially);

@@ -135,12 +135,36 @@ pub async fn post_login(state: web::Data<AppState>, body: web::Json<Credentials>
         return Err(e);
     }
     let player = if lower.len() <= 64 { state.store.player_by_username(&lower).await? } else { None };
+    let now = state.clock.now();
+    // Failed logins back off exponentially per account, on every pod (the count
+    // is on the player record).
+    if let Some(until) = player.as_ref().and_then(|p| p.login_blocked_until).filter(|until| *until > now) {
+        let secs = (until - now).num_seconds().max(1);
+        let mut e = AppError::new(
+            ErrorCode::RateLimited,
+            format!("too many failed logins for this username; retry in {secs} s"),
+        );
+        e.retry_after = Some(secs.unsigned_abs());
+        return Err(e);
+    }
     let hash = player.as_ref().map_or_else(|| DECOY_HASH.clone(), |p| p.password_hash.clone());
     let ok = web::block(move || verify_password(&password, &hash)).await.map_err(AppError::internal)?;
+    if let Some(p) = player.as_ref().filter(|p| !ok || p.login_failures > 0) {
+        // A failure is counted; a success after failures clears them.
+        write(&state, &p.id, None, move |p: &mut Player| {
+            if ok {
+                p.login_succeeded();
+            } else {
+                p.login_failed(now);
+            }
+            Ok(Applied::new(LedgerReason::LoginAttempt, String::new(), ()))
+        })
+        .await?;
+    }
     let Some(player) = player.filter(|_| ok) else {
         return Err(AppError::new(ErrorCode::InvalidCredentials, "wrong username or password"));
     };
-    let (token, expires_at) = state.tokens.issue(&player.id, player.token_version, state.clock.now())?;
+    let (token, expires_at) = state.tokens.issue(&player.id, player.token_version, now)?;
     Ok(HttpResponse::Ok().json(TokenView {
         token,
         token_type: "Bearer".into(),
