@@ -52,6 +52,9 @@ const RAISE_AND_CACHE: &str = "local cur = tonumber(redis.call('GET', KEYS[1]) o
      else redis.call('EXPIRE', KEYS[1], ARGV[2]) end \
      local g = redis.call('GET', KEYS[3]) or '0' \
      redis.call('SET', KEYS[2], g .. ':' .. ARGV[3], 'EX', ARGV[4]) return 1";
+/// [`RAISE_AND_CACHE`], sent by its SHA after the first call (EVALSHA), not as text each write.
+static RAISE_AND_CACHE_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(RAISE_AND_CACHE));
 /// How often a process that owes a fence retries it while Redis is away.
 const FENCE_RETRY: Duration = Duration::from_millis(100);
 
@@ -306,17 +309,15 @@ impl Cache {
         let (version, ttl) = (p.version, self.ttl(Tier::Short).as_secs().max(1));
         let ok = self
             .with_redis("invalidate", async move |c| {
-                redis::cmd("EVAL")
-                    .arg(RAISE_AND_CACHE)
-                    .arg(3)
-                    .arg(newest)
-                    .arg(entry_key)
-                    .arg(generation_key)
+                RAISE_AND_CACHE_SCRIPT
+                    .key(newest)
+                    .key(entry_key)
+                    .key(generation_key)
                     .arg(version)
                     .arg(VERSION_MARK_TTL_SECS)
                     .arg(json)
                     .arg(ttl)
-                    .query_async::<i64>(c)
+                    .invoke_async::<i64>(c)
                     .await
             })
             .await;

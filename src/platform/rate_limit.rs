@@ -218,6 +218,10 @@ const GCRA: &str = "local t = redis.call('TIME') \
     redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now + 1000) \
     return {1, math.floor((now - allow_at) / interval)}";
 
+/// [`GCRA`], sent by its SHA after the first call (EVALSHA), not as text each request.
+static GCRA_SCRIPT: std::sync::LazyLock<deadpool_redis::redis::Script> =
+    std::sync::LazyLock::new(|| deadpool_redis::redis::Script::new(GCRA));
+
 /// A shared-limiter call slower than this counts as Redis not answering.
 const SHARED_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -230,13 +234,11 @@ impl Limits {
             let redis_key = format!("{prefix}:ratelimit:{bucket}:{key}");
             let call = async {
                 let mut c = pool.get().await.map_err(|e| e.to_string())?;
-                deadpool_redis::redis::cmd("EVAL")
-                    .arg(GCRA)
-                    .arg(1)
-                    .arg(&redis_key)
+                GCRA_SCRIPT
+                    .key(&redis_key)
                     .arg(interval)
                     .arg(burst)
-                    .query_async::<(i64, i64)>(&mut c)
+                    .invoke_async::<(i64, i64)>(&mut c)
                     .await
                     .map_err(|e| e.to_string())
             };

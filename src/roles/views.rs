@@ -10,7 +10,7 @@ use crate::game::economy::Balances;
 use crate::game::error::GameError;
 use crate::game::ids::{HeroId, PlayerId};
 use crate::game::player::{self, Player};
-use crate::platform::cache::PlayerLookup;
+use crate::platform::auth::PlayerSource;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::state::AppState;
 use crate::store::IdempotencyRequest;
@@ -124,17 +124,11 @@ pub fn player_view(catalog: &Catalog, p: &Player, now: DateTime<Utc>) -> PlayerV
 
 /// Loads the caller's player; a valid token for a player that no longer exists is an invalid token.
 pub async fn load_player(state: &AppState, id: &str) -> Result<Player, AppError> {
-    let ticket = match state.cache.player(id).await {
-        PlayerLookup::Hit(p) => return Ok(*p),
-        PlayerLookup::Miss(ticket) => ticket,
-    };
-    let p = state
-        .store
-        .player_by_id(id)
+    // The same cached read the token check makes.
+    state
+        .current(id.to_string())
         .await?
-        .ok_or_else(|| AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))?;
-    state.cache.put_player(&p, ticket).await;
-    Ok(p)
+        .ok_or_else(|| AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))
 }
 
 /// Runs `rule` as a write to the caller's player on the server's clock (see

@@ -618,10 +618,7 @@ impl Store for MongoStore {
         // hanging. The transaction holds the change and its idempotency record
         // together, so a write cut off here is applied with its record or not at
         // all, and a retry with the same key applies it once.
-        let limit = self.write_timeout;
-        tokio::time::timeout(limit, self.mutate_within(player_id, idempotency, now, op))
-            .await
-            .unwrap_or_else(|_| Err(unavailable(format!("MongoDB did not finish the write within {limit:?}"))))
+        self.bounded(self.mutate_within(player_id, idempotency, now, op)).await
     }
 
     async fn ledger(

@@ -23,6 +23,17 @@ fn start_persistent_redis(port: u16, dir: &std::path::Path) -> Proc {
     redis_server(port, Some(dir))
 }
 
+/// A private Redis that keeps its data, started and answering: its directory,
+/// port, URL and process.
+async fn persistent_redis() -> (tempfile::TempDir, u16, String, Proc) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let redis = start_persistent_redis(port, dir.path());
+    assert!(crate::common::redis_reachable_within(&url, Duration::from_secs(5)).await);
+    (dir, port, url, redis)
+}
+
 /// The `all` role on the embedded store with its cache on the Redis at `url`.
 async fn app_on_redis(url: &str) -> TestApp {
     let url = url.to_string();
@@ -125,11 +136,7 @@ async fn a_write_redis_missed_is_fenced_before_any_pod_serves_the_old_copy() {
     if !require_tool("redis-server") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("redis://127.0.0.1:{port}");
-    let mut redis = start_persistent_redis(port, dir.path());
-    assert!(crate::common::redis_reachable_within(&url, Duration::from_secs(5)).await);
+    let (dir, port, url, mut redis) = persistent_redis().await;
     let (a, b) =
         (Cache::new("fence", Some(pool(&url)), false, [60; 3]), Cache::new("fence", Some(pool(&url)), false, [60; 3]));
     let mut player =
@@ -175,11 +182,7 @@ async fn no_stale_balance_after_redis_pauses_or_returns_with_its_data() {
     if !require_tool("redis-server") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("redis://127.0.0.1:{port}");
-    let mut redis = start_persistent_redis(port, dir.path());
-    assert!(crate::common::redis_reachable_within(&url, Duration::from_secs(5)).await);
+    let (dir, port, url, mut redis) = persistent_redis().await;
     let app = app_on_redis(&url).await;
     let (token, id) = app.register("Blinker").await;
     let mut gold = 50_000_000;
