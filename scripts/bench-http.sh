@@ -35,7 +35,7 @@ DATA=$(mktemp -d)
 PID=
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$DATA"' EXIT
 export DATA_DIR=$DATA/store RATE_LIMIT_REQUESTS=1000000000 AUTH_RATE_LIMIT_REQUESTS=1000000000 \
-  LOG_FORMAT=json RUST_LOG=warn HOST=127.0.0.1
+  LOG_FORMAT=json RUST_LOG=warn HOST=127.0.0.1 SHUTDOWN_DELAY_SECS=0
 base=http://127.0.0.1:$PORT
 
 start() {
