@@ -258,11 +258,15 @@ fn main() -> ExitCode {
                 Ok(format!("created {n} players in {secs:.1} s ({:.0} per second)", n as f64 / secs.max(1e-9)))
             })
         }
-        Command::Audit { config } => run_op(config.as_ref(), |store, _, _| async move {
-            let report = divine_heroes::audit::audit(&store).await?;
-            anyhow::ensure!(report.clean(), "{report}");
-            Ok(report.to_string())
-        }),
+        Command::Audit { config } => {
+            let history_kept = load(config.as_ref()).map(|s| s.retention().history).unwrap_or_default();
+            run_op(config.as_ref(), move |store, _, data| async move {
+                let scope = divine_heroes::audit::Scope { data: &data, now: chrono::Utc::now(), history_kept };
+                let report = divine_heroes::audit::audit(&store, &scope).await?;
+                anyhow::ensure!(report.clean(), "{report}");
+                Ok(report.to_string())
+            })
+        }
         Command::Mail { command: MailCommand::Send { to, all, subject, body, attach, config } } => {
             run_op(config.as_ref(), |store, cache, data| async move {
                 let attachments =

@@ -9,6 +9,7 @@ pub mod error;
 pub mod idempotency;
 pub mod leaderboards;
 pub mod metrics;
+pub mod no_body;
 pub mod queue;
 pub mod rate_limit;
 pub mod telemetry;

@@ -560,6 +560,35 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn idempotency_records(
+        &self,
+        player_id: &str,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(String, StoredResponse)>, StoreError> {
+        use std::ops::Bound;
+        let player_id = player_id.to_string();
+        self.read(move |txn| {
+            let t = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
+            let lower = match &after {
+                Some(a) => Bound::Excluded((player_id.as_str(), a.as_str())),
+                None => Bound::Included((player_id.as_str(), "")),
+            };
+            let mut out = Vec::with_capacity(limit);
+            for row in t.range::<(&str, &str)>((lower, Bound::Unbounded)).map_err(unavailable)? {
+                let (k, v) = row.map_err(unavailable)?;
+                let (owner, key) = k.value();
+                if owner != player_id || out.len() == limit {
+                    break;
+                }
+                let rec: IdemRecord = decode(v.value())?;
+                out.push((key.to_string(), rec.response));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn battle(&self, battle_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
         let id = battle_id.to_string();
         self.read(move |txn| {

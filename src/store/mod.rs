@@ -462,6 +462,14 @@ pub trait Store: Send + Sync + 'static {
     async fn import_players(&self, players: &[Player]) -> Result<usize, StoreError>;
     /// Player ids in id order after `after`, for operator commands that visit everyone.
     async fn player_ids(&self, after: Option<String>, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// A player's kept idempotency records (key and the response it answered), in
+    /// key order after `after`, for the audit to check against their effects.
+    async fn idempotency_records(
+        &self,
+        player_id: &str,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(String, StoredResponse)>, StoreError>;
 }
 
 /// Ledger entries of a new player's starting balances.

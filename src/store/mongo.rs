@@ -691,6 +691,40 @@ impl Store for MongoStore {
         .await
     }
 
+    async fn idempotency_records(
+        &self,
+        player_id: &str,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(String, StoredResponse)>, StoreError> {
+        // Record ids are `<player>:<key>`: the player's records are one `_id` range
+        // (';' is the character after ':').
+        let prefix = format!("{player_id}:");
+        let mut range = doc! {"$lt": format!("{player_id};")};
+        if let Some(a) = after {
+            range.insert("$gt", format!("{prefix}{a}"));
+        } else {
+            range.insert("$gte", prefix.clone());
+        }
+        let filter = doc! {"_id": range};
+        self.bounded(async move {
+            use futures_util::TryStreamExt;
+            let docs: Vec<IdemDoc> = self
+                .db
+                .collection::<IdemDoc>("idempotency")
+                .find(filter)
+                .sort(doc! {"_id": 1})
+                .limit(limit as i64)
+                .await
+                .map_err(unavailable)?
+                .try_collect()
+                .await
+                .map_err(unavailable)?;
+            docs.iter().map(|d| Ok((d.id[prefix.len()..].to_string(), d.response().map_err(unavailable)?))).collect()
+        })
+        .await
+    }
+
     async fn battle(&self, battle_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
         self.bounded(async move {
             let d = self

@@ -110,11 +110,27 @@ async fn players_survive_a_restart_and_a_kill_9() {
     second.child.kill().unwrap(); // SIGKILL: no chance to flush anything
     second.child.wait().unwrap();
 
-    let third = start(dir.path()).await;
+    let mut third = start(dir.path()).await;
     let token = login(&third.base, "durable").await.expect("player still there after kill -9");
     let profile: Value =
         http.get(format!("{}/api/player", third.base)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(profile["balances"]["crystals"], 0, "the acknowledged summon was durable");
+    third.child.kill().unwrap();
+    third.child.wait().unwrap();
+    let (ok, out) = audit_cli(dir.path());
+    assert!(ok && out.contains("1 summons") && out.contains("0 mismatches"), "the audit after the kill: {out}");
+}
+
+/// `divine-heroes audit` on the embedded store in `dir`: (exit 0, what it printed).
+fn audit_cli(dir: &std::path::Path) -> (bool, String) {
+    let out = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("audit")
+        .env("DATA_DIR", dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 /// SIGTERM with clients on kept-alive connections: readiness turns 503 at once,
@@ -310,19 +326,7 @@ async fn audit_finds_a_ledger_row_removed_by_hand() {
     assert_eq!(r.status(), 200);
     running.child.kill().unwrap();
     running.child.wait().unwrap();
-    let audit = || {
-        let out = Command::new(BIN)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .arg("audit")
-            .env("DATA_DIR", dir.path())
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        )
-    };
+    let audit = || audit_cli(dir.path());
     let (ok, out) = audit();
     assert!(ok && out.contains("0 mismatches"), "{out}");
 

@@ -159,7 +159,7 @@ async fn redis_restarted_empty_under_load_loses_no_event() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (audited, pulls, unconsumed) = last;
-    let audit = divine_heroes::audit::audit(store).await.expect("audit");
+    let audit = crate::common::audit(store, chrono::Utc::now()).await;
     let lost = summons.saturating_sub(audited);
     let duplicated = u64::try_from(pulls).unwrap_or(0).saturating_sub(summons);
     report("redis-restarted-empty", &tally, lost, duplicated, &audit);
@@ -268,7 +268,7 @@ async fn mongodb_stopped_for_10s_under_load_loses_and_doubles_nothing() {
         }
     }
     let unanswered = in_ledger.len() as u64 - answers.len() as u64;
-    let audit = divine_heroes::audit::audit(store).await.expect("audit");
+    let audit = crate::common::audit(store, chrono::Utc::now()).await;
     report("mongodb-stopped-10s", &tally, lost, duplicated, &audit);
     eprintln!("drill mongodb-stopped-10s: slowest 503 {slowest:?} (bound {bound:?})");
     assert!(tally.server_errors > 0, "the outage was felt: {tally:?}");
@@ -419,7 +419,7 @@ async fn kill_9_under_load_on_the_embedded_store() {
             n => duplicated += n - 1,
         }
     }
-    let audit = divine_heroes::audit::audit(&store).await.unwrap();
+    let audit = crate::common::audit(&store, chrono::Utc::now()).await;
     report("kill-9-embedded", &tally, lost, duplicated, &audit);
     assert!(tally.ok > 20, "the load ran before the kill: {tally:?}");
     assert_eq!((lost, duplicated), (0, 0), "acknowledged summons survive the kill, once each");
@@ -496,7 +496,7 @@ async fn sigterm_under_load_answers_every_request() {
     tally.server_errors += idle_tally.server_errors;
     tally.transport_errors += idle_tally.transport_errors;
     let store: DynStore = Arc::new(divine_heroes::store::embedded::EmbeddedStore::open(data.path()).unwrap());
-    let audit = divine_heroes::audit::audit(&store).await.unwrap();
+    let audit = crate::common::audit(&store, chrono::Utc::now()).await;
     report("sigterm-under-load", &tally, 0, 0, &audit);
     assert!(status.success(), "exits 0 after the delay and the drain, got {status}");
     assert_eq!(idle_tally.ok, 8, "every idle kept-alive client answered: {idle_tally:?}");

@@ -416,6 +416,88 @@ async fn api4_api8_bodies_are_small_slow_clients_are_cut_and_headers_are_set() {
     assert!(started.elapsed() >= std::time::Duration::from_secs(4), "after the request timeout, not at once");
 }
 
+/// OWASP API4 (unrestricted resource consumption), lists: no page is larger
+/// than 100 items, whatever the client asks; a body sent to a route that takes
+/// none is refused unread past 1 KiB.
+async fn api4_pages_are_capped(kind: StoreKind) {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let (token, _) = app.register("Pager").await;
+    for path in ["/api/player/ledger", "/api/gacha/history", "/api/mail", "/api/leaderboards/power"] {
+        for limit in ["0", "101", "1000000", "-1", "many"] {
+            let r = app.get(&format!("{path}?limit={limit}"), Some(&token)).await;
+            assert_eq!(r.status(), 422, "{path}?limit={limit}");
+            let e: Value = r.json().await.unwrap();
+            assert_eq!(e["error"]["code"], "VALIDATION_FAILED", "{path}?limit={limit}: {e}");
+        }
+        assert_eq!(app.get(&format!("{path}?limit=100"), Some(&token)).await.status(), 200, "{path}");
+    }
+    let padding = json!({"padding": "x".repeat(2048)});
+    let r = app.post("/api/battle/campaign/1/1/fight", Some(&token), Some("padded"), padding).await;
+    assert_error(r, 413, "PAYLOAD_TOO_LARGE").await;
+}
+
+on_both_stores!(api4_pages_are_capped);
+
+/// OWASP API6 (sensitive business flows), every value a client could send that
+/// the server decides (the review is in the README's Security section): a
+/// fight's stars, win, seed and rewards; a claim's hours or day; a promotion's
+/// stars; a summon's price, seed or count beyond 1 and 10; a level-up beyond
+/// what gold pays; a sweep of an uncleared stage; a team of heroes not owned; a
+/// fight on a locked stage; starting balances at registration. Each is refused
+/// with a 4xx naming what was wrong, and nothing about the player changes.
+async fn api6_the_server_decides_every_outcome(kind: StoreKind) {
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let (token, id) = app.register("Decider").await;
+    let before = app.player(&id).await;
+    let forged = json!({"stars": 3, "won": true, "seed": 7, "rewards": {"gold": 999_999}});
+    for path in [
+        "/api/battle/campaign/1/1/fight",
+        "/api/idle/claim",
+        "/api/daily-login/claim",
+        "/api/heroes/kai_the_tempest/promote",
+        "/api/mail/any/claim",
+    ] {
+        let r = app.post(path, Some(&token), Some("forged"), forged.clone()).await;
+        let e = assert_error(r, 422, "VALIDATION_FAILED").await;
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.contains("\"stars\"") && message.contains("\"rewards\""), "{path}: {e}");
+    }
+    for (path, body, status, what) in [
+        ("/api/gacha/summon", json!({"banner_id": "premium", "count": 100}), 422, "count"),
+        ("/api/gacha/summon", json!({"banner_id": "premium", "count": 1, "cost": 0}), 422, "cost"),
+        ("/api/gacha/summon", json!({"banner_id": "premium", "count": 1, "seed": 7}), 422, "seed"),
+        ("/api/heroes/kai_the_tempest/level-up", json!({"levels": 1_000_000}), 422, "levels"),
+        ("/api/heroes/kai_the_tempest/level-up", json!({"levels": 1, "gold_cost": 0}), 422, "gold_cost"),
+        ("/api/battle/campaign/1/1/sweep", json!({"times": 3}), 409, "swept"),
+        ("/api/battle/campaign/1/1/sweep", json!({"times": 3, "stars": 3}), 422, "stars"),
+        ("/api/battle/campaign/9/9/fight", json!({}), 409, "locked"),
+    ] {
+        let r = app.post(path, Some(&token), Some("forged-2"), body.clone()).await;
+        assert_eq!(r.status().as_u16(), status, "{path} {body}");
+        let e: Value = r.json().await.unwrap();
+        let message = e["error"]["message"].as_str().unwrap_or_default().to_lowercase();
+        assert!(message.contains(what), "{path} {body}: {e}");
+    }
+    let r = app
+        .http
+        .put(app.url("/api/team"))
+        .bearer_auth(&token)
+        .json(&json!({"slots": ["zephyr_the_unowned", null, null, null, null, null]}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 422, "VALIDATION_FAILED").await;
+    let rich = json!({"username": "Rich", "password": "correct-horse-1", "balances": {"crystals": 1_000_000}});
+    let r = app.post("/api/auth/register", None, None, rich).await;
+    let e = assert_error(r, 422, "VALIDATION_FAILED").await;
+    assert!(e["error"]["message"].as_str().unwrap().contains("balances"), "{e}");
+
+    let after = app.player(&id).await;
+    assert_eq!((after.version, after.balances), (before.version, before.balances), "nothing was written");
+}
+
+on_both_stores!(api6_the_server_decides_every_outcome);
+
 /// OWASP API2 (broken authentication): a token is refused when unsigned
 /// (`alg: none`), signed with another algorithm or another key, expired, or
 /// revoked; a logout revokes every token of the player at once, a password
@@ -437,6 +519,23 @@ async fn api2_tokens_are_refused_unless_signed_current_and_unrevoked(kind: Store
     )
     .unwrap();
     assert_error(app.get("/api/player", Some(&hs512)).await, 401, "INVALID_TOKEN").await;
+    let hs256 = |claims: &Value, secret: &[u8]| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    };
+    let wrong_key = hs256(&claims, b"not-the-server-secret-but-just-as-long-0123");
+    assert_error(app.get("/api/player", Some(&wrong_key)).await, 401, "INVALID_TOKEN").await;
+    let expired = hs256(&json!({"sub": id, "iat": now - 7200, "exp": now - 3600, "ver": 0}), secret);
+    assert_error(app.get("/api/player", Some(&expired)).await, 401, "TOKEN_EXPIRED").await;
+    assert_eq!(
+        app.get("/api/player", Some(&hs256(&claims, secret))).await.status(),
+        200,
+        "the same claims, rightly signed"
+    );
 
     // Two sessions; a logout ends both.
     let second = app.login("Guarded").await;

@@ -6,6 +6,7 @@
 mod common;
 
 mod architecture;
+mod audit;
 mod battle_golden;
 mod binary;
 mod cache_redis_outage;

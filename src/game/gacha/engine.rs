@@ -64,6 +64,17 @@ pub struct PullResult {
     pub featured: Option<bool>,
 }
 
+/// One pull as the summon's history row keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PullRecord {
+    /// The summon it was part of (the ledger's `ref_id` of its debit).
+    pub summon_id: String,
+    /// The banner.
+    pub banner_id: String,
+    /// The pull.
+    pub result: PullResult,
+}
+
 /// The pure outcome of pulls: results in order and the new pity state.
 #[derive(Debug, Clone)]
 pub struct Pulls {

@@ -10,6 +10,7 @@ use crate::game::ids::PlayerId;
 use crate::game::player::Player;
 use crate::platform::auth::{hash_password, verify_password, AuthPlayer};
 use crate::platform::error::{AppError, ErrorCode};
+use crate::platform::no_body::NoBody;
 use crate::platform::rate_limit::Verdict;
 use crate::roles::views::{player_view, write, PlayerView};
 use crate::state::AppState;
@@ -18,6 +19,7 @@ use crate::writes::Applied;
 
 /// Register and login body.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Credentials {
     username: String,
     #[schema(value_type = String, format = Password)]
@@ -182,7 +184,7 @@ pub async fn post_login(state: web::Data<AppState>, body: web::Json<Credentials>
     description = "Revoke every token of the caller (on every device)"
 )]
 #[post("/logout")]
-pub async fn post_logout(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
+pub async fn post_logout(state: web::Data<AppState>, who: AuthPlayer, _: NoBody) -> Result<HttpResponse, AppError> {
     write(&state, &who.0, None, |p: &mut Player| {
         p.token_version += 1;
         Ok(Applied::new(LedgerReason::Logout, String::new(), ()))

@@ -12,6 +12,7 @@ use crate::platform::auth::AuthPlayer;
 use crate::platform::cache::Tier;
 use crate::platform::error::AppError;
 use crate::platform::idempotency::IdempotencyKey;
+use crate::platform::no_body::NoBody;
 use crate::roles::views::{hero_view, respond, write, HeroView, Items};
 use crate::state::AppState;
 use crate::store::LedgerReason;
@@ -135,6 +136,7 @@ pub async fn post_promote(
     who: AuthPlayer,
     key: IdempotencyKey,
     hero_id: web::Path<HeroId>,
+    _: NoBody,
 ) -> Result<HttpResponse, AppError> {
     let hero_id = hero_id.into_inner();
     let idem = key.for_body(&());

@@ -12,6 +12,7 @@ use crate::platform::auth::AuthPlayer;
 use crate::platform::cache::Tier;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
+use crate::platform::no_body::NoBody;
 use crate::roles::views::{respond, write, PageQuery, Paged};
 use crate::state::AppState;
 use crate::store::{Board, BoardEntry, LedgerReason};
@@ -79,6 +80,7 @@ pub async fn post_idle_claim(
     state: web::Data<AppState>,
     who: AuthPlayer,
     key: IdempotencyKey,
+    _: NoBody,
 ) -> Result<HttpResponse, AppError> {
     let idem = key.for_body(&());
     let (data, now) = (state.data.clone(), state.clock.now());
@@ -134,6 +136,7 @@ pub async fn post_daily_claim(
     state: web::Data<AppState>,
     who: AuthPlayer,
     key: IdempotencyKey,
+    _: NoBody,
 ) -> Result<HttpResponse, AppError> {
     let idem = key.for_body(&());
     let (data, now) = (state.data.clone(), state.clock.now());
@@ -213,6 +216,7 @@ pub async fn post_mail_claim(
     who: AuthPlayer,
     key: IdempotencyKey,
     mail_id: web::Path<String>,
+    _: NoBody,
 ) -> Result<HttpResponse, AppError> {
     let mail_id = mail_id.into_inner();
     let idem = key.for_body(&());

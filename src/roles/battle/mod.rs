@@ -16,6 +16,7 @@ use crate::game::rng;
 use crate::platform::auth::AuthPlayer;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
+use crate::platform::no_body::NoBody;
 use crate::state::AppState;
 use crate::store::events::DomainEvent;
 use crate::store::{Board, IdempotencyRequest, LedgerReason};
@@ -256,6 +257,7 @@ async fn post_fight(
     who: AuthPlayer,
     key: IdempotencyKey,
     path: web::Path<StagePath>,
+    _: NoBody,
 ) -> Result<HttpResponse, AppError> {
     let stage = stage_or_404(&state, path.chapter, path.stage)?;
     let idem = key.for_body(&());

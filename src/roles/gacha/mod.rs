@@ -15,7 +15,7 @@ use crate::game::catalog::Rarity;
 use crate::game::data::GameData;
 use crate::game::economy::{Balances, Currency};
 use crate::game::gacha::banner::{Banner, Filler, Outcome, SoftPity};
-use crate::game::gacha::engine::{self, PullResult};
+use crate::game::gacha::engine::{self, PullRecord, PullResult};
 use crate::game::gacha::rates::{self, ConsolidatedRate, FeaturedExpectation};
 use crate::game::ids::BannerId;
 use crate::game::player::PityState;
@@ -347,8 +347,7 @@ pub fn summon_rule(
             .results
             .iter()
             .map(|r| {
-                let row =
-                    HistoryRowData { summon_id: summon_id.clone(), banner_id: banner.id.clone(), result: r.clone() };
+                let row = PullRecord { summon_id: summon_id.clone(), banner_id: banner.id.clone(), result: r.clone() };
                 serde_json::to_value(row).unwrap_or_default()
             })
             .collect();
@@ -429,14 +428,6 @@ pub struct HistoryView {
     pub at: DateTime<Utc>,
 }
 
-/// A history row as the summon wrote it (`summon_id`, `banner_id`, `result`).
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-struct HistoryRowData {
-    summon_id: String,
-    banner_id: String,
-    result: PullResult,
-}
-
 /// `GET /api/gacha/history`: every pull, newest first, paged.
 #[utoipa::path(
     get,
@@ -458,7 +449,7 @@ async fn get_history(
     let mut items = Vec::with_capacity(page.items.len());
     for row in page.items {
         let seq = row.seq;
-        let d: HistoryRowData = serde_json::from_value(row.data)
+        let d: PullRecord = serde_json::from_value(row.data)
             .map_err(|e| AppError::internal(anyhow::anyhow!("decoding history row {seq} of {}: {e}", who.0)))?;
         items.push(HistoryView {
             summon_id: d.summon_id,

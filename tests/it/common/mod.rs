@@ -307,6 +307,14 @@ pub async fn set_balance(store: &DynStore, player_id: &str, currency: Currency, 
     assert!(matches!(out, MutateOutcome::Applied(..)), "adjustment applied: {out:?}");
 }
 
+/// `divine-heroes audit` over `store` at `now`, with the shipped game data and retention.
+pub async fn audit(store: &DynStore, now: DateTime<Utc>) -> divine_heroes::audit::AuditReport {
+    let settings = test_settings();
+    let data = GameData::load(&settings.game_data_dir).expect("game data");
+    let scope = divine_heroes::audit::Scope { data: &data, now, history_kept: settings.retention().history };
+    divine_heroes::audit::audit(store, &scope).await.expect("the audit reads the store")
+}
+
 /// Runs a test body on both stores.
 #[macro_export]
 macro_rules! on_both_stores {
