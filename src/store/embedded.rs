@@ -752,6 +752,8 @@ impl Store for EmbeddedStore {
         limit: usize,
     ) -> Result<u64, StoreError> {
         let (idem_cut, history_cut) = (unix_secs(idempotency_before), unix_secs(history_before));
+        // Event ids are UUIDv7 in hex: their first 12 digits are the Unix time in ms.
+        let consumed_cut = format!("{:012x}", idempotency_before.timestamp_millis().max(0));
         self.write(move |txn| {
             let mut removed = 0u64;
             let mut by_time = txn.open_table(IDEMPOTENCY_BY_TIME).map_err(unavailable)?;
@@ -801,8 +803,43 @@ impl Store for EmbeddedStore {
                 }
                 by_time.remove((*at, p.as_str(), *version)).map_err(unavailable)?;
             }
+            removed += prune_consumed(txn, &consumed_cut, limit)?;
             Ok(removed)
         })
         .await
+    }
+}
+
+/// Removes consumers' marks of events older than `cut` (a prefix of a
+/// time-ordered event id): a broker redelivers within minutes, and the relay
+/// republishes only what no consumer applied, so an old mark guards nothing.
+/// Each consumer's marks are one key range ordered by event id, so its old
+/// marks are the start of that range.
+fn prune_consumed(txn: &WriteTransaction, cut: &str, limit: usize) -> Result<u64, StoreError> {
+    let mut done = txn.open_table(CONSUMED).map_err(unavailable)?;
+    let mut removed = 0u64;
+    let mut consumer = String::new();
+    loop {
+        // The next consumer after the previous one.
+        let next = done
+            .range::<(&str, &str)>((consumer.as_str(), "\u{10ffff}")..)
+            .map_err(unavailable)?
+            .next()
+            .transpose()
+            .map_err(unavailable)?
+            .map(|(k, _)| k.value().0.to_string());
+        let Some(next) = next else { return Ok(removed) };
+        consumer = next;
+        let old: Vec<String> = done
+            .range((consumer.as_str(), "")..(consumer.as_str(), cut))
+            .map_err(unavailable)?
+            .take(limit)
+            .map(|r| r.map(|(k, _)| k.value().1.to_string()))
+            .collect::<Result<_, _>>()
+            .map_err(unavailable)?;
+        for id in &old {
+            done.remove((consumer.as_str(), id.as_str())).map_err(unavailable)?;
+            removed += 1;
+        }
     }
 }

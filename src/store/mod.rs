@@ -445,10 +445,11 @@ pub trait Store: Send + Sync + 'static {
     async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError>;
     /// Audit entries (economy events), oldest first, for tests and operators.
     async fn audit_count(&self, kind: &str) -> Result<u64, StoreError>;
-    /// Deletes up to `limit` idempotency records written before `idempotency_before`
-    /// and up to `limit` writes' history rows written before `history_before`;
-    /// returns how many rows went. Stores that expire them by themselves (MongoDB
-    /// TTL indexes) return 0.
+    /// Deletes up to `limit` idempotency records written before `idempotency_before`,
+    /// up to `limit` writes' history rows written before `history_before`, and up
+    /// to `limit` per consumer of its marks of events older than
+    /// `idempotency_before`; returns how many rows went. Stores that expire them
+    /// by themselves (MongoDB TTL indexes) return 0.
     async fn prune(
         &self,
         idempotency_before: DateTime<Utc>,

@@ -210,6 +210,7 @@ impl MongoStore {
                 .map_err(unavailable)?;
         }
         self.ttl_index("idempotency", "at", self.retention.idempotency).await?;
+        self.ttl_index("consumed", "at", self.retention.idempotency).await?;
         self.ttl_index("history", "at_date", self.retention.history).await
     }
 
@@ -284,7 +285,8 @@ impl MongoStore {
                 applied.push(false);
                 continue;
             }
-            consumed.insert_one(doc! {"_id": id}).session(&mut s).await?;
+            // `at`: a TTL index drops the mark after the idempotency retention.
+            consumed.insert_one(doc! {"_id": id, "at": bson::DateTime::now()}).session(&mut s).await?;
             for (name, delta) in &item.counters {
                 self.db
                     .collection::<Document>("counters")

@@ -261,8 +261,8 @@ async fn published_events_stay_until_consumed(kind: StoreKind) {
     assert!(!left.contains(&batch[0].event.id));
 }
 
-/// Retention: idempotency records and history past their time go, newer ones
-/// stay. The embedded store prunes them in the background; MongoDB expires them
+/// Retention: idempotency records, history and consumers' marks of events past
+/// their time go, newer ones stay. The embedded store prunes them in the background; MongoDB expires them
 /// with TTL indexes, whose expiry the settings choose.
 async fn expired_records_go_and_fresh_ones_stay(kind: StoreKind) {
     let Some(ts) = open_store(kind).await else { return };
@@ -278,10 +278,23 @@ async fn expired_records_go_and_fresh_ones_stay(kind: StoreKind) {
         MutateOutcome::Applied(..)
     ));
 
+    // A consumer's marks of an event from two days ago and of one from now.
+    use divine_heroes::store::events::ConsumeItem;
+    let event_at = |t: chrono::DateTime<Utc>| {
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, t.timestamp().unsigned_abs(), 0);
+        uuid::Uuid::new_v7(ts).simple().to_string()
+    };
+    let (old_event, new_event) = (event_at(now - chrono::Duration::days(2)), event_at(now));
+    let item = |id: &str| ConsumeItem { event_id: id.into(), counters: vec![], audit: None };
+    let marks = store.consume_batch("keeper", &[item(&old_event), item(&new_event)], &[]).await.unwrap();
+    assert_eq!(marks, vec![true, true]);
+
     let pruned = store.prune(now - chrono::Duration::hours(24), now - chrono::Duration::days(90), 1000).await.unwrap();
     match kind {
         StoreKind::Embedded => {
-            assert_eq!(pruned, 2, "one idempotency record and one history row were past their time");
+            assert_eq!(pruned, 3, "one idempotency record, one history row and one consumer mark were past their time");
+            let again = store.consume_batch("keeper", &[item(&old_event), item(&new_event)], &[]).await.unwrap();
+            assert_eq!(again, vec![true, false], "the old mark went, the fresh one still guards its event");
             let history = store.history(&p.id, 100, None).await.unwrap();
             assert_eq!(history.items.len(), 1, "the 100-day-old row went, today's stayed");
             // The expired key is free again; the fresh one still replays.
@@ -300,7 +313,11 @@ async fn expired_records_go_and_fresh_ones_stay(kind: StoreKind) {
             assert_eq!(pruned, 0, "MongoDB expires by TTL index");
             let client = mongodb::Client::with_uri_str(crate::common::mongo_url()).await.unwrap();
             let db = client.database(ts.mongo_db().expect("a Mongo store has a database"));
-            for (coll, name, secs) in [("idempotency", "at_ttl", 86_400), ("history", "at_date_ttl", 90 * 86_400)] {
+            for (coll, name, secs) in [
+                ("idempotency", "at_ttl", 86_400),
+                ("consumed", "at_ttl", 86_400),
+                ("history", "at_date_ttl", 90 * 86_400),
+            ] {
                 let mut cursor = db.collection::<mongodb::bson::Document>(coll).list_indexes().await.unwrap();
                 let mut expiry = None;
                 while cursor.advance().await.unwrap() {
