@@ -265,6 +265,7 @@ async fn published_events_stay_until_consumed(kind: StoreKind) {
 /// their time go, newer ones stay. The embedded store prunes them in the background; MongoDB expires them
 /// with TTL indexes, whose expiry the settings choose.
 async fn expired_records_go_and_fresh_ones_stay(kind: StoreKind) {
+    use divine_heroes::store::events::ConsumeItem;
     let Some(ts) = open_store(kind).await else { return };
     let store = ts.store.clone();
     let p = new_player("Keeper");
@@ -279,7 +280,6 @@ async fn expired_records_go_and_fresh_ones_stay(kind: StoreKind) {
     ));
 
     // A consumer's marks of an event from two days ago and of one from now.
-    use divine_heroes::store::events::ConsumeItem;
     let event_at = |t: chrono::DateTime<Utc>| {
         let ts = uuid::Timestamp::from_unix(uuid::NoContext, t.timestamp().unsigned_abs(), 0);
         uuid::Uuid::new_v7(ts).simple().to_string()
