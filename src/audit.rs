@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use crate::game::catalog;
 use crate::game::data::GameData;
 use crate::game::economy::Currency;
-use crate::game::gacha::engine::{Grant, PullRecord};
+use crate::game::gacha::engine::{pulls_of_row, Grant};
 use crate::game::player::{Player, STARTER_HEROES};
 use crate::store::{DynStore, HistoryRow, LedgerEntry, LedgerReason, Page, StoreError};
 
@@ -329,9 +329,9 @@ impl<'a, 'r> PlayerCheck<'a, 'r> {
         }
         let mut pulls = Vec::with_capacity(rows.len());
         for r in rows {
-            match serde_json::from_value::<PullRecord>(r.data.clone()) {
-                Ok(p) => pulls.push(p),
-                Err(e) => self.report.mismatch(format!("{who}: history row {} is not a pull: {e}", r.seq)),
+            match pulls_of_row(&r.data) {
+                Ok(p) => pulls.extend(p),
+                Err(e) => self.report.mismatch(format!("{who}: history row {} holds no pulls: {e}", r.seq)),
             }
         }
         let Some(first) = pulls.first() else { return };

@@ -157,26 +157,43 @@ async fn one_key_twenty_times_charges_once(kind: StoreKind) {
 
 async fn history_pages_newest_first(kind: StoreKind) {
     let Some(app) = TestApp::spawn(kind).await else { return };
-    let (token, _) = app.register("Historian").await;
-    for i in 0..3 {
-        assert_eq!(app.summon(&token, "divine", 1, &format!("h{i}")).await.status(), 200);
+    let (token, id) = app.register("Historian").await;
+    app.set_balance(&id, Currency::DivineEssence, 12).await;
+    // A single, a ten (kept as one row) and a single: pages of 3 cut the ten.
+    let mut summons = Vec::new();
+    for (i, count) in [1, 10, 1].into_iter().enumerate() {
+        let r = app.summon(&token, "divine", count, &format!("h{i}")).await;
+        assert_eq!(r.status(), 200);
+        summons.push((r.json::<Value>().await.unwrap()["summon_id"].as_str().unwrap().to_string(), count));
     }
+    let expected: Vec<(String, u64)> =
+        summons.iter().rev().flat_map(|(s, n)| (0..u64::from(*n)).rev().map(move |i| (s.clone(), i))).collect();
     let mut seen = Vec::new();
     let mut next = String::new();
+    let mut pages = 0;
     loop {
         let path = if next.is_empty() {
-            "/api/gacha/history?limit=2".to_string()
+            "/api/gacha/history?limit=3".to_string()
         } else {
-            format!("/api/gacha/history?limit=2&cursor={next}")
+            format!("/api/gacha/history?limit=3&cursor={next}")
         };
         let page: Value = app.get(&path, Some(&token)).await.json().await.unwrap();
-        seen.extend(page["items"].as_array().unwrap().iter().map(|i| i["summon_id"].as_str().unwrap().to_string()));
+        pages += 1;
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(
+            items
+                .iter()
+                .map(|i| (i["summon_id"].as_str().unwrap().to_string(), i["result"]["index"].as_u64().unwrap())),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => next = c.to_string(),
             None => break,
         }
     }
-    assert_eq!(seen.len(), 3);
+    assert_eq!(seen, expected, "every pull once, newest summon first, last pull of a summon first");
+    assert_eq!(pages, 4, "12 pulls in pages of 3, no empty page at the end");
+    let seen: Vec<String> = seen.into_iter().map(|(s, _)| s).collect();
     let ledger: Value = app.get("/api/player/ledger?limit=3", Some(&token)).await.json().await.unwrap();
     let summons: Vec<&str> = ledger["items"]
         .as_array()

@@ -64,7 +64,7 @@ pub struct PullResult {
     pub featured: Option<bool>,
 }
 
-/// One pull as the summon's history row keeps it.
+/// One pull as the history shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PullRecord {
     /// The summon it was part of (the ledger's `ref_id` of its debit).
@@ -73,6 +73,39 @@ pub struct PullRecord {
     pub banner_id: String,
     /// The pull.
     pub result: PullResult,
+}
+
+/// A summon's history row: all of its pulls in one row (one B-tree insert and
+/// one copy of the ids for a 10-pull, not ten).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SummonRecord {
+    /// The summon (the ledger's `ref_id` of its debit).
+    pub summon_id: String,
+    /// The banner.
+    pub banner_id: String,
+    /// The pulls in order.
+    pub results: Vec<PullResult>,
+}
+
+/// A stored history row: a summon's, or one pull's as stores written before
+/// summons were kept whole hold them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HistoryData {
+    Summon(SummonRecord),
+    Pull(PullRecord),
+}
+
+/// The pulls of one history row, in pull order.
+pub fn pulls_of_row(data: &serde_json::Value) -> Result<Vec<PullRecord>, serde_json::Error> {
+    Ok(match HistoryData::deserialize(data)? {
+        HistoryData::Summon(s) => s
+            .results
+            .into_iter()
+            .map(|result| PullRecord { summon_id: s.summon_id.clone(), banner_id: s.banner_id.clone(), result })
+            .collect(),
+        HistoryData::Pull(p) => vec![p],
+    })
 }
 
 /// The pure outcome of pulls: results in order and the new pity state.
@@ -248,6 +281,29 @@ mod tests {
     use crate::game::data::GameData;
     use crate::game::rng::seeded;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_history_row_reads_as_a_whole_summon_or_as_one_older_pull() {
+        let pull = |index| PullResult {
+            index,
+            category: "SR".into(),
+            rarity: None,
+            grant: Grant::Currency { currency: crate::game::economy::Currency::Gold, amount: 5 },
+            pity_triggered: false,
+            featured: None,
+        };
+        let whole =
+            SummonRecord { summon_id: "s1".into(), banner_id: "premium".into(), results: vec![pull(0), pull(1)] };
+        let read = pulls_of_row(&serde_json::to_value(&whole).unwrap()).unwrap();
+        assert_eq!(
+            read.iter().map(|p| (p.summon_id.as_str(), p.result.index)).collect::<Vec<_>>(),
+            [("s1", 0), ("s1", 1)]
+        );
+        let old = PullRecord { summon_id: "s0".into(), banner_id: "premium".into(), result: pull(7) };
+        let read = pulls_of_row(&serde_json::to_value(&old).unwrap()).unwrap();
+        assert_eq!((read.len(), read[0].result.index), (1, 7));
+        assert!(pulls_of_row(&serde_json::json!({"summon_id": "s"})).is_err());
+    }
 
     fn run(banner: &Banner, seed: u64, n: u32) -> Vec<PullResult> {
         let mut rng = seeded(seed);

@@ -10,12 +10,12 @@ use chrono::{DateTime, Utc};
 
 use std::collections::BTreeMap;
 
-use super::views::{cursor, load_player, respond, write, Items, PageQuery, Paged};
+use super::views::{load_player, respond, write, Items, PageQuery, Paged};
 use crate::game::catalog::Rarity;
 use crate::game::data::GameData;
 use crate::game::economy::{Balances, Currency};
 use crate::game::gacha::banner::{Banner, Filler, Outcome, SoftPity};
-use crate::game::gacha::engine::{self, PullRecord, PullResult};
+use crate::game::gacha::engine::{self, PullResult, SummonRecord};
 use crate::game::gacha::rates::{self, ConsolidatedRate, FeaturedExpectation};
 use crate::game::ids::BannerId;
 use crate::game::player::PityState;
@@ -331,7 +331,7 @@ async fn post_summon(
 }
 
 /// The rule of one summon: `count` pulls on `banner` from `seed`, charged at
-/// once, with one history row per pull and the `gacha.summoned` event. Pure: the
+/// once, with one history row holding its pulls and the `gacha.summoned` event. Pure: the
 /// store may run it again on a retried write and get the same receipt.
 pub fn summon_rule(
     banner: Arc<Banner>,
@@ -343,14 +343,9 @@ pub fn summon_rule(
     move |p: &mut Player| {
         let banner = &*banner;
         let s = engine::summon(p, banner, count, &mut rng::seeded(seed), now)?;
-        let history = s
-            .results
-            .iter()
-            .map(|r| {
-                let row = PullRecord { summon_id: summon_id.clone(), banner_id: banner.id.clone(), result: r.clone() };
-                serde_json::to_value(row).unwrap_or_default()
-            })
-            .collect();
+        let record =
+            SummonRecord { summon_id: summon_id.clone(), banner_id: banner.id.clone(), results: s.results.clone() };
+        let history = vec![serde_json::to_value(record).unwrap_or_default()];
         let event = DomainEvent::GachaSummoned {
             summon_id: summon_id.clone(),
             banner_id: banner.id.clone(),
@@ -443,20 +438,57 @@ async fn get_history(
     who: AuthPlayer,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let (limit, before) = q.parse()?;
+    let limit = q.limit()?;
+    let start = HistoryCursor::parse(q.raw_cursor())?;
     // (A token whose player is gone was refused by the extractor, not answered with an empty page.)
-    let page = state.store.history(&who.0, limit, before).await?;
-    let mut items = Vec::with_capacity(page.items.len());
-    for row in page.items {
+    // Every row holds at least one pull: `limit` rows and one more to know whether
+    // anything follows are always enough.
+    let page = state.store.history(&who.0, limit + 1, start.before).await?;
+    let mut items = Vec::with_capacity(limit);
+    let mut next = None;
+    'rows: for row in page.items {
         let seq = row.seq;
-        let d: PullRecord = serde_json::from_value(row.data)
+        let mut pulls = engine::pulls_of_row(&row.data)
             .map_err(|e| AppError::internal(anyhow::anyhow!("decoding history row {seq} of {}: {e}", who.0)))?;
-        items.push(HistoryView {
-            summon_id: d.summon_id,
-            banner_id: BannerId(d.banner_id),
-            result: d.result,
-            at: row.at,
-        });
+        pulls.reverse(); // newest first
+        let skip = if start.before == Some(seq + 1) { start.skip } else { 0 };
+        for (shown, d) in pulls.into_iter().enumerate().skip(skip) {
+            if items.len() == limit {
+                next = Some(HistoryCursor { before: Some(seq + 1), skip: shown });
+                break 'rows;
+            }
+            items.push(HistoryView {
+                summon_id: d.summon_id,
+                banner_id: BannerId(d.banner_id),
+                result: d.result,
+                at: row.at,
+            });
+        }
     }
-    Ok(HttpResponse::Ok().json(Paged { items, next_cursor: cursor(page.next_before) }))
+    Ok(HttpResponse::Ok().json(Paged { items, next_cursor: next.map(|c| c.to_string()) }))
+}
+
+/// Where a history page starts: rows before `before` (a store position), the
+/// first `skip` pulls (newest first) of the first one already shown. Written
+/// `<before in hex>.<skip>`.
+struct HistoryCursor {
+    before: Option<u64>,
+    skip: usize,
+}
+
+impl HistoryCursor {
+    fn parse(raw: Option<&str>) -> Result<Self, AppError> {
+        let Some(raw) = raw else { return Ok(Self { before: None, skip: 0 }) };
+        let bad = || AppError::new(ErrorCode::ValidationFailed, "cursor is not one this server issued");
+        let (before, skip) = raw.split_once('.').unwrap_or((raw, "0"));
+        let before = u64::from_str_radix(before, 16).map_err(|_| bad())?;
+        let skip = skip.parse::<usize>().ok().filter(|&s| s <= 255).ok_or_else(bad)?;
+        Ok(Self { before: Some(before), skip })
+    }
+}
+
+impl std::fmt::Display for HistoryCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:x}.{}", self.before.unwrap_or(u64::MAX), self.skip)
+    }
 }
