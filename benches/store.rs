@@ -37,7 +37,7 @@ fn bench_store(c: &mut Criterion) {
         }
         ids
     }));
-    let banner = Arc::new(data.banners.get("standard").expect("standard banner").clone());
+    let banner = "standard".to_string();
 
     let mut group = c.benchmark_group("store_summon10");
     group.sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
@@ -58,7 +58,14 @@ fn bench_store(c: &mut Criterion) {
                                     let id = &ids[(t + n * in_flight) % ids.len()];
                                     let key = uuid::Uuid::new_v4().simple().to_string();
                                     let idem = IdempotencyRequest { key: key.clone(), fingerprint: key.clone() };
-                                    let rule = summon_rule(banner.clone(), 10, n as u64, key, chrono::Utc::now());
+                                    let rule = summon_rule(
+                                        data.clone(),
+                                        banner.clone(),
+                                        10,
+                                        n as u64,
+                                        key,
+                                        chrono::Utc::now(),
+                                    );
                                     writer.mutate(id, Some(idem), chrono::Utc::now(), rule).await.expect("summon");
                                 }
                             })

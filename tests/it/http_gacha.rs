@@ -243,3 +243,93 @@ async fn rates_are_disclosed_from_the_engine_tables() {
     let anonymous: Value = app.get("/api/gacha/banners", None).await.json().await.unwrap();
     assert!(anonymous["items"][0].get("pity").is_none());
 }
+
+/// Pity is kept per banner kind (GAME.md: per banner type): the count and the
+/// featured guarantee a player built on one limited banner carry over to the
+/// next, dated after it. The player's record starts as a store from before
+/// this rule left it, with the counters under the old banner's id: they move
+/// to the kind on the first read and write.
+async fn pity_and_the_guarantee_carry_to_the_next_limited_banner(kind: StoreKind) {
+    use chrono::{TimeZone, Utc};
+    use divine_heroes::game::player::{PityState, Player};
+    use divine_heroes::platform::clock::{Clock, ManualClock};
+    use divine_heroes::platform::config::Role;
+    use divine_heroes::store::{Effects, LedgerReason, MutateOutcome, Mutation, StoredResponse};
+    use std::sync::Arc;
+
+    // The shipped tables plus a second limited banner after Celestial Descent.
+    let data = tempfile::tempdir().unwrap();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    for f in std::fs::read_dir(shipped).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|e| e == "toml") {
+            std::fs::copy(&f, data.path().join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let banners = std::fs::read_to_string(data.path().join("banners.toml")).unwrap();
+    let start = banners.find("[[banner]]\nid = \"celestial_descent\"").expect("the limited banner");
+    let rerun = banners[start..]
+        .replace("celestial_descent", "seraphic_rerun")
+        .replace("Celestial Descent", "Seraphic Rerun")
+        .replace("2026-11-15T00:00:00Z", "2027-01-15T00:00:00Z")
+        .replace("2027-01-15T00:00:00Z\"\nfeatured", "2027-03-01T00:00:00Z\"\nfeatured")
+        .replace("aethon_the_celestial_blade", "seraphiel_the_radiant");
+    std::fs::write(data.path().join("banners.toml"), format!("{banners}\n{rerun}")).unwrap();
+
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap());
+    let dir = data.path().to_path_buf();
+    let Some(app) = TestApp::spawn_with(kind, Role::All, move |s| s.game_data_dir = dir, Arc::new(clock.clone())).await
+    else {
+        return;
+    };
+    let (token, id) = app.register("Faithful").await;
+    app.set_balance(&id, Currency::Crystals, 3000).await;
+    // 79 pulls into Celestial Descent with the guarantee held, kept by banner id.
+    let op: Mutation = Arc::new(|p: &mut Player| {
+        p.pity.clear();
+        p.pity.insert("celestial_descent".into(), PityState { since_pity: 79, featured_guaranteed: true });
+        Ok(Effects {
+            reason: LedgerReason::Adjustment,
+            ref_id: "pity-by-banner-id".into(),
+            history: vec![],
+            battles: vec![],
+            event: None,
+            response: StoredResponse { status: 200, body: json!({}) },
+        })
+    });
+    let out = app.state.store.mutate(&id, None, clock.now(), op).await.unwrap();
+    assert!(matches!(out, MutateOutcome::Applied(..)));
+
+    let pity_of = |pity: &Value, banner: &str| {
+        pity["items"].as_array().unwrap().iter().find(|b| b["banner_id"] == banner).cloned().unwrap()
+    };
+    let pity: Value = app.get("/api/gacha/pity", Some(&token)).await.json().await.unwrap();
+    for banner in ["celestial_descent", "seraphic_rerun"] {
+        let b = pity_of(&pity, banner);
+        assert_eq!((b["kind"].as_str(), b["pulls_since_pity"].as_u64()), (Some("limited"), Some(79)), "{b}");
+        assert_eq!(b["featured_guaranteed"], true, "{b}");
+    }
+    assert_eq!(pity_of(&pity, "premium")["pulls_since_pity"], 0, "other kinds keep their own count");
+    let rates: Value = app.get("/api/gacha/banners/seraphic_rerun/rates", None).await.json().await.unwrap();
+    let rule = rates["rules"]["pity_carry_over"].as_str().unwrap();
+    assert!(rule.contains("celestial_descent") && rule.contains("carries over"), "{rule}");
+
+    // Celestial Descent ends; the rerun opens. Its first pull is the 80th.
+    clock.advance(chrono::Duration::days(60));
+    let token = app.login("Faithful").await;
+    let ended = app.summon(&token, "celestial_descent", 1, "too-late").await;
+    assert_eq!(ended.status(), 409, "the first limited banner has ended");
+    let r = app.summon(&token, "seraphic_rerun", 1, "eightieth").await;
+    assert_eq!(r.status(), 200);
+    let receipt: Value = r.json().await.unwrap();
+    let pull = &receipt["results"][0];
+    assert_eq!((pull["category"].as_str(), pull["pity_triggered"].as_bool()), (Some("UR"), Some(true)), "{pull}");
+    assert_eq!(pull["featured"], true, "the guarantee held on the old banner gives the new one's featured hero");
+    let hero = pull["grant"]["hero_id"].as_str().unwrap();
+    assert_eq!(hero, "seraphiel_the_radiant");
+    assert_eq!(receipt["pity_after"], json!({"since_pity": 0, "featured_guaranteed": false}));
+    let stored = app.player(&id).await;
+    assert!(stored.pity.contains_key("limited") && !stored.pity.contains_key("celestial_descent"), "{:?}", stored.pity);
+}
+
+on_both_stores!(pity_and_the_guarantee_carry_to_the_next_limited_banner);

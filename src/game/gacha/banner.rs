@@ -9,6 +9,38 @@ use super::PPM;
 use crate::game::catalog::{Catalog, Rarity};
 use crate::game::data_error::DataError;
 use crate::game::economy::Currency;
+use crate::game::player::PityState;
+
+/// A banner's kind. Pity counters and the featured guarantee are kept per kind
+/// (GAME.md: per banner type), so they carry from one banner of a kind to the
+/// next: the next limited banner starts where the last one left off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BannerKind {
+    /// The coin banner.
+    Standard,
+    /// The crystal banner.
+    Premium,
+    /// The divine-essence banner.
+    Divine,
+    /// Dated banners with featured heroes.
+    Limited,
+}
+
+impl BannerKind {
+    /// Every kind.
+    pub const ALL: [BannerKind; 4] = [Self::Standard, Self::Premium, Self::Divine, Self::Limited];
+
+    /// The key of the kind's pity in a player's record.
+    pub fn pity_key(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Premium => "premium",
+            Self::Divine => "divine",
+            Self::Limited => "limited",
+        }
+    }
+}
 
 /// What an outcome category grants.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -97,6 +129,8 @@ pub struct Banner {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// Its kind: banners of one kind share the player's pity.
+    pub kind: BannerKind,
     /// The currency it costs.
     pub currency: Currency,
     /// Price of one pull.
@@ -215,6 +249,7 @@ struct RawSoftPity {
 struct RawBanner {
     id: String,
     name: String,
+    kind: BannerKind,
     currency: Currency,
     cost_single: i64,
     cost_ten: i64,
@@ -270,6 +305,28 @@ impl BannerTable {
     pub fn all(&self) -> &[Banner] {
         &self.banners
     }
+
+    /// Moves pity counters a record kept by banner id (before pity was kept by
+    /// kind) to their banner's kind. Where two banners of one kind left
+    /// counters, the player keeps the further one and any held guarantee.
+    pub fn migrate_pity(&self, pity: &mut BTreeMap<String, PityState>) {
+        let old: Vec<(String, BannerKind)> = pity
+            .keys()
+            .filter_map(|k| self.get(k).map(|b| (k.clone(), b.kind)))
+            .filter(|(k, kind)| kind.pity_key() != k)
+            .collect();
+        for (id, kind) in old {
+            let Some(moved) = pity.remove(&id) else { continue };
+            let kept = pity.entry(kind.pity_key().to_string()).or_insert(moved);
+            kept.since_pity = kept.since_pity.max(moved.since_pity);
+            kept.featured_guaranteed |= moved.featured_guaranteed;
+        }
+    }
+
+    /// Ids of the banners of `kind`, in file order.
+    pub fn of_kind(&self, kind: BannerKind) -> Vec<&str> {
+        self.banners.iter().filter(|b| b.kind == kind).map(|b| b.id.as_str()).collect()
+    }
 }
 
 fn validate(file: &str, rb: RawBanner, catalog: &Catalog) -> Result<Banner, DataError> {
@@ -277,6 +334,16 @@ fn validate(file: &str, rb: RawBanner, catalog: &Catalog) -> Result<Banner, Data
     let err = |p: String| DataError::new(file, &id, p);
     if rb.cost_single <= 0 || rb.cost_ten <= 0 {
         return Err(err("cost_single and cost_ten must be positive".into()));
+    }
+    // Records kept pity by banner id before it was kept by kind: an id that names
+    // a kind must be that kind, or its old counters would move to the wrong one.
+    if let Some(named) = BannerKind::ALL.iter().find(|k| k.pity_key() == id) {
+        if *named != rb.kind {
+            return Err(err(format!("a banner with id {id:?} must be of kind {id:?}")));
+        }
+    }
+    if (rb.kind == BannerKind::Limited) != (rb.starts_at.is_some() && rb.ends_at.is_some()) {
+        return Err(err("a limited banner, and only a limited one, has both starts_at and ends_at".into()));
     }
     if rb.hard_pity < 1 {
         return Err(err(format!("hard_pity must be at least 1, is {}", rb.hard_pity)));
@@ -404,6 +471,7 @@ fn validate(file: &str, rb: RawBanner, catalog: &Catalog) -> Result<Banner, Data
     let banner = Banner {
         id: rb.id,
         name: rb.name,
+        kind: rb.kind,
         currency: rb.currency,
         cost_single: rb.cost_single,
         cost_ten: rb.cost_ten,

@@ -252,7 +252,7 @@ pub fn summon(
         return Err(SummonError::NotActive(banner.id.clone()));
     }
     player.balances.debit(banner.currency, cost)?;
-    let pity = player.pity.get(&banner.id).copied().unwrap_or_default();
+    let pity = player.pity.get(banner.kind.pity_key()).copied().unwrap_or_default();
     let mut owned: BTreeMap<String, ()> = player.heroes.keys().map(|k| (k.clone(), ())).collect();
     let pulls = pull(banner, pity, &mut owned, count, rng);
     for r in &pulls.results {
@@ -271,7 +271,7 @@ pub fn summon(
             Grant::Currency { currency, amount } => player.balances.credit(*currency, *amount),
         }
     }
-    player.pity.insert(banner.id.clone(), pulls.pity);
+    player.pity.insert(banner.kind.pity_key().to_string(), pulls.pity);
     Ok(Summon { cost, results: pulls.results, pity: pulls.pity })
 }
 

@@ -14,7 +14,7 @@ use super::views::{load_player, respond, write, Items, PageQuery, Paged};
 use crate::game::catalog::Rarity;
 use crate::game::data::GameData;
 use crate::game::economy::{Balances, Currency};
-use crate::game::gacha::banner::{Banner, Filler, Outcome, SoftPity};
+use crate::game::gacha::banner::{Banner, BannerKind, Filler, Outcome, SoftPity};
 use crate::game::gacha::engine::{self, PullResult, SummonRecord};
 use crate::game::gacha::rates::{self, ConsolidatedRate, FeaturedExpectation};
 use crate::game::ids::BannerId;
@@ -67,6 +67,8 @@ pub struct BannerView {
     pub id: BannerId,
     /// Display name.
     pub name: String,
+    /// Its kind: banners of one kind share the player's pity.
+    pub kind: BannerKind,
     /// The currency pulls cost.
     pub currency: Currency,
     /// Price of one pull.
@@ -115,6 +117,7 @@ async fn get_banners(state: web::Data<AppState>, who: MaybePlayer) -> Result<Htt
                 .map(|b| BannerView {
                     id: BannerId(b.id.clone()),
                     name: b.name.clone(),
+                    kind: b.kind,
                     currency: b.currency,
                     cost_single: b.cost_single,
                     cost_ten: b.cost_ten,
@@ -129,11 +132,16 @@ async fn get_banners(state: web::Data<AppState>, who: MaybePlayer) -> Result<Htt
             Ok::<_, AppError>(list)
         })
         .await?;
+    let pity = player.map(|p| {
+        let mut pity = p.pity.clone();
+        state.data.banners.migrate_pity(&mut pity);
+        pity
+    });
     let items: Vec<BannerView> = active
         .into_iter()
         .map(|mut v| {
-            if let Some(p) = &player {
-                v.pity = Some(p.pity.get(v.id.as_str()).copied().unwrap_or_default());
+            if let Some(pity) = &pity {
+                v.pity = Some(pity.get(v.kind.pity_key()).copied().unwrap_or_default());
             }
             v
         })
@@ -159,6 +167,10 @@ pub struct RulesView {
     pub hard_pity: u32,
     /// The hard pity rule in words.
     pub hard_pity_rule: String,
+    /// The banner's kind: its pity counter and guarantee are the kind's.
+    pub kind: BannerKind,
+    /// Which banners share the counter, and what carries over, in words.
+    pub pity_carry_over: String,
     /// Soft pity, if any.
     pub soft_pity: Option<SoftPity>,
     /// Featured heroes.
@@ -204,6 +216,24 @@ pub struct RatesView<'a> {
     pub expected_own_currency_returned_per_pull: f64,
 }
 
+/// The carry-over rule in words, from the banner table itself.
+fn carry_over_rule(data: &GameData, b: &Banner) -> String {
+    let kind = b.kind.pity_key();
+    let guarantee = if b.featured.is_empty() { "" } else { " and a held featured guarantee" };
+    match data.banners.of_kind(b.kind).as_slice() {
+        [_] => format!(
+            "pulls since the last {} are counted for every {kind} banner, now and later ones: the count{guarantee} \
+             carries over to the next {kind} banner",
+            b.pity_category
+        ),
+        ids => format!(
+            "the {kind} banners ({}) share one count of pulls since the last pity result{guarantee}: it carries over \
+             from one to the next, each banner's own hard pity applying to it",
+            ids.join(", ")
+        ),
+    }
+}
+
 /// The duplicate rule in words, from the shard table itself.
 fn duplicates_rule() -> String {
     let table: Vec<String> = Rarity::ALL.iter().map(|r| format!("{} {}", r.label(), r.duplicate_shards())).collect();
@@ -233,6 +263,8 @@ async fn get_rates(state: web::Data<AppState>, id: web::Path<String>) -> Result<
             "pull {} without a {c} result is a {c}; the counter resets on any {c} result",
             b.hard_pity
         ),
+        kind: b.kind,
+        pity_carry_over: carry_over_rule(&state.data, b),
         soft_pity: b.soft_pity.clone(),
         featured: b.featured.clone(),
         featured_share: f64::from(b.featured_share_ppm) / 1e6,
@@ -315,7 +347,7 @@ async fn post_summon(
     body: web::Json<SummonRequest>,
 ) -> Result<HttpResponse, AppError> {
     let req = body.into_inner();
-    let banner = Arc::new(banner_or_404(&state, &req.banner_id)?.clone());
+    let banner = banner_or_404(&state, &req.banner_id)?;
     if banner.cost(req.count).is_none() {
         return Err(AppError::new(ErrorCode::ValidationFailed, format!("count must be 1 or 10, got {}", req.count))
             .with_details(json!({"field": "count"})));
@@ -323,25 +355,31 @@ async fn post_summon(
     let idem = key.for_body(&req);
     let (now, seed, count) = (state.clock.now(), rng::fresh_seed(), req.count);
     let summon_id = crate::store::time_ordered_id();
-    let written = write(&state, &who.0, Some(idem), summon_rule(banner.clone(), count, seed, summon_id, now)).await?;
+    let rule = summon_rule(state.data.clone(), banner.id.clone(), count, seed, summon_id, now);
+    let written = write(&state, &who.0, Some(idem), rule).await?;
     if written.fresh {
-        record_pulls(&banner, &written.view.results);
+        record_pulls(banner, &written.view.results);
     }
     Ok(respond(&written))
 }
 
-/// The rule of one summon: `count` pulls on `banner` from `seed`, charged at
+/// The rule of one summon: `count` pulls on the banner from `seed`, charged at
 /// once, with one history row holding its pulls and the `gacha.summoned` event. Pure: the
 /// store may run it again on a retried write and get the same receipt.
 pub fn summon_rule(
-    banner: Arc<Banner>,
+    data: Arc<GameData>,
+    banner_id: String,
     count: u32,
     seed: u64,
     summon_id: String,
     now: DateTime<Utc>,
 ) -> impl Fn(&mut Player) -> Result<Applied<SummonReceipt>, crate::game::error::GameError> + Send + Sync + 'static {
     move |p: &mut Player| {
-        let banner = &*banner;
+        let banner = data
+            .banners
+            .get(&banner_id)
+            .ok_or_else(|| crate::game::error::GameError::NotFound(format!("no banner {banner_id:?}")))?;
+        data.banners.migrate_pity(&mut p.pity);
         let s = engine::summon(p, banner, count, &mut rng::seeded(seed), now)?;
         let record =
             SummonRecord { summon_id: summon_id.clone(), banner_id: banner.id.clone(), results: s.results.clone() };
@@ -370,6 +408,8 @@ pub fn summon_rule(
 pub struct PityView {
     /// Banner id.
     pub banner_id: BannerId,
+    /// Its kind: every banner of the kind shows (and moves) the same counters.
+    pub kind: BannerKind,
     /// The category hard pity guarantees.
     pub pity_category: String,
     /// Pulls since the last pity-category result.
@@ -390,16 +430,18 @@ pub struct PityView {
 )]
 #[get("/api/gacha/pity")]
 async fn get_pity(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let p = who.player();
+    let mut pity = who.player().pity.clone();
+    state.data.banners.migrate_pity(&mut pity);
     let items: Vec<PityView> = state
         .data
         .banners
         .all()
         .iter()
         .map(|b| {
-            let s = p.pity.get(&b.id).copied().unwrap_or_default();
+            let s = pity.get(b.kind.pity_key()).copied().unwrap_or_default();
             PityView {
                 banner_id: BannerId(b.id.clone()),
+                kind: b.kind,
                 pity_category: b.pity_category.clone(),
                 pulls_since_pity: s.since_pity,
                 pulls_to_hard_pity: b.hard_pity - s.since_pity.min(b.hard_pity),
