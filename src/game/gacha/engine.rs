@@ -400,6 +400,27 @@ mod tests {
         }
     }
 
+    /// The simulation check catches an engine whose hard pity is one pull off
+    /// the published table (49 or 51 instead of 50 on the standard banner), which
+    /// the binomial band let through at this many pulls.
+    #[test]
+    fn the_simulation_check_fails_on_a_hard_pity_one_pull_off() {
+        let data = GameData::builtin();
+        let published = data.banners.get("standard").unwrap();
+        let text = include_str!("../../../config/banners.toml");
+        let at = text.find("id = \"standard\"").unwrap();
+        for off in ["hard_pity = 49", "hard_pity = 51"] {
+            let end = at + text[at..].find("hard_pity = 50").unwrap();
+            let changed = format!("{}{off}{}", &text[..end], &text[end + "hard_pity = 50".len()..]);
+            let table = crate::game::gacha::banner::BannerTable::from_toml("banners.toml", &changed, &data.catalog)
+                .expect("still a valid table");
+            let engine = table.get("standard").unwrap();
+            let check = crate::game::gacha::simulate::simulate_against(published, engine, 1_000_000, 20_261_126);
+            let outside: Vec<&str> = check.iter().filter(|r| !r.within_band()).map(|r| r.id.as_str()).collect();
+            assert!(outside.contains(&"SSR+"), "{off}: the pity category's share is outside its band");
+        }
+    }
+
     #[test]
     fn summon_charges_exactly_the_banner_price_or_nothing() {
         let data = GameData::builtin();

@@ -62,6 +62,51 @@ fn stationary(b: &Banner) -> Vec<f64> {
     reach.iter().map(|x| x / total).collect()
 }
 
+/// Per outcome category, in table order: the standard deviation of its observed
+/// share after n pulls, times √n. Pulls are not independent draws (pity ties
+/// them together), so the binomial √(r(1−r)) overstates it for the pity
+/// category by 2-3×, too wide a band to catch an off-by-one hard pity. Each
+/// pity cycle (the pulls up to and including a pity-category result) is a
+/// renewal; with T its length and R the category's count in it, the share is
+/// asymptotically normal with variance Var(R − r·T) / (E[T]·n) (renewal-reward
+/// theorem). Given T = k, the first k−1 pulls are independent draws among the
+/// other categories at their pull's weights, so every moment is an exact sum.
+pub fn share_sd(b: &Banner) -> Vec<f64> {
+    let n = b.outcomes.len();
+    let ppm = f64::from(PPM);
+    // Per cycle length k: P(T = k), and per category E[R | T = k] and Var(R | T = k).
+    let (mut reach, mut mean, mut var) = (1.0, vec![0.0; n], vec![0.0; n]);
+    let mut cycles = Vec::with_capacity(b.hard_pity as usize);
+    for pull in 1..=b.hard_pity {
+        let w = b.weights_at(pull);
+        let p = f64::from(w[b.pity_index]) / ppm;
+        let mut at_end = mean.clone();
+        at_end[b.pity_index] += 1.0;
+        cycles.push((reach * p, at_end, var.clone()));
+        reach *= 1.0 - p;
+        if p < 1.0 {
+            let others = ppm - f64::from(w[b.pity_index]);
+            for i in (0..n).filter(|&i| i != b.pity_index) {
+                let q = f64::from(w[i]) / others;
+                mean[i] += q;
+                var[i] += q * (1.0 - q);
+            }
+        }
+    }
+    let mu: f64 = cycles.iter().enumerate().map(|(k, (pk, ..))| (k + 1) as f64 * pk).sum();
+    (0..n)
+        .map(|i| {
+            let r: f64 = cycles.iter().map(|(pk, m, _)| pk * m[i]).sum::<f64>() / mu;
+            let second: f64 = cycles
+                .iter()
+                .enumerate()
+                .map(|(k, (pk, m, v))| pk * (v[i] + (m[i] - r * (k + 1) as f64).powi(2)))
+                .sum();
+            (second / mu).sqrt()
+        })
+        .collect()
+}
+
 /// The per-pull probability curve for pulls 1..=hard_pity.
 pub fn curve(b: &Banner) -> Vec<CurvePoint> {
     (1..=b.hard_pity)
@@ -202,6 +247,53 @@ mod tests {
         let ur = consolidated(b)[b.pity_index].consolidated_rate;
         let expected = 0.02 / (1.0 - 0.98f64.powi(50));
         assert!((ur - expected).abs() < 1e-12, "{ur} vs {expected}");
+    }
+
+    /// Each banner's long-run rate of its pity category, computed apart from this
+    /// code (exact rational arithmetic over the rules in GAME.md: base chance,
+    /// soft pity from its start pull, hard pity) and pinned here.
+    #[test]
+    fn pity_category_rates_equal_independently_derived_constants() {
+        let data = GameData::builtin();
+        for (banner, expected) in [
+            ("standard", 0.026_479_753_406_306),
+            ("premium", 0.031_454_932_823_493),
+            ("divine", 0.029_113_689_780_135),
+            ("celestial_descent", 0.021_155_809_016_951),
+        ] {
+            let b = data.banners.get(banner).unwrap();
+            let r = consolidated(b)[b.pity_index].consolidated_rate;
+            assert!((r - expected).abs() < 1e-14, "{banner}: {r} vs {expected}");
+        }
+    }
+
+    /// For the pity category the renewal-reward deviation is the classic
+    /// σ_T / μ_T^{3/2} of a renewal count, well under the binomial one; on these
+    /// tables no category's deviation is above its binomial one.
+    #[test]
+    fn share_deviation_follows_the_renewal_count_and_is_narrower_than_binomial() {
+        let data = GameData::builtin();
+        for b in data.banners.all() {
+            let sd = share_sd(b);
+            let mut reach = 1.0;
+            let (mut m1, mut m2) = (0.0, 0.0);
+            for pull in 1..=b.hard_pity {
+                let p = pity_p(b, pull);
+                let k = f64::from(pull);
+                m1 += reach * p * k;
+                m2 += reach * p * k * k;
+                reach *= 1.0 - p;
+            }
+            let renewal = ((m2 - m1 * m1) / m1.powi(3)).sqrt();
+            assert!((sd[b.pity_index] - renewal).abs() < 1e-12, "{}: {} vs {renewal}", b.id, sd[b.pity_index]);
+            let r = consolidated(b);
+            let binomial = (r[b.pity_index].consolidated_rate * (1.0 - r[b.pity_index].consolidated_rate)).sqrt();
+            assert!(sd[b.pity_index] < 0.6 * binomial, "{}: {} vs binomial {binomial}", b.id, sd[b.pity_index]);
+            for (i, d) in sd.iter().enumerate() {
+                let b1 = (r[i].consolidated_rate * (1.0 - r[i].consolidated_rate)).sqrt();
+                assert!(*d > 0.0 && *d <= b1 * 1.05, "{} {}: {d} vs {b1}", b.id, r[i].id);
+            }
+        }
     }
 
     #[test]

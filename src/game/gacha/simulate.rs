@@ -18,7 +18,8 @@ pub struct SimulatedRate {
     pub published: f64,
     /// Observed share.
     pub observed: f64,
-    /// Half-width of the 99.9% binomial band around `published`.
+    /// Half-width of the 99.9% band around `published`, from the share's
+    /// renewal-reward deviation (`rates::share_sd`), not the binomial one.
     pub band: f64,
 }
 
@@ -34,6 +35,13 @@ pub const Z_999: f64 = 3.2905;
 
 /// Runs `pulls` pulls (in ten-pulls, the rest as singles) from a fresh state.
 pub fn simulate(banner: &Banner, pulls: u64, seed: u64) -> Vec<SimulatedRate> {
+    simulate_against(banner, banner, pulls, seed)
+}
+
+/// Pulls `engine`'s table and compares with what `published` discloses: a
+/// check must fail when the engine does not serve the published table.
+pub fn simulate_against(published: &Banner, engine: &Banner, pulls: u64, seed: u64) -> Vec<SimulatedRate> {
+    let banner = engine;
     let mut rng = seeded(seed);
     let mut owned = BTreeMap::new();
     let mut pity = PityState::default();
@@ -49,17 +57,16 @@ pub fn simulate(banner: &Banner, pulls: u64, seed: u64) -> Vec<SimulatedRate> {
         }
         left -= n;
     }
-    rates::consolidated(banner)
+    let n = pulls.max(1) as f64;
+    rates::consolidated(published)
         .into_iter()
+        .zip(rates::share_sd(published))
         .zip(counts)
-        .map(|(r, c)| {
-            let p = r.consolidated_rate;
-            SimulatedRate {
-                id: r.id,
-                published: p,
-                observed: c as f64 / pulls.max(1) as f64,
-                band: Z_999 * (p * (1.0 - p) / pulls.max(1) as f64).sqrt(),
-            }
+        .map(|((r, sd), c)| SimulatedRate {
+            id: r.id,
+            published: r.consolidated_rate,
+            observed: c as f64 / n,
+            band: Z_999 * sd / n.sqrt(),
         })
         .collect()
 }
