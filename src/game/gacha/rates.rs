@@ -72,35 +72,36 @@ fn stationary(b: &Banner) -> Vec<f64> {
 /// theorem). Given T = k, the first k−1 pulls are independent draws among the
 /// other categories at their pull's weights, so every moment is an exact sum.
 pub fn share_sd(b: &Banner) -> Vec<f64> {
-    let n = b.outcomes.len();
+    let categories = b.outcomes.len();
     let ppm = f64::from(PPM);
     // Per cycle length k: P(T = k), and per category E[R | T = k] and Var(R | T = k).
-    let (mut reach, mut mean, mut var) = (1.0, vec![0.0; n], vec![0.0; n]);
+    let (mut reach, mut mean, mut var) = (1.0, vec![0.0; categories], vec![0.0; categories]);
     let mut cycles = Vec::with_capacity(b.hard_pity as usize);
     for pull in 1..=b.hard_pity {
-        let w = b.weights_at(pull);
-        let p = f64::from(w[b.pity_index]) / ppm;
+        let weights = b.weights_at(pull);
+        let pity = f64::from(weights[b.pity_index]) / ppm;
         let mut at_end = mean.clone();
         at_end[b.pity_index] += 1.0;
-        cycles.push((reach * p, at_end, var.clone()));
-        reach *= 1.0 - p;
-        if p < 1.0 {
-            let others = ppm - f64::from(w[b.pity_index]);
-            for i in (0..n).filter(|&i| i != b.pity_index) {
-                let q = f64::from(w[i]) / others;
-                mean[i] += q;
-                var[i] += q * (1.0 - q);
+        cycles.push((reach * pity, at_end, var.clone()));
+        reach *= 1.0 - pity;
+        if pity < 1.0 {
+            let others = ppm - f64::from(weights[b.pity_index]);
+            for c in (0..categories).filter(|&c| c != b.pity_index) {
+                let share = f64::from(weights[c]) / others;
+                mean[c] += share;
+                var[c] += share * (1.0 - share);
             }
         }
     }
-    let mu: f64 = cycles.iter().enumerate().map(|(k, (pk, ..))| (k + 1) as f64 * pk).sum();
-    (0..n)
-        .map(|i| {
-            let r: f64 = cycles.iter().map(|(pk, m, _)| pk * m[i]).sum::<f64>() / mu;
+    let length = |k: usize| (k + 1) as f64;
+    let mu: f64 = cycles.iter().enumerate().map(|(k, (chance, ..))| length(k) * chance).sum();
+    (0..categories)
+        .map(|c| {
+            let rate: f64 = cycles.iter().map(|(chance, means, _)| chance * means[c]).sum::<f64>() / mu;
             let second: f64 = cycles
                 .iter()
                 .enumerate()
-                .map(|(k, (pk, m, v))| pk * (v[i] + (m[i] - r * (k + 1) as f64).powi(2)))
+                .map(|(k, (chance, means, vars))| chance * (vars[c] + (means[c] - rate * length(k)).powi(2)))
                 .sum();
             (second / mu).sqrt()
         })
