@@ -233,6 +233,20 @@ async fn rates_are_disclosed_from_the_engine_tables() {
         let said = format!("{} {}", r.label(), r.duplicate_shards());
         assert!(rates["rules"]["duplicates"].as_str().unwrap().contains(&said), "{said}");
     }
+    // Per item: the featured hero at two thirds of the URs (the guarantee), every
+    // item summing to one; pulls and currency to the first featured hero, priced
+    // for a buyer of 10-pulls as they are paid.
+    let items = rates["items"].as_array().unwrap();
+    let total: f64 = items.iter().map(|i| i["probability"].as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-9);
+    let featured = items.iter().find(|i| i["item"] == "aethon_the_celestial_blade").unwrap();
+    assert_eq!((featured["featured"].as_bool(), featured["percent"].as_str()), (Some(true), Some("1.4104%")));
+    assert_eq!(rates["featured_percent"], "1.4104%");
+    let to_featured = rates["milestones"].as_array().unwrap().iter().find(|m| m["what"] == "a featured hero").unwrap();
+    let ten_only = to_featured["cost_ten_pulls_only"]["mean"].as_f64().unwrap();
+    assert!((ten_only - 20_298.67).abs() < 0.01, "{ten_only}");
+    assert_eq!(to_featured["pulls"]["max"], 160);
+    assert!(rates["precision"].as_str().unwrap().contains("4 decimal places"));
     assert_eq!(app.get("/api/gacha/banners/nope/rates", None).await.status(), 404);
 
     let (token, _) = app.register("Looker").await;
@@ -333,3 +347,32 @@ async fn pity_and_the_guarantee_carry_to_the_next_limited_banner(kind: StoreKind
 }
 
 on_both_stores!(pity_and_the_guarantee_carry_to_the_next_limited_banner);
+
+/// The banner list follows the clock: a limited banner leaves it the moment it
+/// ends (it was cached in Redis with its date filter for five minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_banner_list_drops_a_banner_the_moment_it_ends() {
+    use chrono::TimeZone;
+    use divine_heroes::platform::clock::ManualClock;
+    use divine_heroes::platform::config::Role;
+    if !crate::common::redis_reachable(crate::common::REDIS_URL).await {
+        return;
+    }
+    let scratch = crate::common::Scratch::new();
+    let prefix = scratch.prefix.clone();
+    let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2027, 1, 14, 23, 59, 30).unwrap());
+    let with_redis = move |s: &mut divine_heroes::platform::config::Settings| {
+        s.redis_enabled = true;
+        s.redis_url = crate::common::REDIS_URL.into();
+        s.cache_prefix = prefix;
+    };
+    let app = TestApp::spawn_with(StoreKind::Embedded, Role::All, with_redis, std::sync::Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let listed = |v: &Value| v["items"].as_array().unwrap().iter().any(|b| b["id"] == "celestial_descent");
+    let before: Value = app.get("/api/gacha/banners", None).await.json().await.unwrap();
+    assert!(listed(&before));
+    clock.advance(chrono::Duration::seconds(31));
+    let after: Value = app.get("/api/gacha/banners", None).await.json().await.unwrap();
+    assert!(!listed(&after), "ended at 2027-01-15T00:00:00Z");
+}

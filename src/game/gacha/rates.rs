@@ -201,6 +201,207 @@ pub fn featured_expectation(b: &Banner) -> Option<FeaturedExpectation> {
     })
 }
 
+/// The long-run share of featured heroes among pity-category heroes: without the
+/// guarantee a pity hero is featured with chance s, and one that is not makes
+/// the next featured, so the guarantee state is a two-state chain whose
+/// featured share is 1 / (2 − s) (two thirds at s = ½, not one half).
+pub fn featured_fraction(b: &Banner) -> Option<f64> {
+    let OutcomeKind::Hero { rarity } = b.outcomes[b.pity_index].kind else { return None };
+    if b.featured.is_empty() {
+        return None;
+    }
+    if b.off_featured_pool(rarity).is_empty() {
+        return Some(1.0);
+    }
+    Some(1.0 / (2.0 - f64::from(b.featured_share_ppm) / f64::from(PPM)))
+}
+
+/// The long-run chance of one obtainable item per pull.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ItemOdds {
+    /// A hero id, a currency outcome's id, or a filler reward in words.
+    pub item: String,
+    /// The outcome category it belongs to.
+    pub category: String,
+    /// Whether it is a featured hero.
+    pub featured: bool,
+    /// Exact long-run probability per pull (double precision).
+    pub probability: f64,
+    /// The same as a percentage rounded to 4 decimal places.
+    pub percent: String,
+}
+
+/// A probability as a percentage with 4 decimals, the precision the disclosure states.
+pub fn percent(p: f64) -> String {
+    format!("{:.4}%", p * 100.0)
+}
+
+/// Every obtainable item with its long-run chance per pull: each hero of a
+/// category's pool (uniform within the pool; featured heroes by the featured
+/// share with the guarantee), each currency outcome, each filler reward.
+pub fn item_odds(b: &Banner) -> Vec<ItemOdds> {
+    let mut items = Vec::new();
+    let mut push = |item: String, category: &str, featured: bool, probability: f64| {
+        items.push(ItemOdds {
+            item,
+            category: category.to_string(),
+            featured,
+            probability,
+            percent: percent(probability),
+        });
+    };
+    let filler_total: f64 = b.filler.iter().map(|f| f64::from(f.weight)).sum();
+    for (i, (o, r)) in b.outcomes.iter().zip(consolidated(b)).enumerate() {
+        let rate = r.consolidated_rate;
+        match &o.kind {
+            OutcomeKind::Hero { rarity } => {
+                let pool = b.pools.get(rarity).map(Vec::as_slice).unwrap_or_default();
+                match featured_fraction(b).filter(|_| i == b.pity_index) {
+                    Some(f) => {
+                        for h in &b.featured {
+                            push(h.clone(), &o.id, true, rate * f / b.featured.len() as f64);
+                        }
+                        let off = b.off_featured_pool(*rarity);
+                        for h in &off {
+                            push((*h).clone(), &o.id, false, rate * (1.0 - f) / off.len() as f64);
+                        }
+                    }
+                    None => {
+                        for h in pool {
+                            push(h.clone(), &o.id, false, rate / pool.len() as f64);
+                        }
+                    }
+                }
+            }
+            OutcomeKind::Currency { currency, amount } => push(format!("{amount} {currency}"), &o.id, false, rate),
+            OutcomeKind::Filler => {
+                for f in &b.filler {
+                    let item = match f.kind {
+                        FillerKind::Currency { currency, amount } => format!("{amount} {currency}"),
+                        FillerKind::Shards { amount, fallback_currency, fallback_amount } => format!(
+                            "{amount} shards of a random owned hero ({fallback_amount} {fallback_currency} with none)"
+                        ),
+                    };
+                    push(item, &o.id, false, rate * f64::from(f.weight) / filler_total);
+                }
+            }
+        }
+    }
+    items
+}
+
+/// How many pulls something takes, from a fresh state (no pity count, no guarantee).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PullsTo {
+    /// Expected pulls.
+    pub mean: f64,
+    /// Half of players get there within this many pulls.
+    pub p50: u32,
+    /// 90% of players.
+    pub p90: u32,
+    /// 99% of players.
+    pub p99: u32,
+    /// Every player (the rules guarantee it).
+    pub max: u32,
+}
+
+/// What that costs, bought as single pulls or only as 10-pulls (a 10-pull buyer
+/// pays for the whole 10-pull that brings it).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CostTo {
+    /// Expected cost.
+    pub mean: f64,
+    /// Half of players spend at most this.
+    pub p50: i64,
+    /// 90% of players.
+    pub p90: i64,
+    /// 99% of players.
+    pub p99: i64,
+    /// The most anyone spends.
+    pub max: i64,
+}
+
+/// Pulls and currency to a milestone.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Milestone {
+    /// What is reached (the pity category, or a featured hero).
+    pub what: String,
+    /// Pulls to it.
+    pub pulls: PullsTo,
+    /// Currency buying single pulls.
+    pub cost_single_pulls: CostTo,
+    /// Currency buying only 10-pulls.
+    pub cost_ten_pulls_only: CostTo,
+}
+
+/// P(first pity-category result at pull n), n = 1..=hard_pity (index n − 1).
+fn first_pity_pmf(b: &Banner) -> Vec<f64> {
+    let mut reach = 1.0;
+    (1..=b.hard_pity)
+        .map(|pull| {
+            let p = pity_p(b, pull);
+            let here = reach * p;
+            reach *= 1.0 - p;
+            here
+        })
+        .collect()
+}
+
+fn milestone(b: &Banner, what: String, pmf: &[f64]) -> Milestone {
+    let at = |q: f64| {
+        let mut cdf = 0.0;
+        for (i, p) in pmf.iter().enumerate() {
+            cdf += p;
+            if cdf >= q - 1e-12 {
+                return i as u32 + 1;
+            }
+        }
+        pmf.len() as u32
+    };
+    let max = pmf.iter().rposition(|&p| p > 0.0).map_or(0, |i| i as u32 + 1);
+    let mean_of = |f: &dyn Fn(u32) -> f64| pmf.iter().enumerate().map(|(i, p)| p * f(i as u32 + 1)).sum::<f64>();
+    let single = |n: u32| i64::from(n) * b.cost_single;
+    let tens = |n: u32| i64::from(n.div_ceil(10)) * b.cost_ten;
+    let cost = |f: &dyn Fn(u32) -> i64| CostTo {
+        mean: mean_of(&|n| f(n) as f64),
+        p50: f(at(0.5)),
+        p90: f(at(0.9)),
+        p99: f(at(0.99)),
+        max: f(max),
+    };
+    Milestone {
+        what,
+        pulls: PullsTo { mean: mean_of(&f64::from), p50: at(0.5), p90: at(0.9), p99: at(0.99), max },
+        cost_single_pulls: cost(&single),
+        cost_ten_pulls_only: cost(&tens),
+    }
+}
+
+/// Pulls and currency to the first pity-category result and, on a banner with
+/// featured heroes, to the first featured hero, from a fresh state.
+pub fn milestones(b: &Banner) -> Vec<Milestone> {
+    let first = first_pity_pmf(b);
+    let mut out = vec![milestone(b, format!("the first {}", b.pity_category), &first)];
+    if let (Some(_), OutcomeKind::Hero { rarity }) = (featured_fraction(b), &b.outcomes[b.pity_index].kind) {
+        // Featured at the first pity result with chance s, else at the second
+        // (guaranteed): s·T + (1 − s)·(T₁ + T₂).
+        let s = if b.off_featured_pool(*rarity).is_empty() {
+            1.0
+        } else {
+            f64::from(b.featured_share_ppm) / f64::from(PPM)
+        };
+        let mut pmf = vec![0.0; 2 * first.len()];
+        for (i, p) in first.iter().enumerate() {
+            pmf[i] += s * p;
+            for (j, q) in first.iter().enumerate() {
+                pmf[i + j + 1] += (1.0 - s) * p * q;
+            }
+        }
+        out.push(milestone(b, "a featured hero".into(), &pmf));
+    }
+    out
+}
+
 /// Checks that no banner hands back, on average, as much of its own currency as
 /// a pull costs (the divine banner refunds essence). Run by the loader once the
 /// banners are built, since it needs their exact rates.
@@ -294,6 +495,46 @@ mod tests {
                 let b1 = (r[i].consolidated_rate * (1.0 - r[i].consolidated_rate)).sqrt();
                 assert!(*d > 0.0 && *d <= b1 * 1.05, "{} {}: {d} vs {b1}", b.id, r[i].id);
             }
+        }
+    }
+
+    /// Celestial Descent: the featured hero is two thirds of its URs in the long
+    /// run (the guarantee), 1.410387% a pull; a buyer of 10-pulls only spends
+    /// 20,298.67 crystals on average to the first featured hero, more than the
+    /// 19,143.68 of pricing each pull at a tenth of a 10-pull.
+    #[test]
+    fn featured_odds_and_the_ten_pull_buyers_cost() {
+        let data = GameData::builtin();
+        let b = data.banners.get("celestial_descent").unwrap();
+        let items = item_odds(b);
+        let featured: f64 = items.iter().filter(|i| i.featured).map(|i| i.probability).sum();
+        assert!((featured - 0.021_155_809_016_951 * 2.0 / 3.0).abs() < 1e-14, "{featured}");
+        assert_eq!(items.iter().find(|i| i.featured).unwrap().percent, "1.4104%");
+        let m = milestones(b);
+        let to_featured = &m[1];
+        assert!(
+            (to_featured.cost_ten_pulls_only.mean - 20_298.67).abs() < 0.01,
+            "{}",
+            to_featured.cost_ten_pulls_only.mean
+        );
+        let per_pull_priced = featured_expectation(b).unwrap().expected_cost_ten_pulls;
+        assert!((per_pull_priced - 19_143.68).abs() < 0.01, "{per_pull_priced}");
+        assert!((to_featured.pulls.mean - featured_expectation(b).unwrap().expected_pulls).abs() < 1e-9);
+        assert_eq!((to_featured.pulls.max, m[0].pulls.max), (160, 80));
+        assert!(m[0].pulls.p50 <= m[0].pulls.p90 && m[0].pulls.p90 <= m[0].pulls.p99 && m[0].pulls.p99 <= 80);
+    }
+
+    #[test]
+    fn every_banners_items_sum_to_one_and_the_first_pity_result_is_hard_pity_bound() {
+        let data = GameData::builtin();
+        for b in data.banners.all() {
+            let total: f64 = item_odds(b).iter().map(|i| i.probability).sum();
+            assert!((total - 1.0).abs() < 1e-12, "{}: {total}", b.id);
+            let first = &milestones(b)[0];
+            assert_eq!(first.pulls.max, b.hard_pity, "{}", b.id);
+            let rate = consolidated(b)[b.pity_index].consolidated_rate;
+            assert!((first.pulls.mean - 1.0 / rate).abs() < 1e-9, "{}: the mean cycle is 1 / rate", b.id);
+            assert_eq!(first.cost_single_pulls.max, i64::from(b.hard_pity) * b.cost_single);
         }
     }
 

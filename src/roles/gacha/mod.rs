@@ -16,13 +16,12 @@ use crate::game::data::GameData;
 use crate::game::economy::{Balances, Currency};
 use crate::game::gacha::banner::{Banner, BannerKind, Filler, Outcome, SoftPity};
 use crate::game::gacha::engine::{self, PullResult, SummonRecord};
-use crate::game::gacha::rates::{self, ConsolidatedRate, FeaturedExpectation};
+use crate::game::gacha::rates::{self, ConsolidatedRate, FeaturedExpectation, ItemOdds, Milestone};
 use crate::game::ids::BannerId;
 use crate::game::player::PityState;
 use crate::game::player::Player;
 use crate::game::rng;
 use crate::platform::auth::{AuthPlayer, MaybePlayer};
-use crate::platform::cache::Tier;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::metrics::{GACHA_PUBLISHED_RATE, GACHA_PULLS};
@@ -105,33 +104,29 @@ async fn get_banners(state: web::Data<AppState>, who: MaybePlayer) -> Result<Htt
         Some(id) => Some(load_player(&state, id).await?),
         None => None,
     };
+    // Filtered on every call, not cached: a cached list would outlive a banner's
+    // start or end by up to its TTL (it is a filter over a few in-memory rows).
     let active: Vec<BannerView> = state
-        .cache
-        .get_or_load("banners", "banners:active", Tier::Long, async || {
-            let list: Vec<BannerView> = state
-                .data
-                .banners
-                .all()
-                .iter()
-                .filter(|b| b.is_active(now))
-                .map(|b| BannerView {
-                    id: BannerId(b.id.clone()),
-                    name: b.name.clone(),
-                    kind: b.kind,
-                    currency: b.currency,
-                    cost_single: b.cost_single,
-                    cost_ten: b.cost_ten,
-                    starts_at: b.starts_at,
-                    ends_at: b.ends_at,
-                    featured: b.featured.clone(),
-                    pity_category: b.pity_category.clone(),
-                    hard_pity: b.hard_pity,
-                    pity: None,
-                })
-                .collect();
-            Ok::<_, AppError>(list)
+        .data
+        .banners
+        .all()
+        .iter()
+        .filter(|b| b.is_active(now))
+        .map(|b| BannerView {
+            id: BannerId(b.id.clone()),
+            name: b.name.clone(),
+            kind: b.kind,
+            currency: b.currency,
+            cost_single: b.cost_single,
+            cost_ten: b.cost_ten,
+            starts_at: b.starts_at,
+            ends_at: b.ends_at,
+            featured: b.featured.clone(),
+            pity_category: b.pity_category.clone(),
+            hard_pity: b.hard_pity,
+            pity: None,
         })
-        .await?;
+        .collect();
     let pity = player.map(|p| {
         let mut pity = p.pity.clone();
         state.data.banners.migrate_pity(&mut pity);
@@ -214,6 +209,17 @@ pub struct RatesView<'a> {
     pub featured_expectation: Option<FeaturedExpectation>,
     /// Expected own currency returned per pull (refunds).
     pub expected_own_currency_returned_per_pull: f64,
+    /// Every obtainable item and its long-run chance per pull.
+    pub items: Vec<ItemOdds>,
+    /// The featured heroes' long-run chance per pull, the guarantee included.
+    pub featured_rate: Option<f64>,
+    /// The same as a percentage.
+    pub featured_percent: Option<String>,
+    /// Pulls and currency to the first pity-category result and to a featured
+    /// hero, from a fresh state: mean and percentiles.
+    pub milestones: Vec<Milestone>,
+    /// How precise the percentages are.
+    pub precision: &'static str,
 }
 
 /// The carry-over rule in words, from the banner table itself.
@@ -256,6 +262,9 @@ async fn get_rates(state: web::Data<AppState>, id: web::Path<String>) -> Result<
         .map(|c| CurveView { pull: c.pull, probabilities: c.probabilities.into_iter().collect() })
         .collect();
     let c = &b.pity_category;
+    let items = rates::item_odds(b);
+    let featured_rate =
+        (!b.featured.is_empty()).then(|| items.iter().filter(|i| i.featured).map(|i| i.probability).sum::<f64>());
     let rules = RulesView {
         pity_category: c.clone(),
         hard_pity: b.hard_pity,
@@ -287,6 +296,12 @@ async fn get_rates(state: web::Data<AppState>, id: web::Path<String>) -> Result<
         consolidated: rates::consolidated(b),
         featured_expectation: rates::featured_expectation(b),
         expected_own_currency_returned_per_pull: rates::expected_own_currency_per_pull(b),
+        featured_rate,
+        featured_percent: featured_rate.map(rates::percent),
+        items,
+        milestones: rates::milestones(b),
+        precision: "probabilities are exact long-run values in double precision (computed from the pity \
+                    chain, not sampled); percentages are those rounded to 4 decimal places",
     }))
 }
 
