@@ -87,8 +87,21 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Check every player's ledger against its balances (each entry chains from
-    /// the one before, the last one is the stored balance). Exits 1 on any mismatch.
+    /// Mark an account as a minor's (its summons are refused) or clear the mark.
+    /// Stop the server first when it uses the embedded store.
+    Minor {
+        /// Username (case-insensitive).
+        #[arg(long)]
+        to: String,
+        /// Clear the mark instead of setting it.
+        #[arg(long)]
+        clear: bool,
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check every player's ledger, summons, heroes and idempotency answers
+    /// against each other (README, Security). Exits 1 on any mismatch.
     Audit {
         /// Extra settings file.
         #[arg(long)]
@@ -258,6 +271,11 @@ fn main() -> ExitCode {
                 Ok(format!("created {n} players in {secs:.1} s ({:.0} per second)", n as f64 / secs.max(1e-9)))
             })
         }
+        Command::Minor { to, clear, config } => run_op(config.as_ref(), |store, cache, data| async move {
+            let writer = Writer { store: &store, cache: &cache, data: &data };
+            let p = ops::set_minor(&writer, &to, !clear).await?;
+            Ok(format!("{}: summons {}", p.username, if p.spending.minor { "barred" } else { "allowed" }))
+        }),
         Command::Audit { config } => {
             let history_kept = load(config.as_ref()).map(|s| s.retention().history).unwrap_or_default();
             run_op(config.as_ref(), move |store, _, data| async move {

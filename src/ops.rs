@@ -85,6 +85,24 @@ pub async fn grant(
     writer.store.player_by_id(&player.id).await?.context("the player vanished")
 }
 
+/// Marks an account as a minor's (summons refused, in the summon's own write)
+/// or clears the mark.
+pub async fn set_minor(writer: &Writer<'_>, username: &str, minor: bool) -> anyhow::Result<Player> {
+    let player = writer
+        .store
+        .player_by_username(&username.to_ascii_lowercase())
+        .await?
+        .with_context(|| format!("no player {username:?}"))?;
+    writer
+        .mutate(&player.id, None, Utc::now(), move |p| {
+            p.spending.minor = minor;
+            Ok(Applied::new(LedgerReason::SpendingControls, "operator", ()))
+        })
+        .await
+        .context("the mark was not applied")?;
+    writer.store.player_by_id(&player.id).await?.context("the player vanished")
+}
+
 /// Who receives a mail.
 pub enum Recipients {
     /// One player by username.

@@ -27,4 +27,17 @@ pub enum GameError {
     /// The action conflicts with the current state (cap reached, already claimed, inactive banner).
     #[error("{0}")]
     Conflict(String),
+    /// The summon would pass the player's own monthly spending cap.
+    #[error("this summon costs {cost} crystals; {spent} of your monthly cap of {cap} are spent")]
+    SpendingCapReached {
+        /// The cap.
+        cap: i64,
+        /// Spent this month.
+        spent: i64,
+        /// The summon's price.
+        cost: i64,
+    },
+    /// The account is marked as a minor's: no summons.
+    #[error("summons are not available on this account")]
+    SummonsBarred,
 }

@@ -13,3 +13,4 @@ pub mod player;
 pub mod progression;
 pub mod rewards;
 pub mod rng;
+pub mod spending;

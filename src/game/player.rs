@@ -161,6 +161,9 @@ pub struct Player {
     /// The opponents last offered: the only ones a challenge may name.
     #[serde(default)]
     pub arena_offer: Option<ArenaOffer>,
+    /// Spending and age controls on summons.
+    #[serde(default)]
+    pub spending: super::spending::SpendingControls,
     /// Leaderboard scores (derived; kept on the record so stores can index them).
     #[serde(default)]
     pub scores: Scores,
@@ -247,6 +250,7 @@ impl Player {
             login_failures: 0,
             login_blocked_until: None,
             arena_offer: None,
+            spending: super::spending::SpendingControls::default(),
             scores: Scores::default(),
             version: 0,
         }

@@ -43,6 +43,10 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     /// The action conflicts with the current state.
     Conflict,
+    /// A summon would pass the player's monthly spending cap.
+    SpendingCapReached,
+    /// Summons are barred on this account (a minor's).
+    SummonsBarred,
     /// Too many requests.
     RateLimited,
     /// A dependency is down or the server is shutting down.
@@ -73,6 +77,8 @@ impl ErrorCode {
             IdempotencyKeyInvalid => (StatusCode::BAD_REQUEST, "IDEMPOTENCY_KEY_INVALID"),
             IdempotencyKeyReused => (StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED"),
             Conflict => (StatusCode::CONFLICT, "CONFLICT"),
+            SpendingCapReached => (StatusCode::CONFLICT, "SPENDING_CAP_REACHED"),
+            SummonsBarred => (StatusCode::FORBIDDEN, "SUMMONS_BARRED"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
@@ -152,6 +158,7 @@ impl ResponseError for AppError {
 
 impl From<GameError> for AppError {
     fn from(e: GameError) -> Self {
+        let message = e.to_string();
         match e {
             GameError::InsufficientFunds(f) => AppError::new(ErrorCode::InsufficientFunds, f.to_string())
                 .with_details(json!({"currency": f.currency, "needed": f.needed, "has": f.has})),
@@ -162,6 +169,9 @@ impl From<GameError> for AppError {
             GameError::NotFound(m) => AppError::new(ErrorCode::NotFound, m),
             GameError::Invalid(m) => AppError::new(ErrorCode::ValidationFailed, m),
             GameError::Conflict(m) => AppError::new(ErrorCode::Conflict, m),
+            GameError::SpendingCapReached { cap, spent, cost } => AppError::new(ErrorCode::SpendingCapReached, message)
+                .with_details(json!({"monthly_cap": cap, "spent": spent, "cost": cost})),
+            GameError::SummonsBarred => AppError::new(ErrorCode::SummonsBarred, message),
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::game::economy::Balances;
 use crate::game::error::GameError;
 use crate::game::ids::{HeroId, PlayerId};
 use crate::game::player::{self, Player};
+use crate::game::spending::SpendingControls;
 use crate::platform::auth::PlayerSource;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::state::AppState;
@@ -82,6 +83,8 @@ pub struct PlayerView {
     pub team: Vec<Option<String>>,
     /// Sum of the team's power.
     pub team_power: u64,
+    /// Spending and age controls on summons, brought up to now.
+    pub spending: SpendingControls,
 }
 
 /// The view of one owned hero.
@@ -119,6 +122,7 @@ pub fn player_view(catalog: &Catalog, p: &Player, now: DateTime<Utc>) -> PlayerV
         stamina_max: player::STAMINA_MAX,
         next_stamina_in_secs: p.next_stamina_in(now),
         team: p.team.clone(),
+        spending: p.spending.settled(now),
     }
 }
 

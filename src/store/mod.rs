@@ -101,6 +101,8 @@ pub enum LedgerReason {
     OperatorGrant,
     /// The team changed.
     Team,
+    /// The player's spending controls changed (the cap), or an operator's (minor).
+    SpendingControls,
     /// A direct correction of a balance (operators; test fixtures).
     Adjustment,
     /// Stamina regenerated over time, written with the next write.
@@ -132,6 +134,7 @@ impl LedgerReason {
             Self::MailDelivered => "mail_delivered",
             Self::OperatorGrant => "operator_grant",
             Self::Team => "team",
+            Self::SpendingControls => "spending_controls",
             Self::Adjustment => "adjustment",
             Self::StaminaRegen => "stamina_regen",
             Self::TicketRefill => "ticket_refill",

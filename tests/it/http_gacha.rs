@@ -376,3 +376,69 @@ async fn the_banner_list_drops_a_banner_the_moment_it_ends() {
     let after: Value = app.get("/api/gacha/banners", None).await.json().await.unwrap();
     assert!(!listed(&after), "ended at 2027-01-15T00:00:00Z");
 }
+
+/// A player's monthly cap on crystals spent on summons holds under concurrent
+/// summons (checked in each summon's own write), loosens only after its
+/// cooling-off, and does not count coins; an account marked as a minor's by an
+/// operator cannot summon at all, and a refused summon charges nothing.
+async fn spending_cap_and_minor_bar_hold_in_the_summon_write(kind: StoreKind) {
+    use chrono::TimeZone;
+    use divine_heroes::platform::clock::ManualClock;
+    use divine_heroes::platform::config::Role;
+    let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap());
+    let Some(app) = TestApp::spawn_with(kind, Role::All, |_| {}, std::sync::Arc::new(clock.clone())).await else {
+        return;
+    };
+    let (token, id) = app.register("Careful").await;
+    app.set_balance(&id, Currency::Crystals, 10_000).await;
+    app.set_balance(&id, Currency::Coins, 5_000).await;
+    let cap = |c: Value| {
+        app.http
+            .put(app.url("/api/player/spending-cap"))
+            .bearer_auth(&token)
+            .json(&json!({"monthly_crystals": c}))
+            .send()
+    };
+    let r = cap(json!(3000)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["monthly_cap"], 3000);
+
+    let keys: Vec<String> = (0..20).map(|i| format!("capped-{i}")).collect();
+    let results = join_all(keys.iter().map(|k| app.summon(&token, "premium", 1, k))).await;
+    let mut codes = BTreeMap::new();
+    for r in results {
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        *codes.entry((status, body["error"]["code"].as_str().unwrap_or("").to_string())).or_insert(0) += 1;
+    }
+    assert_eq!(codes.get(&(200, String::new())), Some(&10), "exactly 3000 / 300 summons pass: {codes:?}");
+    assert_eq!(codes.get(&(409, "SPENDING_CAP_REACHED".to_string())), Some(&10), "{codes:?}");
+    let p = app.player(&id).await;
+    assert_eq!((p.balances.crystals, p.spending.spent), (7_000, 3_000), "refused summons charged nothing");
+    assert_eq!(app.summon(&token, "standard", 1, "coins-are-not-capped").await.status(), 200);
+
+    // Raising waits out a day; the view says when.
+    let r = cap(json!(6000)).await.unwrap();
+    let view: Value = r.json().await.unwrap();
+    assert_eq!((view["monthly_cap"].as_i64(), view["pending"]["monthly_cap"].as_i64()), (Some(3000), Some(6000)));
+    assert_eq!(app.summon(&token, "premium", 1, "still-capped").await.status(), 409);
+    clock.advance(chrono::Duration::hours(25));
+    let token = app.login("Careful").await;
+    assert_eq!(app.summon(&token, "premium", 1, "after-the-wait").await.status(), 200);
+    let me: Value = app.get("/api/player", Some(&token)).await.json().await.unwrap();
+    assert_eq!((me["spending"]["monthly_cap"].as_i64(), me["spending"]["spent"].as_i64()), (Some(6000), Some(3300)));
+    let negative = app.http.put(app.url("/api/player/spending-cap")).bearer_auth(&token);
+    assert_eq!(negative.json(&json!({"monthly_crystals": -5})).send().await.unwrap().status(), 422);
+
+    // An operator marks the account as a minor's: nothing more is spent.
+    divine_heroes::ops::set_minor(&app.writer(), "careful", true).await.unwrap();
+    let before = app.player(&id).await.balances;
+    let r = app.summon(&token, "standard", 1, "barred").await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "SUMMONS_BARRED");
+    assert_eq!(app.player(&id).await.balances, before);
+    divine_heroes::ops::set_minor(&app.writer(), "careful", false).await.unwrap();
+    assert_eq!(app.summon(&token, "standard", 1, "allowed-again").await.status(), 200);
+}
+
+on_both_stores!(spending_cap_and_minor_bar_hold_in_the_summon_write);

@@ -23,6 +23,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     )
     .service(player::get_player)
     .service(player::get_ledger)
+    .service(player::put_spending_cap)
     .service(heroes::get_heroes)
     .service(heroes::get_catalog)
     .service(heroes::post_level_up)

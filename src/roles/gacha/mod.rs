@@ -395,6 +395,12 @@ pub fn summon_rule(
             .get(&banner_id)
             .ok_or_else(|| crate::game::error::GameError::NotFound(format!("no banner {banner_id:?}")))?;
         data.banners.migrate_pity(&mut p.pity);
+        let price = banner
+            .cost(count)
+            .ok_or_else(|| crate::game::error::GameError::Invalid(format!("count must be 1 or 10, got {count}")))?;
+        // The controls first: a refused summon changes nothing (the rule's error
+        // discards the whole record).
+        p.spending.charge(banner.currency, price, now)?;
         let s = engine::summon(p, banner, count, &mut rng::seeded(seed), now)?;
         let record =
             SummonRecord { summon_id: summon_id.clone(), banner_id: banner.id.clone(), results: s.results.clone() };
