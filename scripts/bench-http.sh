@@ -13,6 +13,8 @@
 # when the machine has two cores or more.
 # SEED_PLAYERS=N first creates N other players in bulk (`divine-heroes seed`),
 # to see how the cost of a request changes with the size of the store.
+# SERVE_ARGS adds flags to `serve` (for example --no-workers: no event relay
+# or consumers in the process, to see what they cost the write path).
 # Usage: scripts/bench-http.sh [SECONDS=5] [CONNECTIONS=32] [PLAYERS=128]
 # Needs wrk (apt-get install -y wrk), curl and python3; the binary from
 # `cargo build --release` (or BIN=path).
@@ -39,7 +41,8 @@ export DATA_DIR=$DATA/store RATE_LIMIT_REQUESTS=1000000000 AUTH_RATE_LIMIT_REQUE
 base=http://127.0.0.1:$PORT
 
 start() {
-  "${SERVER_PIN[@]}" "$BIN" serve --role all --port "$PORT" >>"$DATA/server.log" 2>&1 &
+  # shellcheck disable=SC2086 # SERVE_ARGS: extra serve flags, word-split on purpose
+  "${SERVER_PIN[@]}" "$BIN" serve --role all --port "$PORT" ${SERVE_ARGS:-} >>"$DATA/server.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 200); do curl -sf "$base/health/ready" >/dev/null && return; sleep 0.05; done
   echo "the server did not become ready; its log:" >&2; cat "$DATA/server.log" >&2; exit 1

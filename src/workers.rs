@@ -15,7 +15,7 @@ use crate::platform::metrics::{
 };
 use crate::platform::queue::{Consumer, Queue};
 use crate::state::AppState;
-use crate::store::events::{ConsumeItem, DomainEvent, Event};
+use crate::store::events::{ConsumeItem, DomainEvent, Draw, Event};
 
 /// Events relayed per round trip.
 const RELAY_BATCH: usize = 256;
@@ -244,7 +244,8 @@ pub async fn apply(state: &AppState, events: &[Event]) -> anyhow::Result<()> {
         let economy = matches!(e.body, DomainEvent::LedgerChanged { .. } | DomainEvent::GachaSummoned { .. });
         if economy || !counters.is_empty() {
             item_of.push(Some(items.len()));
-            items.push(ConsumeItem { event_id: e.id.clone(), counters, audit: economy.then(|| e.clone()) });
+            let (audit, draws) = (economy.then(|| e.clone()), Draw::of_event(e));
+            items.push(ConsumeItem { event_id: e.id.clone(), counters, audit, draws });
         } else {
             item_of.push(None);
         }

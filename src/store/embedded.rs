@@ -36,6 +36,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// (consumer, event id) → (): which consumer applied which event.
 const CONSUMED: TableDefinition<(&str, &str), ()> = TableDefinition::new("consumed");
 const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
+/// The public draw record: (banner, draw id) → the draw as JSON.
+const DRAWS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("draws");
 /// (event kind, event id) → unix seconds of the event: that an economy event was
 /// audited, once (its data is in the ledger and history already).
 const AUDIT: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("audit");
@@ -169,6 +171,7 @@ impl EmbeddedStore {
             txn.open_table(META).map_err(unavailable)?;
             txn.open_table(CONSUMED).map_err(unavailable)?;
             txn.open_table(COUNTERS).map_err(unavailable)?;
+            txn.open_table(DRAWS).map_err(unavailable)?;
             txn.open_table(AUDIT).map_err(unavailable)?;
             txn.open_table(IDEMPOTENCY_BY_TIME).map_err(unavailable)?;
             txn.open_table(HISTORY_BY_TIME).map_err(unavailable)?;
@@ -560,6 +563,27 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn draws(
+        &self,
+        banner_id: &str,
+        before: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<super::events::Draw>, StoreError> {
+        let banner = banner_id.to_string();
+        self.read(move |txn| {
+            let t = txn.open_table(DRAWS).map_err(unavailable)?;
+            let end = before.unwrap_or_else(|| "\u{10ffff}".to_string());
+            let mut out = Vec::with_capacity(limit);
+            for row in
+                t.range((banner.as_str(), "")..(banner.as_str(), end.as_str())).map_err(unavailable)?.rev().take(limit)
+            {
+                out.push(decode(row.map_err(unavailable)?.1.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn idempotency_records(
         &self,
         player_id: &str,
@@ -695,6 +719,7 @@ impl Store for EmbeddedStore {
             let mut done = txn.open_table(CONSUMED).map_err(unavailable)?;
             let mut counters = txn.open_table(COUNTERS).map_err(unavailable)?;
             let mut audit = txn.open_table(AUDIT).map_err(unavailable)?;
+            let mut draws = txn.open_table(DRAWS).map_err(unavailable)?;
             let mut applied = Vec::with_capacity(items.len());
             for item in &items {
                 if done.get((consumer.as_str(), item.event_id.as_str())).map_err(unavailable)?.is_some() {
@@ -710,6 +735,9 @@ impl Store for EmbeddedStore {
                     audit
                         .insert((e.kind(), e.id.as_str()), e.at.timestamp().to_be_bytes().as_slice())
                         .map_err(unavailable)?;
+                }
+                for d in &item.draws {
+                    draws.insert((d.banner_id.as_str(), d.id.as_str()), encode(d)?.as_slice()).map_err(unavailable)?;
                 }
                 applied.push(true);
             }
@@ -754,6 +782,7 @@ impl Store for EmbeddedStore {
         let (idem_cut, history_cut) = (unix_secs(idempotency_before), unix_secs(history_before));
         // Event ids are UUIDv7 in hex: their first 12 digits are the Unix time in ms.
         let consumed_cut = format!("{:012x}", idempotency_before.timestamp_millis().max(0));
+        let draws_cut = format!("{:012x}", history_before.timestamp_millis().max(0));
         self.write(move |txn| {
             let mut removed = 0u64;
             let mut by_time = txn.open_table(IDEMPOTENCY_BY_TIME).map_err(unavailable)?;
@@ -804,6 +833,7 @@ impl Store for EmbeddedStore {
                 by_time.remove((*at, p.as_str(), *version)).map_err(unavailable)?;
             }
             removed += prune_consumed(txn, &consumed_cut, limit)?;
+            removed += prune_draws(txn, &draws_cut, limit)?;
             Ok(removed)
         })
         .await
@@ -813,32 +843,45 @@ impl Store for EmbeddedStore {
 /// Removes consumers' marks of events older than `cut` (a prefix of a
 /// time-ordered event id): a broker redelivers within minutes, and the relay
 /// republishes only what no consumer applied, so an old mark guards nothing.
-/// Each consumer's marks are one key range ordered by event id, so its old
-/// marks are the start of that range.
 fn prune_consumed(txn: &WriteTransaction, cut: &str, limit: usize) -> Result<u64, StoreError> {
-    let mut done = txn.open_table(CONSUMED).map_err(unavailable)?;
+    prune_before(&mut txn.open_table(CONSUMED).map_err(unavailable)?, cut, limit)
+}
+
+/// Removes each banner's public draws older than `cut` (draw ids start with
+/// their event's time-ordered id).
+fn prune_draws(txn: &WriteTransaction, cut: &str, limit: usize) -> Result<u64, StoreError> {
+    prune_before(&mut txn.open_table(DRAWS).map_err(unavailable)?, cut, limit)
+}
+
+/// In a table keyed by (group, time-ordered id), removes up to `limit` rows per
+/// group whose id sorts before `cut`: each group's old rows start its range.
+fn prune_before<V: redb::Value + 'static>(
+    table: &mut redb::Table<(&'static str, &'static str), V>,
+    cut: &str,
+    limit: usize,
+) -> Result<u64, StoreError> {
     let mut removed = 0u64;
-    let mut consumer = String::new();
+    let mut group = String::new();
     loop {
-        // The next consumer after the previous one.
-        let next = done
-            .range::<(&str, &str)>((consumer.as_str(), "\u{10ffff}")..)
+        // The next group after the previous one.
+        let next = table
+            .range::<(&str, &str)>((group.as_str(), "\u{10ffff}")..)
             .map_err(unavailable)?
             .next()
             .transpose()
             .map_err(unavailable)?
             .map(|(k, _)| k.value().0.to_string());
         let Some(next) = next else { return Ok(removed) };
-        consumer = next;
-        let old: Vec<String> = done
-            .range((consumer.as_str(), "")..(consumer.as_str(), cut))
+        group = next;
+        let old: Vec<String> = table
+            .range((group.as_str(), "")..(group.as_str(), cut))
             .map_err(unavailable)?
             .take(limit)
             .map(|r| r.map(|(k, _)| k.value().1.to_string()))
             .collect::<Result<_, _>>()
             .map_err(unavailable)?;
         for id in &old {
-            done.remove((consumer.as_str(), id.as_str())).map_err(unavailable)?;
+            table.remove((group.as_str(), id.as_str())).map_err(unavailable)?;
             removed += 1;
         }
     }

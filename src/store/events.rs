@@ -8,7 +8,7 @@ use super::{Effects, LedgerEntry, LedgerReason};
 use crate::game::battle::arena::RatingChange;
 use crate::game::battle::Side;
 use crate::game::economy::Balances;
-use crate::game::gacha::engine::PullResult;
+use crate::game::gacha::engine::{Grant, PullResult};
 use crate::game::player::Player;
 
 /// A domain event with its envelope. Consumers apply each id at most once.
@@ -126,6 +126,54 @@ pub struct ConsumeItem {
     pub counters: Vec<(String, i64)>,
     /// The event to keep in the audit log, if it is an economy event.
     pub audit: Option<Event>,
+    /// Pulls to add to the public draw record.
+    pub draws: Vec<Draw>,
+}
+
+/// One pull in a banner's public draw record: what the banner gave and when,
+/// with nothing that names the player or the summon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Draw {
+    /// Position in the banner's record (time-ordered; the next page's cursor).
+    pub id: String,
+    /// The banner.
+    pub banner_id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The outcome category.
+    pub category: String,
+    /// What it gave: a hero id, or an amount and a currency, or shards.
+    pub item: String,
+    /// For a featured banner's pity-category hero: whether it was featured.
+    pub featured: Option<bool>,
+    /// Whether hard pity forced it.
+    pub pity_triggered: bool,
+}
+
+impl Draw {
+    /// The pulls of a `gacha.summoned` event (none for any other event). Ids are
+    /// the event's time-ordered id and the pull's position, so a banner's record
+    /// sorts by time.
+    pub fn of_event(e: &Event) -> Vec<Draw> {
+        let DomainEvent::GachaSummoned { banner_id, results, .. } = &e.body else { return Vec::new() };
+        results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Draw {
+                id: format!("{}{i:02}", e.id),
+                banner_id: banner_id.clone(),
+                at: e.at,
+                category: r.category.clone(),
+                item: match &r.grant {
+                    Grant::NewHero { hero_id } | Grant::Duplicate { hero_id, .. } => hero_id.clone(),
+                    Grant::Currency { currency, amount } => format!("{amount} {currency}"),
+                    Grant::Shards { shards, .. } => format!("{shards} shards"),
+                },
+                featured: r.featured,
+                pity_triggered: r.pity_triggered,
+            })
+            .collect()
+    }
 }
 
 /// An outbox row: the event and the store's handle to delete it once relayed.

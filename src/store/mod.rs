@@ -451,7 +451,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` idempotency records written before `idempotency_before`,
     /// up to `limit` writes' history rows written before `history_before`, and up
     /// to `limit` per consumer of its marks of events older than
-    /// `idempotency_before`; returns how many rows went. Stores that expire them
+    /// `idempotency_before`, and up to `limit` per banner of its public draw
+    /// record older than `history_before`; returns how many rows went. Stores that expire them
     /// by themselves (MongoDB TTL indexes) return 0.
     async fn prune(
         &self,
@@ -466,6 +467,13 @@ pub trait Store: Send + Sync + 'static {
     async fn import_players(&self, players: &[Player]) -> Result<usize, StoreError>;
     /// Player ids in id order after `after`, for operator commands that visit everyone.
     async fn player_ids(&self, after: Option<String>, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// A banner's public draw record, newest first, before the draw id `before`.
+    async fn draws(
+        &self,
+        banner_id: &str,
+        before: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<events::Draw>, StoreError>;
     /// A player's kept idempotency records (key and the response it answered), in
     /// key order after `after`, for the audit to check against their effects.
     async fn idempotency_records(

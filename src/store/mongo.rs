@@ -211,6 +211,7 @@ impl MongoStore {
         }
         self.ttl_index("idempotency", "at", self.retention.idempotency).await?;
         self.ttl_index("consumed", "at", self.retention.idempotency).await?;
+        self.ttl_index("draws", "at", self.retention.history).await?;
         self.ttl_index("history", "at_date", self.retention.history).await
     }
 
@@ -302,6 +303,18 @@ impl MongoStore {
                     .insert_one(doc! {"_id": &e.id, "kind": e.kind(), "event": text})
                     .session(&mut s)
                     .await?;
+            }
+            if !item.draws.is_empty() {
+                // `_id` <banner>:<draw id> keeps a banner's record one ordered range;
+                // `at` is for the TTL index (history retention).
+                let docs = item.draws.iter().map(|d| {
+                    doc! {
+                        "_id": format!("{}:{}", d.banner_id, d.id),
+                        "at": bson::DateTime::from_chrono(d.at),
+                        "draw": serde_json::to_string(d).unwrap_or_default(),
+                    }
+                });
+                self.db.collection::<Document>("draws").insert_many(docs).session(&mut s).await?;
             }
             applied.push(true);
         }
@@ -689,6 +702,40 @@ impl Store for MongoStore {
                 .await
                 .map_err(unavailable)?;
             Ok(docs.iter().filter_map(|d| d.get_str("_id").ok().map(str::to_string)).collect())
+        })
+        .await
+    }
+
+    async fn draws(
+        &self,
+        banner_id: &str,
+        before: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<super::events::Draw>, StoreError> {
+        let upper = match before {
+            Some(b) => format!("{banner_id}:{b}"),
+            None => format!("{banner_id};"),
+        };
+        let filter = doc! {"_id": {"$gte": format!("{banner_id}:"), "$lt": upper}};
+        self.bounded(async move {
+            use futures_util::TryStreamExt;
+            let docs: Vec<Document> = self
+                .db
+                .collection::<Document>("draws")
+                .find(filter)
+                .sort(doc! {"_id": -1})
+                .limit(limit as i64)
+                .await
+                .map_err(unavailable)?
+                .try_collect()
+                .await
+                .map_err(unavailable)?;
+            docs.iter()
+                .map(|d| {
+                    let text = d.get_str("draw").map_err(unavailable)?;
+                    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("draw {d}: {e}")))
+                })
+                .collect()
         })
         .await
     }

@@ -53,6 +53,70 @@ async fn every_summon_reaches_the_consumers_once(kind: StoreKind) {
 
 on_both_stores!(every_summon_reaches_the_consumers_once);
 
+/// Every pull reaches its banner's public draw record once (a replayed summon
+/// adds nothing), newest first across pages, with nothing that names the
+/// player or the summon; the observed table counts the same pulls; the record
+/// is pruned with the history.
+async fn the_public_draw_record_has_every_pull_and_no_player(kind: StoreKind) {
+    let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::default());
+    let Some(app) = TestApp::spawn_full(kind, Role::All, |_| {}, Arc::new(SystemClock), Some(queue)).await else {
+        return;
+    };
+    let mut secrets = Vec::new();
+    for (name, count, times) in [("Drawer", 10, 2), ("Quiet", 1, 3)] {
+        let (token, id) = app.register(name).await;
+        app.set_balance(&id, divine_heroes::game::economy::Currency::DivineEssence, 30).await;
+        secrets.extend([id, name.to_string(), name.to_lowercase()]);
+        for i in 0..times {
+            let r = app.summon(&token, "divine", count, &format!("{name}-{i}")).await;
+            assert_eq!(r.status(), 200);
+            secrets.push(r.json::<serde_json::Value>().await.unwrap()["summon_id"].as_str().unwrap().to_string());
+        }
+        assert_eq!(app.summon(&token, "divine", count, &format!("{name}-0")).await.status(), 200, "a replay");
+    }
+    assert_eq!(wait_for_counts(&app.state.store, 23, 5).await, (23, 5));
+
+    let mut draws = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let path = format!("/api/gacha/banners/divine/draws?limit=10{cursor}");
+        let r = app.get(&path, None).await;
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "the record names {secret}: {text}");
+        }
+        let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+        draws.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(draws.len(), 23, "every pull once");
+    let ids: Vec<&str> = draws.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first, no repeats: {ids:?}");
+    assert!(draws.iter().all(|d| d["banner_id"] == "divine" && d["item"].as_str().is_some_and(|i| !i.is_empty())));
+
+    let observed: serde_json::Value = app.get("/api/gacha/banners/divine/observed", None).await.json().await.unwrap();
+    assert_eq!(observed["total_pulls"], 23);
+    let categories = observed["categories"].as_array().unwrap();
+    let by_record = |c: &str| draws.iter().filter(|d| d["category"] == c).count() as i64;
+    for c in categories {
+        assert_eq!(c["pulls"].as_i64().unwrap(), by_record(c["category"].as_str().unwrap()), "{c}");
+    }
+    assert_eq!(app.get("/api/gacha/banners/divine/draws?cursor=zz!", None).await.status(), 422);
+    assert_eq!(app.get("/api/gacha/banners/nope/draws", None).await.status(), 404);
+
+    if matches!(kind, StoreKind::Embedded) {
+        let later = chrono::Utc::now() + chrono::Duration::days(1);
+        app.state.store.prune(later - chrono::Duration::days(400), later, 1000).await.unwrap();
+        assert!(app.state.store.draws("divine", None, 10).await.unwrap().is_empty(), "pruned with the history");
+    }
+}
+
+on_both_stores!(the_public_draw_record_has_every_pull_and_no_player);
+
 /// A shared broker for these tests.
 #[derive(Clone, Copy, Debug)]
 enum Broker {

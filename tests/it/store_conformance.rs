@@ -219,7 +219,12 @@ async fn each_event_is_consumed_once(kind: StoreKind) {
     use divine_heroes::store::events::ConsumeItem;
     let Some(ts) = open_store(kind).await else { return };
     let store = ts.store.clone();
-    let item = |id: &str| ConsumeItem { event_id: id.into(), counters: vec![("gacha:test:SR".into(), 1)], audit: None };
+    let item = |id: &str| ConsumeItem {
+        event_id: id.into(),
+        counters: vec![("gacha:test:SR".into(), 1)],
+        audit: None,
+        draws: vec![],
+    };
     // Two copies in one batch, then a redelivery of both ids in a later one.
     let first = store.consume_batch("c", &[item("e1"), item("e1"), item("e2")], &[]).await.unwrap();
     assert_eq!(first, vec![true, false, true]);
@@ -285,7 +290,7 @@ async fn expired_records_go_and_fresh_ones_stay(kind: StoreKind) {
         uuid::Uuid::new_v7(ts).simple().to_string()
     };
     let (old_event, new_event) = (event_at(now - chrono::Duration::days(2)), event_at(now));
-    let item = |id: &str| ConsumeItem { event_id: id.into(), counters: vec![], audit: None };
+    let item = |id: &str| ConsumeItem { event_id: id.into(), counters: vec![], audit: None, draws: vec![] };
     let marks = store.consume_batch("keeper", &[item(&old_event), item(&new_event)], &[]).await.unwrap();
     assert_eq!(marks, vec![true, true]);
 
@@ -316,6 +321,7 @@ async fn expired_records_go_and_fresh_ones_stay(kind: StoreKind) {
             for (coll, name, secs) in [
                 ("idempotency", "at_ttl", 86_400),
                 ("consumed", "at_ttl", 86_400),
+                ("draws", "at_ttl", 90 * 86_400),
                 ("history", "at_date_ttl", 90 * 86_400),
             ] {
                 let mut cursor = db.collection::<mongodb::bson::Document>(coll).list_indexes().await.unwrap();

@@ -26,14 +26,20 @@ use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::metrics::{GACHA_PUBLISHED_RATE, GACHA_PULLS};
 use crate::state::AppState;
-use crate::store::events::DomainEvent;
+use crate::store::events::{DomainEvent, Draw};
 use crate::store::LedgerReason;
 use crate::writes::Applied;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Mounts the gacha role.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(get_banners).service(get_rates).service(post_summon).service(get_pity).service(get_history);
+    cfg.service(get_banners)
+        .service(get_rates)
+        .service(get_draws)
+        .service(get_observed)
+        .service(post_summon)
+        .service(get_pity)
+        .service(get_history);
 }
 
 /// Publishes every banner's consolidated rates as gauges, next to which the
@@ -554,4 +560,91 @@ impl std::fmt::Display for HistoryCursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:x}.{}", self.before.unwrap_or(u64::MAX), self.skip)
     }
+}
+
+/// `GET /api/gacha/banners/{id}/draws`: the banner's public draw record.
+#[utoipa::path(
+    get,
+    path = "/api/gacha/banners/{id}/draws",
+    params(("id" = String, Path, description = "A banner id"), ("limit" = Option<usize>, Query, description = "1-100, default 20"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "OK", body = Paged<Draw>), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    description = "Every pull of the banner, newest first, kept as long as the history (90 days by default): result, time, no player"
+)]
+#[get("/api/gacha/banners/{id}/draws")]
+async fn get_draws(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let b = banner_or_404(&state, &id)?;
+    let limit = q.limit()?;
+    let before = match q.raw_cursor() {
+        Some(c) if c.len() <= 64 && c.bytes().all(|x| x.is_ascii_hexdigit()) => Some(c.to_string()),
+        Some(_) => return Err(AppError::new(ErrorCode::ValidationFailed, "cursor is not one this server issued")),
+        None => None,
+    };
+    let mut items = state.store.draws(&b.id, before, limit + 1).await?;
+    let next_cursor = (items.len() > limit).then(|| items[limit - 1].id.clone());
+    items.truncate(limit);
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=5")).json(Paged { items, next_cursor }))
+}
+
+/// One category's observed share next to its published rate.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ObservedRate {
+    /// Outcome category.
+    pub category: String,
+    /// The published long-run rate.
+    pub published: f64,
+    /// Pulls that gave it, every player together.
+    pub pulls: i64,
+    /// Its share of all the banner's pulls.
+    pub observed: f64,
+}
+
+/// Every category of a banner, observed against published.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ObservedView {
+    /// Banner id.
+    pub banner_id: BannerId,
+    /// Pulls counted (every summon since the banner opened, counted once by the
+    /// event consumers).
+    pub total_pulls: i64,
+    /// Per category.
+    pub categories: Vec<ObservedRate>,
+}
+
+/// `GET /api/gacha/banners/{id}/observed`: what the record implies.
+#[utoipa::path(
+    get,
+    path = "/api/gacha/banners/{id}/observed",
+    params(("id" = String, Path, description = "A banner id")),
+    responses((status = 200, description = "OK", body = ObservedView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
+    description = "Observed share of each category over every pull, next to the published rate"
+)]
+#[get("/api/gacha/banners/{id}/observed")]
+async fn get_observed(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let b = banner_or_404(&state, &id)?;
+    let prefix = format!("gacha:{}:", b.id);
+    let counts: BTreeMap<String, i64> = state
+        .store
+        .counters(&prefix)
+        .await?
+        .into_iter()
+        .map(|(name, n)| (name.trim_start_matches(prefix.as_str()).to_string(), n))
+        .collect();
+    let total: i64 = counts.values().sum();
+    let categories = rates::consolidated(b)
+        .into_iter()
+        .map(|r| {
+            let pulls = counts.get(&r.id).copied().unwrap_or(0);
+            ObservedRate {
+                published: r.consolidated_rate,
+                pulls,
+                observed: pulls as f64 / total.max(1) as f64,
+                category: r.id,
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(ObservedView { banner_id: BannerId(b.id.clone()), total_pulls: total, categories }))
 }
