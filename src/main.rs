@@ -225,6 +225,17 @@ fn main() -> ExitCode {
                         data.catalog.all().len(),
                         settings.game_data_dir.join("heroes.toml").display()
                     );
+                    if data.unrecorded_versions.is_empty() {
+                        println!("rate tables: every version recorded in {}", divine_heroes::game::data::RATE_LOCK);
+                    } else {
+                        println!(
+                            "rate tables: versions to record (append to {}):",
+                            divine_heroes::game::data::RATE_LOCK
+                        );
+                        for line in &data.unrecorded_versions {
+                            println!("{line}");
+                        }
+                    }
                     println!("banners:");
                     for b in data.banners.all() {
                         println!(

@@ -115,6 +115,9 @@ impl Server {
     /// Builds the server with a given time source (tests move it).
     pub async fn build_with_clock(settings: Settings, role: Role, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let data = Arc::new(GameData::load(&settings.game_data_dir).context("loading game data")?);
+        for line in &data.unrecorded_versions {
+            tracing::warn!(entry = %line, "a rate-table version is not in config/rate-tables.lock yet: append this line");
+        }
         let store = open_store(&settings).await?;
         let queue = if settings.runs_workers(role) { Some(open_queue(&settings).await?) } else { None };
         let mut server = Self::build_with(settings, role, clock, store, data)?;

@@ -42,6 +42,9 @@ pub struct GameData {
     pub rewards: RewardTable,
     /// Campaign and arena.
     pub battle: BattleTable,
+    /// Rate-table versions not yet in `rate-tables.lock`, as the lines to add
+    /// (a version whose table changed is refused at load instead).
+    pub unrecorded_versions: Vec<String>,
 }
 
 impl GameData {
@@ -52,11 +55,17 @@ impl GameData {
         let banners_path = dir.join("banners.toml");
         let banners = BannerTable::from_toml(&display(&banners_path), &read(&banners_path)?, &catalog)?;
         rates::check_payback(&display(&banners_path), &banners)?;
+        let lock_path = dir.join(RATE_LOCK);
+        let unrecorded_versions = if lock_path.exists() {
+            banners.check_versions(&display(&lock_path), &read(&lock_path)?)?
+        } else {
+            banners.check_versions(&display(&lock_path), "")?
+        };
         let rewards_path = dir.join("rewards.toml");
         let rewards = RewardTable::from_toml(&display(&rewards_path), &read(&rewards_path)?)?;
         let battle_path = dir.join("battle.toml");
         let battle = BattleTable::from_toml(&display(&battle_path), &read(&battle_path)?, &catalog)?;
-        Ok(Self { catalog, banners, rewards, battle })
+        Ok(Self { catalog, banners, rewards, battle, unrecorded_versions })
     }
 
     /// The tables compiled into the binary, for tests and benches.
@@ -66,13 +75,20 @@ impl GameData {
         let banners = BannerTable::from_toml("banners.toml", include_str!("../../config/banners.toml"), &catalog)
             .expect("compiled-in banners.toml is valid");
         rates::check_payback("banners.toml", &banners).expect("compiled-in banners pay back less than they cost");
+        let unrecorded = banners
+            .check_versions(RATE_LOCK, include_str!("../../config/rate-tables.lock"))
+            .expect("no compiled-in rate table changed under its version");
+        assert!(unrecorded.is_empty(), "record these in config/{RATE_LOCK}:\n{}", unrecorded.join("\n"));
         let rewards = RewardTable::from_toml("rewards.toml", include_str!("../../config/rewards.toml"))
             .expect("compiled-in rewards.toml is valid");
         let battle = BattleTable::from_toml("battle.toml", include_str!("../../config/battle.toml"), &catalog)
             .expect("compiled-in battle.toml is valid");
-        Self { catalog, banners, rewards, battle }
+        Self { catalog, banners, rewards, battle, unrecorded_versions: unrecorded }
     }
 }
+
+/// The fingerprints of every released rate-table version, beside `banners.toml`.
+pub const RATE_LOCK: &str = "rate-tables.lock";
 
 fn display(p: &Path) -> String {
     p.display().to_string()
@@ -85,6 +101,38 @@ fn read(p: &PathBuf) -> Result<String, DataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rate table changed under a released version is refused, naming the
+    /// banner; the same change under a new version loads and is reported as a
+    /// version to record. The shipped tables are all recorded.
+    #[test]
+    fn a_rate_table_changed_without_a_new_version_is_refused() {
+        let data = GameData::builtin();
+        assert!(data.unrecorded_versions.is_empty());
+        let lock = include_str!("../../config/rate-tables.lock");
+        let shipped = include_str!("../../config/banners.toml");
+        let changed = shipped.replacen(
+            "{ id = \"SSR+\", kind = \"hero\", rarity = \"SSR+\", weight_ppm = 12000 }",
+            "{ id = \"SSR+\", kind = \"hero\", rarity = \"SSR+\", weight_ppm = 11000 }",
+            1,
+        );
+        let changed = changed.replacen("weight_ppm = 908000 }", "weight_ppm = 909000 }", 1);
+        assert_ne!(changed, shipped, "the standard banner's weights changed");
+        let table = BannerTable::from_toml("banners.toml", &changed, &data.catalog).expect("a valid table");
+        let e = table.check_versions(RATE_LOCK, lock).unwrap_err();
+        assert_eq!(e.entry, "standard");
+        assert!(e.problem.contains("version (1) did not"), "{e}");
+
+        let bumped = changed.replacen("version = 1", "version = 2", 1);
+        let table = BannerTable::from_toml("banners.toml", &bumped, &data.catalog).expect("a valid table");
+        let unrecorded = table.check_versions(RATE_LOCK, lock).expect("a new version loads");
+        assert_eq!(unrecorded.len(), 1);
+        assert!(unrecorded[0].starts_with("standard 2 "), "{unrecorded:?}");
+        // A renamed banner or moved dates are not a new table.
+        let renamed = shipped.replacen("Standard Summon", "Standard Summon (renamed)", 1);
+        let table = BannerTable::from_toml("banners.toml", &renamed, &data.catalog).unwrap();
+        assert!(table.check_versions(RATE_LOCK, lock).unwrap().is_empty());
+    }
 
     #[test]
     fn a_banner_that_pays_back_its_price_is_refused() {

@@ -58,6 +58,9 @@ pub enum DomainEvent {
         banner_id: String,
         /// The pulls.
         results: Vec<PullResult>,
+        /// The version of the banner's rate table that served them.
+        #[serde(default)]
+        rates_version: Option<u32>,
     },
     /// A campaign fight or sweep.
     #[serde(rename = "battle.finished")]
@@ -148,6 +151,8 @@ pub struct Draw {
     pub featured: Option<bool>,
     /// Whether hard pity forced it.
     pub pity_triggered: bool,
+    /// The version of the banner's rate table that served it.
+    pub rates_version: Option<u32>,
 }
 
 impl Draw {
@@ -155,7 +160,7 @@ impl Draw {
     /// the event's time-ordered id and the pull's position, so a banner's record
     /// sorts by time.
     pub fn of_event(e: &Event) -> Vec<Draw> {
-        let DomainEvent::GachaSummoned { banner_id, results, .. } = &e.body else { return Vec::new() };
+        let DomainEvent::GachaSummoned { banner_id, results, rates_version, .. } = &e.body else { return Vec::new() };
         results
             .iter()
             .enumerate()
@@ -171,6 +176,7 @@ impl Draw {
                 },
                 featured: r.featured,
                 pity_triggered: r.pity_triggered,
+                rates_version: *rates_version,
             })
             .collect()
     }

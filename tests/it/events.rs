@@ -97,6 +97,7 @@ async fn the_public_draw_record_has_every_pull_and_no_player(kind: StoreKind) {
     let ids: Vec<&str> = draws.iter().map(|d| d["id"].as_str().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first, no repeats: {ids:?}");
     assert!(draws.iter().all(|d| d["banner_id"] == "divine" && d["item"].as_str().is_some_and(|i| !i.is_empty())));
+    assert!(draws.iter().all(|d| d["rates_version"] == 1), "each draw names the table version that served it");
 
     let observed: serde_json::Value = app.get("/api/gacha/banners/divine/observed", None).await.json().await.unwrap();
     assert_eq!(observed["total_pulls"], 23);
@@ -168,6 +169,7 @@ fn synthetic_summon(i: u64) -> Event {
             summon_id: format!("s-{i}"),
             banner_id: "standard".into(),
             results: vec![sr_pull()],
+            rates_version: Some(1),
         },
     }
 }

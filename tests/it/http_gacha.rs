@@ -192,6 +192,8 @@ async fn history_pages_newest_first(kind: StoreKind) {
         }
     }
     assert_eq!(seen, expected, "every pull once, newest summon first, last pull of a summon first");
+    let page: Value = app.get("/api/gacha/history?limit=100", Some(&token)).await.json().await.unwrap();
+    assert!(page["items"].as_array().unwrap().iter().all(|i| i["rates_version"] == 1), "every row names its table");
     assert_eq!(pages, 4, "12 pulls in pages of 3, no empty page at the end");
     let seen: Vec<String> = seen.into_iter().map(|(s, _)| s).collect();
     let ledger: Value = app.get("/api/player/ledger?limit=3", Some(&token)).await.json().await.unwrap();
@@ -247,6 +249,12 @@ async fn rates_are_disclosed_from_the_engine_tables() {
     assert!((ten_only - 20_298.67).abs() < 0.01, "{ten_only}");
     assert_eq!(to_featured["pulls"]["max"], 160);
     assert!(rates["precision"].as_str().unwrap().contains("4 decimal places"));
+    // The table's version and dates; summons name the version that served them.
+    assert_eq!((rates["version"].as_u64(), rates["effective_from"].as_str()), (Some(1), Some("2026-11-15T00:00:00Z")));
+    assert_eq!(
+        (rates["starts_at"].as_str(), rates["ends_at"].as_str()),
+        (Some("2026-11-15T00:00:00Z"), Some("2027-01-15T00:00:00Z"))
+    );
     assert_eq!(app.get("/api/gacha/banners/nope/rates", None).await.status(), 404);
 
     let (token, _) = app.register("Looker").await;
@@ -342,6 +350,7 @@ async fn pity_and_the_guarantee_carry_to_the_next_limited_banner(kind: StoreKind
     let hero = pull["grant"]["hero_id"].as_str().unwrap();
     assert_eq!(hero, "seraphiel_the_radiant");
     assert_eq!(receipt["pity_after"], json!({"since_pity": 0, "featured_guaranteed": false}));
+    assert_eq!(receipt["rates_version"], 1, "the receipt names the table version that served it");
     let stored = app.player(&id).await;
     assert!(stored.pity.contains_key("limited") && !stored.pity.contains_key("celestial_descent"), "{:?}", stored.pity);
 }

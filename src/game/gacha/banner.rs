@@ -131,6 +131,10 @@ pub struct Banner {
     pub name: String,
     /// Its kind: banners of one kind share the player's pity.
     pub kind: BannerKind,
+    /// The version of its rate table, named by every receipt and history row.
+    pub version: u32,
+    /// When this version took effect.
+    pub effective_from: DateTime<Utc>,
     /// The currency it costs.
     pub currency: Currency,
     /// Price of one pull.
@@ -208,6 +212,19 @@ impl Banner {
         w
     }
 
+    /// SHA-256 of everything that decides a pull's odds and price (not the name,
+    /// version or dates): the same table, the same fingerprint.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            for k in ["name", "version", "effective_from", "starts_at", "ends_at"] {
+                o.remove(k);
+            }
+        }
+        hex::encode(Sha256::digest(v.to_string().as_bytes()))
+    }
+
     /// Hero pool of the pity category without the featured heroes.
     pub fn off_featured_pool(&self, rarity: Rarity) -> Vec<&String> {
         self.pools.get(&rarity).map(|p| p.iter().filter(|h| !self.featured.contains(h)).collect()).unwrap_or_default()
@@ -250,6 +267,8 @@ struct RawBanner {
     id: String,
     name: String,
     kind: BannerKind,
+    version: u32,
+    effective_from: DateTime<Utc>,
     currency: Currency,
     cost_single: i64,
     cost_ten: i64,
@@ -321,6 +340,40 @@ impl BannerTable {
             kept.since_pity = kept.since_pity.max(moved.since_pity);
             kept.featured_guaranteed |= moved.featured_guaranteed;
         }
+    }
+
+    /// Checks every banner's table against the fingerprints recorded for its
+    /// version in `lock` (lines `<banner> <version> <sha256>`): a table that
+    /// changed under a recorded version is refused, so every receipt's version
+    /// names exactly one table. Returns the lines of versions not recorded yet.
+    pub fn check_versions(&self, file: &str, lock: &str) -> Result<Vec<String>, DataError> {
+        let mut recorded = BTreeMap::new();
+        for (n, line) in lock.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#')) {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let [banner, version, hash] = parts.as_slice() else {
+                return Err(DataError::new(file, format!("line {}", n + 1), "expected: <banner> <version> <sha256>"));
+            };
+            recorded.insert(((*banner).to_string(), (*version).to_string()), (*hash).to_string());
+        }
+        let mut unrecorded = Vec::new();
+        for b in &self.banners {
+            let hash = b.fingerprint();
+            match recorded.get(&(b.id.clone(), b.version.to_string())) {
+                Some(h) if *h == hash => {}
+                Some(_) => {
+                    return Err(DataError::new(
+                        file,
+                        &b.id,
+                        format!(
+                            "its rate table changed but its version ({}) did not: raise the version, then record it",
+                            b.version
+                        ),
+                    ));
+                }
+                None => unrecorded.push(format!("{} {} {hash}", b.id, b.version)),
+            }
+        }
+        Ok(unrecorded)
     }
 
     /// Ids of the banners of `kind`, in file order.
@@ -472,6 +525,8 @@ fn validate(file: &str, rb: RawBanner, catalog: &Catalog) -> Result<Banner, Data
         id: rb.id,
         name: rb.name,
         kind: rb.kind,
+        version: rb.version,
+        effective_from: rb.effective_from,
         currency: rb.currency,
         cost_single: rb.cost_single,
         cost_ten: rb.cost_ten,

@@ -73,6 +73,10 @@ pub struct PullRecord {
     pub banner_id: String,
     /// The pull.
     pub result: PullResult,
+    /// The version of the banner's rate table that served it (none in rows
+    /// written before tables were versioned).
+    #[serde(default)]
+    pub rates_version: Option<u32>,
 }
 
 /// A summon's history row: all of its pulls in one row (one B-tree insert and
@@ -85,6 +89,9 @@ pub struct SummonRecord {
     pub banner_id: String,
     /// The pulls in order.
     pub results: Vec<PullResult>,
+    /// The version of the banner's rate table that served them.
+    #[serde(default)]
+    pub rates_version: Option<u32>,
 }
 
 /// A stored history row: a summon's, or one pull's as stores written before
@@ -102,7 +109,12 @@ pub fn pulls_of_row(data: &serde_json::Value) -> Result<Vec<PullRecord>, serde_j
         HistoryData::Summon(s) => s
             .results
             .into_iter()
-            .map(|result| PullRecord { summon_id: s.summon_id.clone(), banner_id: s.banner_id.clone(), result })
+            .map(|result| PullRecord {
+                summon_id: s.summon_id.clone(),
+                banner_id: s.banner_id.clone(),
+                result,
+                rates_version: s.rates_version,
+            })
             .collect(),
         HistoryData::Pull(p) => vec![p],
     })
@@ -292,14 +304,20 @@ mod tests {
             pity_triggered: false,
             featured: None,
         };
-        let whole =
-            SummonRecord { summon_id: "s1".into(), banner_id: "premium".into(), results: vec![pull(0), pull(1)] };
+        let whole = SummonRecord {
+            summon_id: "s1".into(),
+            banner_id: "premium".into(),
+            results: vec![pull(0), pull(1)],
+            rates_version: Some(3),
+        };
         let read = pulls_of_row(&serde_json::to_value(&whole).unwrap()).unwrap();
         assert_eq!(
             read.iter().map(|p| (p.summon_id.as_str(), p.result.index)).collect::<Vec<_>>(),
             [("s1", 0), ("s1", 1)]
         );
-        let old = PullRecord { summon_id: "s0".into(), banner_id: "premium".into(), result: pull(7) };
+        assert!(read.iter().all(|p| p.rates_version == Some(3)));
+        let old =
+            PullRecord { summon_id: "s0".into(), banner_id: "premium".into(), result: pull(7), rates_version: None };
         let read = pulls_of_row(&serde_json::to_value(&old).unwrap()).unwrap();
         assert_eq!((read.len(), read[0].result.index), (1, 7));
         assert!(pulls_of_row(&serde_json::json!({"summon_id": "s"})).is_err());

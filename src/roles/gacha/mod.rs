@@ -193,6 +193,14 @@ pub struct RatesView<'a> {
     pub banner_id: &'a str,
     /// Display name.
     pub name: &'a str,
+    /// The version of this rate table (receipts and history rows name it).
+    pub version: u32,
+    /// When this version took effect.
+    pub effective_from: DateTime<Utc>,
+    /// When the banner opens (dated banners).
+    pub starts_at: Option<DateTime<Utc>>,
+    /// When the banner closes (dated banners).
+    pub ends_at: Option<DateTime<Utc>>,
     /// The currency pulls cost.
     pub currency: Currency,
     /// Price of one pull.
@@ -291,6 +299,10 @@ async fn get_rates(state: web::Data<AppState>, id: web::Path<String>) -> Result<
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(RatesView {
         banner_id: &b.id,
         name: &b.name,
+        version: b.version,
+        effective_from: b.effective_from,
+        starts_at: b.starts_at,
+        ends_at: b.ends_at,
         currency: b.currency,
         cost_single: b.cost_single,
         cost_ten: b.cost_ten,
@@ -347,6 +359,8 @@ pub struct SummonReceipt {
     pub balances_after: Balances,
     /// When.
     pub at: DateTime<Utc>,
+    /// The version of the banner's rate table that served it.
+    pub rates_version: u32,
 }
 
 /// `POST /api/gacha/summon`: one atomic, idempotent summon.
@@ -408,13 +422,18 @@ pub fn summon_rule(
         // discards the whole record).
         p.spending.charge(banner.currency, price, now)?;
         let s = engine::summon(p, banner, count, &mut rng::seeded(seed), now)?;
-        let record =
-            SummonRecord { summon_id: summon_id.clone(), banner_id: banner.id.clone(), results: s.results.clone() };
+        let record = SummonRecord {
+            summon_id: summon_id.clone(),
+            banner_id: banner.id.clone(),
+            results: s.results.clone(),
+            rates_version: Some(banner.version),
+        };
         let history = vec![serde_json::to_value(record).unwrap_or_default()];
         let event = DomainEvent::GachaSummoned {
             summon_id: summon_id.clone(),
             banner_id: banner.id.clone(),
             results: s.results.clone(),
+            rates_version: Some(banner.version),
         };
         let receipt = SummonReceipt {
             summon_id: summon_id.clone(),
@@ -425,6 +444,7 @@ pub fn summon_rule(
             pity_after: s.pity,
             balances_after: p.balances,
             at: now,
+            rates_version: banner.version,
         };
         Ok(Applied::new(LedgerReason::Summon, summon_id.clone(), receipt).with_history(history).with_event(event))
     }
@@ -490,6 +510,8 @@ pub struct HistoryView {
     pub result: PullResult,
     /// When.
     pub at: DateTime<Utc>,
+    /// The version of the banner's rate table that served it (none before tables were versioned).
+    pub rates_version: Option<u32>,
 }
 
 /// `GET /api/gacha/history`: every pull, newest first, paged.
@@ -531,6 +553,7 @@ async fn get_history(
                 banner_id: BannerId(d.banner_id),
                 result: d.result,
                 at: row.at,
+                rates_version: d.rates_version,
             });
         }
     }
