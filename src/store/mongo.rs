@@ -322,6 +322,30 @@ impl MongoStore {
         Ok(applied)
     }
 
+    /// Up to `limit` documents of `coll` matching `filter`, in `sort` order.
+    async fn find_sorted<T>(
+        &self,
+        coll: &str,
+        filter: Document,
+        sort: Document,
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: serde::de::DeserializeOwned + Send + Sync + Unpin,
+    {
+        use futures_util::TryStreamExt;
+        self.db
+            .collection::<T>(coll)
+            .find(filter)
+            .sort(sort)
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)
+    }
+
     /// Outbox rows matching `filter` in `sort` order; keys are event ids.
     async fn outbox_rows(
         &self,
@@ -329,18 +353,7 @@ impl MongoStore {
         sort: Document,
         limit: usize,
     ) -> Result<Vec<super::events::OutboxEntry>, StoreError> {
-        use futures_util::TryStreamExt;
-        let docs: Vec<Document> = self
-            .db
-            .collection::<Document>("outbox")
-            .find(filter)
-            .sort(sort)
-            .limit(limit as i64)
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+        let docs: Vec<Document> = self.find_sorted("outbox", filter, sort, limit).await?;
         docs.into_iter()
             .map(|d| {
                 let key = d.get_str("_id").unwrap_or_default().to_string();
@@ -718,18 +731,7 @@ impl Store for MongoStore {
         };
         let filter = doc! {"_id": {"$gte": format!("{banner_id}:"), "$lt": upper}};
         self.bounded(async move {
-            use futures_util::TryStreamExt;
-            let docs: Vec<Document> = self
-                .db
-                .collection::<Document>("draws")
-                .find(filter)
-                .sort(doc! {"_id": -1})
-                .limit(limit as i64)
-                .await
-                .map_err(unavailable)?
-                .try_collect()
-                .await
-                .map_err(unavailable)?;
+            let docs: Vec<Document> = self.find_sorted("draws", filter, doc! {"_id": -1}, limit).await?;
             docs.iter()
                 .map(|d| {
                     let text = d.get_str("draw").map_err(unavailable)?;
@@ -757,18 +759,7 @@ impl Store for MongoStore {
         }
         let filter = doc! {"_id": range};
         self.bounded(async move {
-            use futures_util::TryStreamExt;
-            let docs: Vec<IdemDoc> = self
-                .db
-                .collection::<IdemDoc>("idempotency")
-                .find(filter)
-                .sort(doc! {"_id": 1})
-                .limit(limit as i64)
-                .await
-                .map_err(unavailable)?
-                .try_collect()
-                .await
-                .map_err(unavailable)?;
+            let docs: Vec<IdemDoc> = self.find_sorted("idempotency", filter, doc! {"_id": 1}, limit).await?;
             docs.iter().map(|d| Ok((d.id[prefix.len()..].to_string(), d.response().map_err(unavailable)?))).collect()
         })
         .await
