@@ -67,6 +67,9 @@ pub struct AuditReport {
     pub summons: u64,
     /// Players whose heroes were checked against a complete history.
     pub heroes_checked: u64,
+    /// Summons whose price was not checked: their banner is gone from the
+    /// tables, or its table is no longer the version that served them.
+    pub unpriced_summons: u64,
     /// Idempotency records checked.
     pub idempotency_records: u64,
     /// Every kind of mismatch.
@@ -93,12 +96,13 @@ impl std::fmt::Display for AuditReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "audited {} players, {} ledger entries, {} pulls in {} summons, the heroes of {} players, \
-             {} idempotency records: {} mismatches",
+            "audited {} players, {} ledger entries, {} pulls in {} summons ({} not priced: banner gone or \
+             table changed since), the heroes of {} players, {} idempotency records: {} mismatches",
             self.players,
             self.ledger_entries,
             self.pulls,
             self.summons,
+            self.unpriced_summons,
             self.heroes_checked,
             self.idempotency_records,
             self.mismatches
@@ -342,17 +346,30 @@ impl<'a, 'r> PlayerCheck<'a, 'r> {
             self.report.mismatch(format!("{who}: write {version} holds pulls of more than one summon"));
         }
         // What the ledger must show: the price, less what currency pulls gave back.
+        // Priced by the current table only when it is the version that served the
+        // summon (rows from before versioning were version 1); a summon on a banner
+        // since removed, or under an older version, is checked for everything else.
         let mut owed = [0i64; Currency::ALL.len()];
-        match self.scope.data.banners.get(&banner_id).and_then(|b| Some((b.currency, b.cost(pulls.len() as u32)?))) {
-            Some((currency, cost)) => owed[slot(currency)] -= cost,
-            None => self.report.mismatch(format!(
-                "{who}: summon {summon_id} has {} pulls on {banner_id}, which no banner prices",
+        let version = pulls[0].rates_version.unwrap_or(1);
+        let price = self
+            .scope
+            .data
+            .banners
+            .get(&banner_id)
+            .filter(|b| b.version == version)
+            .map(|b| (b.currency, b.cost(pulls.len() as u32)));
+        match price {
+            Some((currency, Some(cost))) => owed[slot(currency)] -= cost,
+            Some((_, None)) => self.report.mismatch(format!(
+                "{who}: summon {summon_id} has {} pulls on {banner_id}, a count it does not sell",
                 pulls.len()
             )),
+            None => self.report.unpriced_summons += 1,
         }
         for p in &pulls {
             self.grant(&p.result.grant, &summon_id, &mut owed);
         }
+
         let mut moved = [0i64; Currency::ALL.len()];
         for d in &debits {
             moved[slot(d.currency)] += d.delta;
@@ -360,7 +377,7 @@ impl<'a, 'r> PlayerCheck<'a, 'r> {
                 self.report.mismatch(format!("{who}: summon {summon_id}'s ledger entry names {}", d.ref_id));
             }
         }
-        for (i, c) in Currency::ALL.iter().enumerate() {
+        for (i, c) in Currency::ALL.iter().enumerate().filter(|_| price.is_some()) {
             if moved[i] != owed[i] {
                 self.report.mismatch(format!(
                     "{who}: summon {summon_id} ({} pulls on {banner_id}) moved {c} by {:+} in the ledger, its pulls say {:+}",

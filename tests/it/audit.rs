@@ -200,3 +200,55 @@ async fn the_audit_names_heroes_and_shards_no_pull_explains(kind: StoreKind) {
 }
 
 on_both_stores!(the_audit_passes_after_a_players_day, the_audit_names_heroes_and_shards_no_pull_explains);
+
+/// A summon is priced by the table version that served it: after a banner's
+/// price changes under a new version, its older summons are not flagged (they
+/// are counted as not priced), while the same price change without a new
+/// version makes every older summon a mismatch.
+async fn the_audit_prices_a_summon_by_the_version_that_served_it(kind: StoreKind) {
+    let Some((app, clock)) = app_at_fixed_time(kind).await else { return };
+    let (token, id) = app.register("Versioned").await;
+    app.set_balance(&id, Currency::Crystals, 3_000).await;
+    for i in 0..2 {
+        assert_eq!(app.summon(&token, "premium", 1, &format!("v-{i}")).await.status(), 200);
+    }
+    let tables = |price_and_version: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["heroes.toml", "banners.toml", "rewards.toml", "battle.toml"] {
+            let src = std::fs::read_to_string(format!("{}/config/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+            let text = if f == "banners.toml" {
+                let at = src.find("id = \"premium\"").unwrap();
+                let (head, tail) = src.split_at(at);
+                format!(
+                    "{head}{}",
+                    tail.replacen("version = 1\n", price_and_version, 1).replacen(
+                        "cost_single = 300",
+                        "cost_single = 250",
+                        1
+                    )
+                )
+            } else {
+                src
+            };
+            std::fs::write(dir.path().join(f), text).unwrap();
+        }
+        divine_heroes::game::data::GameData::load(dir.path()).expect("valid tables")
+    };
+    let kept = crate::common::test_settings().retention().history;
+    let run = |data: divine_heroes::game::data::GameData| {
+        let store = app.state.store.clone();
+        let now = clock.now();
+        async move {
+            let scope = divine_heroes::audit::Scope { data: &data, now, history_kept: kept };
+            divine_heroes::audit::audit(&store, &scope).await.unwrap()
+        }
+    };
+    let repriced = run(tables("version = 2\n")).await;
+    assert!(repriced.clean(), "{repriced}");
+    assert_eq!(repriced.unpriced_summons, 2);
+    let silently = run(tables("version = 1\n")).await;
+    assert_eq!(silently.mismatches, 2, "{silently}");
+    assert!(silently.examples[0].contains("moved crystals"), "{silently}");
+}
+
+on_both_stores!(the_audit_prices_a_summon_by_the_version_that_served_it);
