@@ -67,8 +67,8 @@ pub struct AuditReport {
     pub summons: u64,
     /// Players whose heroes were checked against a complete history.
     pub heroes_checked: u64,
-    /// Summons whose price was not checked: their banner is gone from the
-    /// tables, or its table is no longer the version that served them.
+    /// Summons whose price was not checked: the table version that served them
+    /// is neither current nor archived.
     pub unpriced_summons: u64,
     /// Idempotency records checked.
     pub idempotency_records: u64,
@@ -96,8 +96,8 @@ impl std::fmt::Display for AuditReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "audited {} players, {} ledger entries, {} pulls in {} summons ({} not priced: banner gone or \
-             table changed since), the heroes of {} players, {} idempotency records: {} mismatches",
+            "audited {} players, {} ledger entries, {} pulls in {} summons ({} not priced: their table \
+             version is not kept), the heroes of {} players, {} idempotency records: {} mismatches",
             self.players,
             self.ledger_entries,
             self.pulls,
@@ -346,18 +346,13 @@ impl<'a, 'r> PlayerCheck<'a, 'r> {
             self.report.mismatch(format!("{who}: write {version} holds pulls of more than one summon"));
         }
         // What the ledger must show: the price, less what currency pulls gave back.
-        // Priced by the current table only when it is the version that served the
-        // summon (rows from before versioning were version 1); a summon on a banner
-        // since removed, or under an older version, is checked for everything else.
+        // Priced by the table version that served it (current or archived; rows from
+        // before versioning were version 1); a summon whose version is no longer
+        // kept is checked for everything else.
         let mut owed = [0i64; Currency::ALL.len()];
         let version = pulls[0].rates_version.unwrap_or(1);
-        let price = self
-            .scope
-            .data
-            .banners
-            .get(&banner_id)
-            .filter(|b| b.version == version)
-            .map(|b| (b.currency, b.cost(pulls.len() as u32)));
+        let price =
+            self.scope.data.banners.version(&banner_id, version).map(|b| (b.currency, b.cost(pulls.len() as u32)));
         match price {
             Some((currency, Some(cost))) => owed[slot(currency)] -= cost,
             Some((_, None)) => self.report.mismatch(format!(

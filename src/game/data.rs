@@ -53,8 +53,20 @@ impl GameData {
         let heroes_path = dir.join("heroes.toml");
         let catalog = Catalog::from_toml(&display(&heroes_path), &read(&heroes_path)?)?;
         let banners_path = dir.join("banners.toml");
-        let banners = BannerTable::from_toml(&display(&banners_path), &read(&banners_path)?, &catalog)?;
+        let mut banners = BannerTable::from_toml(&display(&banners_path), &read(&banners_path)?, &catalog)?;
         rates::check_payback(&display(&banners_path), &banners)?;
+        let archive = dir.join(BANNER_ARCHIVE);
+        if archive.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&archive)
+                .map_err(|e| DataError::new(&display(&archive), "(dir)", format!("cannot read: {e}")))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            for f in files {
+                banners.archive_toml(&display(&f), &read(&f)?, &catalog)?;
+            }
+        }
         let lock_path = dir.join(RATE_LOCK);
         let unrecorded_versions = if lock_path.exists() {
             banners.check_versions(&display(&lock_path), &read(&lock_path)?)?
@@ -89,6 +101,9 @@ impl GameData {
 
 /// The fingerprints of every released rate-table version, beside `banners.toml`.
 pub const RATE_LOCK: &str = "rate-tables.lock";
+/// Earlier versions of banners' tables, beside `banners.toml` (`*.toml` files
+/// in the same format).
+pub const BANNER_ARCHIVE: &str = "banners-archive";
 
 fn display(p: &Path) -> String {
     p.display().to_string()
@@ -132,6 +147,24 @@ mod tests {
         let renamed = shipped.replacen("Standard Summon", "Standard Summon (renamed)", 1);
         let table = BannerTable::from_toml("banners.toml", &renamed, &data.catalog).unwrap();
         assert!(table.check_versions(RATE_LOCK, lock).unwrap().is_empty());
+    }
+
+    /// An archived table must be an older version of a current banner, once.
+    #[test]
+    fn an_archive_holds_only_older_versions_once() {
+        let data = GameData::builtin();
+        let shipped = include_str!("../../config/banners.toml");
+        let mut table = BannerTable::from_toml("banners.toml", shipped, &data.catalog).unwrap();
+        let e = table.archive_toml("old.toml", shipped, &data.catalog).unwrap_err();
+        assert!(e.problem.contains("older than its version"), "{e}");
+        let current = shipped.replace("version = 1", "version = 2");
+        let mut table = BannerTable::from_toml("banners.toml", &current, &data.catalog).unwrap();
+        table.archive_toml("v1.toml", shipped, &data.catalog).expect("version 1 of every banner");
+        assert_eq!(table.version("premium", 1).map(|b| b.version), Some(1));
+        assert_eq!(table.version("premium", 2).map(|b| b.version), Some(2));
+        assert!(table.version("premium", 3).is_none());
+        let e = table.archive_toml("again.toml", shipped, &data.catalog).unwrap_err();
+        assert!(e.problem.contains("archived twice"), "{e}");
     }
 
     #[test]

@@ -201,10 +201,34 @@ async fn the_audit_names_heroes_and_shards_no_pull_explains(kind: StoreKind) {
 
 on_both_stores!(the_audit_passes_after_a_players_day, the_audit_names_heroes_and_shards_no_pull_explains);
 
-/// A summon is priced by the table version that served it: after a banner's
-/// price changes under a new version, its older summons are not flagged (they
-/// are counted as not priced), while the same price change without a new
-/// version makes every older summon a mismatch.
+/// The shipped tables with the premium banner at version 2 and a single pull
+/// at 250 crystals instead of 300 (`bump: false`: the same change left at
+/// version 1), and with `archive`, version 1 kept in `banners-archive/`.
+fn repriced_tables(bump: bool, archive: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    for f in ["heroes.toml", "rewards.toml", "battle.toml"] {
+        std::fs::copy(format!("{shipped}/{f}"), dir.path().join(f)).unwrap();
+    }
+    let banners = std::fs::read_to_string(format!("{shipped}/banners.toml")).unwrap();
+    let start = banners.find("[[banner]]\nid = \"premium\"").unwrap();
+    let end = start + 1 + banners[start + 1..].find("[[banner]]").unwrap();
+    let v1 = &banners[start..end];
+    let v2 = v1.replacen("cost_single = 300", "cost_single = 250", 1);
+    let v2 = if bump { v2.replacen("version = 1\n", "version = 2\n", 1) } else { v2 };
+    std::fs::write(dir.path().join("banners.toml"), format!("{}{v2}{}", &banners[..start], &banners[end..])).unwrap();
+    if archive {
+        std::fs::create_dir(dir.path().join("banners-archive")).unwrap();
+        std::fs::write(dir.path().join("banners-archive/premium-v1.toml"), v1).unwrap();
+    }
+    dir
+}
+
+/// A summon is priced by the table version that served it: with version 1
+/// archived, summons it served are priced and pass after the price changed
+/// under version 2; without the archive they are counted as not priced; the
+/// same price change without a new version makes each of them a mismatch. The
+/// rate disclosure serves the archived version on `?version=1`.
 async fn the_audit_prices_a_summon_by_the_version_that_served_it(kind: StoreKind) {
     let Some((app, clock)) = app_at_fixed_time(kind).await else { return };
     let (token, id) = app.register("Versioned").await;
@@ -212,43 +236,37 @@ async fn the_audit_prices_a_summon_by_the_version_that_served_it(kind: StoreKind
     for i in 0..2 {
         assert_eq!(app.summon(&token, "premium", 1, &format!("v-{i}")).await.status(), 200);
     }
-    let tables = |price_and_version: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        for f in ["heroes.toml", "banners.toml", "rewards.toml", "battle.toml"] {
-            let src = std::fs::read_to_string(format!("{}/config/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-            let text = if f == "banners.toml" {
-                let at = src.find("id = \"premium\"").unwrap();
-                let (head, tail) = src.split_at(at);
-                format!(
-                    "{head}{}",
-                    tail.replacen("version = 1\n", price_and_version, 1).replacen(
-                        "cost_single = 300",
-                        "cost_single = 250",
-                        1
-                    )
-                )
-            } else {
-                src
-            };
-            std::fs::write(dir.path().join(f), text).unwrap();
-        }
-        divine_heroes::game::data::GameData::load(dir.path()).expect("valid tables")
-    };
     let kept = crate::common::test_settings().retention().history;
-    let run = |data: divine_heroes::game::data::GameData| {
+    let audit_with = |bump: bool, archive: bool| {
         let store = app.state.store.clone();
         let now = clock.now();
         async move {
+            let dir = repriced_tables(bump, archive);
+            let data = divine_heroes::game::data::GameData::load(dir.path()).expect("valid tables");
             let scope = divine_heroes::audit::Scope { data: &data, now, history_kept: kept };
             divine_heroes::audit::audit(&store, &scope).await.unwrap()
         }
     };
-    let repriced = run(tables("version = 2\n")).await;
-    assert!(repriced.clean(), "{repriced}");
-    assert_eq!(repriced.unpriced_summons, 2);
-    let silently = run(tables("version = 1\n")).await;
+    let archived = audit_with(true, true).await;
+    assert!(archived.clean() && archived.unpriced_summons == 0, "{archived}");
+    let forgotten = audit_with(true, false).await;
+    assert!(forgotten.clean() && forgotten.unpriced_summons == 2, "{forgotten}");
+    let silently = audit_with(false, false).await;
     assert_eq!(silently.mismatches, 2, "{silently}");
     assert!(silently.examples[0].contains("moved crystals"), "{silently}");
+
+    let dir = repriced_tables(true, true);
+    let path = dir.path().to_path_buf();
+    let Some(served) =
+        TestApp::spawn_with(kind, Role::All, move |s| s.game_data_dir = path, Arc::new(clock.clone())).await
+    else {
+        return;
+    };
+    let now: Value = served.get("/api/gacha/banners/premium/rates", None).await.json().await.unwrap();
+    assert_eq!((now["version"].as_u64(), now["cost_single"].as_i64()), (Some(2), Some(250)));
+    let then: Value = served.get("/api/gacha/banners/premium/rates?version=1", None).await.json().await.unwrap();
+    assert_eq!((then["version"].as_u64(), then["cost_single"].as_i64()), (Some(1), Some(300)));
+    assert_eq!(served.get("/api/gacha/banners/premium/rates?version=7", None).await.status(), 404);
 }
 
 on_both_stores!(the_audit_prices_a_summon_by_the_version_that_served_it);

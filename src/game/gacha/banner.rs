@@ -295,6 +295,9 @@ struct RawFile {
 #[derive(Debug, Clone)]
 pub struct BannerTable {
     banners: Vec<Banner>,
+    /// Earlier versions of the banners' tables, kept to disclose and audit
+    /// what served past summons.
+    archive: Vec<Banner>,
 }
 
 impl BannerTable {
@@ -312,7 +315,35 @@ impl BannerTable {
         if banners.is_empty() {
             return Err(DataError::new(file, "(file)", "no banners defined"));
         }
-        Ok(Self { banners })
+        Ok(Self { banners, archive: Vec::new() })
+    }
+
+    /// Adds earlier versions of the banners' tables from one archive file (the
+    /// same format as `banners.toml`): each must be older than the banner's
+    /// current version, and appear once.
+    pub fn archive_toml(&mut self, file: &str, text: &str, catalog: &Catalog) -> Result<(), DataError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| DataError::new(file, "(file)", e.to_string()))?;
+        for rb in raw.banner {
+            let b = validate(file, rb, catalog)?;
+            let current = self.get(&b.id).map(|c| c.version);
+            if current.is_none_or(|v| b.version >= v) {
+                return Err(DataError::new(
+                    file,
+                    &b.id,
+                    format!("archived version {} must be of a current banner and older than its version", b.version),
+                ));
+            }
+            if self.archive.iter().any(|o| o.id == b.id && o.version == b.version) {
+                return Err(DataError::new(file, &b.id, format!("version {} archived twice", b.version)));
+            }
+            self.archive.push(b);
+        }
+        Ok(())
+    }
+
+    /// The banner's table at `version`: the current one or an archived one.
+    pub fn version(&self, id: &str, version: u32) -> Option<&Banner> {
+        self.banners.iter().chain(&self.archive).find(|b| b.id == id && b.version == version)
     }
 
     /// The banner with this id.
@@ -356,7 +387,7 @@ impl BannerTable {
             recorded.insert(((*banner).to_string(), (*version).to_string()), (*hash).to_string());
         }
         let mut unrecorded = Vec::new();
-        for b in &self.banners {
+        for b in self.banners.iter().chain(&self.archive) {
             let hash = b.fingerprint();
             match recorded.get(&(b.id.clone(), b.version.to_string())) {
                 Some(h) if *h == hash => {}

@@ -260,17 +260,32 @@ fn duplicates_rule() -> String {
     format!("a copy of an owned hero (also a second copy within one summon) becomes shards: {}", table.join(", "))
 }
 
+/// `?version=` of the rate disclosure.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct VersionQuery {
+    version: Option<u32>,
+}
+
 /// `GET /api/gacha/banners/{id}/rates`: the disclosure, from the engine's own tables.
 #[utoipa::path(
     get,
     path = "/api/gacha/banners/{id}/rates",
-    params(("id" = String, Path, description = "A banner id")),
+    params(("id" = String, Path, description = "A banner id"), ("version" = Option<u32>, Query, description = "A past version of its rate table (default: the current one)")),
     responses((status = 200, description = "OK", body = RatesView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
-    description = "Rate disclosure: base rates, rules, per-pull curve, long-run rates"
+    description = "Rate disclosure: base rates, rules, per-pull curve, long-run rates; any kept version"
 )]
 #[get("/api/gacha/banners/{id}/rates")]
-async fn get_rates(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
-    let b = banner_or_404(&state, &id)?;
+async fn get_rates(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<VersionQuery>,
+) -> Result<HttpResponse, AppError> {
+    let b = match q.version {
+        None => banner_or_404(&state, &id)?,
+        Some(v) => state.data.banners.version(&id, v).ok_or_else(|| {
+            AppError::new(ErrorCode::NotFound, format!("no version {v} of banner {:?} is kept", id.as_str()))
+        })?,
+    };
     let curve = rates::curve(b)
         .into_iter()
         .map(|c| CurveView { pull: c.pull, probabilities: c.probabilities.into_iter().collect() })
