@@ -347,6 +347,18 @@ fn first_pity_pmf(b: &Banner) -> Vec<f64> {
         .collect()
 }
 
+/// P(the first pity-category result within n pulls), n = 1..=hard_pity, from a
+/// fresh state.
+pub fn first_pity_cdf(b: &Banner) -> Vec<f64> {
+    first_pity_pmf(b)
+        .iter()
+        .scan(0.0, |acc, p| {
+            *acc += p;
+            Some(*acc)
+        })
+        .collect()
+}
+
 fn milestone(b: &Banner, what: String, pmf: &[f64]) -> Milestone {
     let at = |q: f64| {
         let mut cdf = 0.0;

@@ -31,6 +31,8 @@ use crate::store::LedgerReason;
 use crate::writes::Applied;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+mod page;
+
 /// Mounts the gacha role.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_banners)
@@ -39,7 +41,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_observed)
         .service(post_summon)
         .service(get_pity)
-        .service(get_history);
+        .service(get_history)
+        .service(page::get_page);
 }
 
 /// Publishes every banner's consolidated rates as gauges, next to which the
