@@ -213,6 +213,7 @@ impl FromRequest for AuthPlayer {
             None => Err(AppError::new(ErrorCode::Unauthorized, "send Authorization: Bearer <token>")),
             Some(checked) => checked,
         };
+        let req = req.clone();
         Box::pin(async move {
             let (id, ver) = signed?;
             let player = source
@@ -225,10 +226,17 @@ impl FromRequest for AuthPlayer {
                     "the token was revoked (a logout or a password change): log in again",
                 ));
             }
+            // For the access log: whose request it was.
+            req.extensions_mut().insert(VerifiedPlayer(id.clone()));
             Ok(AuthPlayer(PlayerId(id), Arc::new(player)))
         })
     }
 }
+
+/// The player a request's token was verified for, left in the request's
+/// extensions for the access log.
+#[derive(Debug, Clone)]
+pub struct VerifiedPlayer(pub String);
 
 /// The authenticated player when a valid token is sent, else nobody (for public
 /// routes that show more to a logged-in caller). An invalid token is still an error.

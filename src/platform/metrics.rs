@@ -40,6 +40,9 @@ pub const GACHA_OBSERVED_RATE: &str = "divine_heroes_gacha_observed_rate";
 pub const GACHA_PUBLISHED_RATE: &str = "divine_heroes_gacha_published_rate";
 /// Battles fought, by mode and winner.
 pub const BATTLES: &str = "divine_heroes_battles_total";
+/// Battle requests (fights, sweeps, challenges) being served now, by role: the
+/// "battle queue" of the operators' guide.
+pub const BATTLES_IN_FLIGHT: &str = "divine_heroes_battles_in_flight";
 /// Events moved from the outbox to the queue.
 pub const EVENTS_RELAYED: &str = "divine_heroes_events_relayed_total";
 /// Published events published again (after a start, a broker reset, or overdue).
@@ -97,6 +100,7 @@ fn describe() {
     describe_gauge!(GACHA_OBSERVED_RATE, "Observed share of each outcome per banner since start");
     describe_gauge!(GACHA_PUBLISHED_RATE, "Published long-run rate of each outcome per banner");
     describe_counter!(BATTLES, "Battles fought, by mode and winner");
+    describe_gauge!(BATTLES_IN_FLIGHT, "Battle requests being served now (fights, sweeps, challenges), by role");
     describe_counter!(EVENTS_RELAYED, "Events moved from the outbox to the queue");
     describe_counter!(RATE_LIMIT_FALLBACK, "Rate-limit checks decided in process because Redis did not answer");
     describe_counter!(EVENTS_REPLAYED, "Published events published again, by reason (startup, reset, overdue)");
@@ -159,9 +163,30 @@ pub async fn observe(
         metrics::counter!(name, &labels).increment(1);
         metrics::histogram!(REQUEST_DURATION_MS, &labels[..3]).record(ms);
         span.record("route", route.as_str());
-        span.in_scope(|| tracing::info!(status, latency_ms = format!("{ms:.2}"), "request"));
+        let player = res.request().extensions().get::<crate::platform::auth::VerifiedPlayer>().map(|p| p.0.clone());
+        // (An absent player records no field.)
+        span.in_scope(|| {
+            tracing::info!(status, latency_ms = format!("{ms:.2}"), player_id = player.as_deref(), "request");
+        });
     }
     Ok(res)
+}
+
+/// Counts one battle request in [`BATTLES_IN_FLIGHT`] while it lives.
+pub struct BattleInFlight(&'static str);
+
+impl BattleInFlight {
+    /// Starts counting a battle request served by `role`.
+    pub fn start(role: &'static str) -> Self {
+        metrics::gauge!(BATTLES_IN_FLIGHT, "role" => role).increment(1.0);
+        Self(role)
+    }
+}
+
+impl Drop for BattleInFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(BATTLES_IN_FLIGHT, "role" => self.0).decrement(1.0);
+    }
 }
 
 /// The request id, for handlers that want it in logs.
@@ -185,9 +210,31 @@ pub fn render_json(text: &str) -> Value {
             }
         }
         let value: Value = value.parse::<f64>().map_or(Value::Null, |v| json!(v));
-        out.entry(name.to_string()).or_default().push(json!({"labels": map, "value": value}));
+        out.entry(name.to_string()).or_default().push(json!({"name": name, "labels": map, "value": value}));
     }
     json!(out)
+}
+
+/// [`render_json`]'s document laid out one series per line (each naming its
+/// metric), so that `curl .../metrics | grep divine_heroes_queue_depth` shows
+/// every series of it with its labels and value. Still one JSON document.
+pub fn render_json_lines(text: &str) -> String {
+    use std::fmt::Write as _;
+    let doc = render_json(text);
+    let mut out = String::from("{\n");
+    if let Some(metrics) = doc.as_object() {
+        for (i, (name, series)) in metrics.iter().enumerate() {
+            let _ = writeln!(out, "{}: [", json!(name));
+            let series = series.as_array().map(Vec::as_slice).unwrap_or_default();
+            for (j, one) in series.iter().enumerate() {
+                let comma = if j + 1 < series.len() { "," } else { "" };
+                let _ = writeln!(out, "  {one}{comma}");
+            }
+            out.push_str(if i + 1 < metrics.len() { "],\n" } else { "]\n" });
+        }
+    }
+    out.push_str("}\n");
+    out
 }
 
 /// Splits `a="x",b="y,z"` on the commas outside quotes.
@@ -223,5 +270,13 @@ mod tests {
         assert_eq!(j["a"][0]["labels"]["route"], "/api/x,y");
         assert_eq!(j["a"][0]["value"], 3.0);
         assert_eq!(j["b"][0]["value"], 1.5);
+        // Laid out for grep: each series on its own line, naming its metric.
+        let text = "a{role=\"api\"} 3\na{role=\"gacha\"} 4\nb 1.5\n";
+        let lines = render_json_lines(text);
+        let doc: serde_json::Value = serde_json::from_str(&lines).expect("still one JSON document");
+        assert_eq!(doc, render_json(text));
+        let found: Vec<&str> = lines.lines().filter(|l| l.contains("\"name\":\"a\"")).collect();
+        assert_eq!(found.len(), 2, "{lines}");
+        assert!(found[1].contains("gacha") && found[1].contains('4'), "{lines}");
     }
 }

@@ -155,7 +155,9 @@ async fn get_metrics_prometheus(state: web::Data<AppState>) -> Result<HttpRespon
 #[get("/metrics")]
 async fn get_metrics_json(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     metrics_enabled(&state)?;
-    Ok(HttpResponse::Ok().json(crate::platform::metrics::render_json(&state.metrics.render())))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(crate::platform::metrics::render_json_lines(&state.metrics.render())))
 }
 
 /// The OpenAPI 3 document of the routes this role mounts.

@@ -276,9 +276,22 @@ async fn malformed_requests_are_not_logged_as_errors() {
         .unwrap();
         assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     }
+    // A request with a verified token: its access-log line names the player.
+    let r = http
+        .post(format!("{}/api/auth/register", running.base))
+        .json(&json!({"username": "Logged", "password": "log-me-please-1"}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let (token, id) = (body["token"].as_str().unwrap(), body["player"]["id"].as_str().unwrap().to_string());
+    let me = http.get(format!("{}/api/player", running.base)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(me.status(), 200);
     unsafe_sigterm(running.child.id());
     let out = running.child.wait_with_output_ref();
     assert!(out.contains("\"level\":\"INFO\""), "the log was captured: {out}");
+    let access = out.lines().find(|l| l.contains("/api/player") && l.contains("\"request\"") && l.contains("200"));
+    assert!(access.is_some_and(|l| l.contains(&id)), "the access log names the player: {access:?}");
     let errors: Vec<&str> = out.lines().filter(|l| l.contains("\"level\":\"ERROR\"")).collect();
     assert!(errors.is_empty(), "no error lines for a client's malformed requests: {errors:?}");
 }

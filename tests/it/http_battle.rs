@@ -250,6 +250,26 @@ async fn api6_a_challenge_fights_only_an_offered_opponent(kind: StoreKind) {
     assert_eq!(late.status(), 409, "the offer expires after five minutes");
 }
 
+/// The operators' "battle queue": a gauge of battle requests being served, by
+/// role, back at 0 once they are answered; and `/metrics` laid out for grep,
+/// one series per line naming its metric.
+#[tokio::test]
+async fn battles_in_flight_are_measured_and_metrics_read_by_grep() {
+    let app = TestApp::spawn(StoreKind::Embedded).await.unwrap();
+    let (token, _) = app.register("Gauged").await;
+    assert_eq!(fight(&app, &token, 1, 1, "gauged").await.0, 200);
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    let gauge: Vec<&str> =
+        text.lines().filter(|l| l.contains("\"name\":\"divine_heroes_battles_in_flight\"")).collect();
+    assert_eq!(gauge.len(), 1, "{text}");
+    assert!(gauge[0].contains("\"role\":\"all\"") && gauge[0].contains("\"value\":0.0"), "{}", gauge[0]);
+    assert!(
+        text.lines().filter(|l| l.contains("\"labels\"")).all(|l| l.contains("\"name\":")),
+        "every series names itself"
+    );
+    serde_json::from_str::<Value>(&text).expect("still one JSON document");
+}
+
 on_both_stores!(
     api6_a_challenge_fights_only_an_offered_opponent,
     a_read_of_the_arena_closes_an_ended_season,

@@ -16,6 +16,7 @@ use crate::game::rng;
 use crate::platform::auth::AuthPlayer;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
+use crate::platform::metrics::BattleInFlight;
 use crate::platform::no_body::NoBody;
 use crate::state::AppState;
 use crate::store::events::DomainEvent;
@@ -260,6 +261,7 @@ async fn post_fight(
     _: NoBody,
 ) -> Result<HttpResponse, AppError> {
     let stage = stage_or_404(&state, path.chapter, path.stage)?;
+    let _in_flight = BattleInFlight::start(state.role.name());
     let idem = key.for_body(&());
     let (data, now, seed) = (state.data.clone(), state.clock.now(), rng::fresh_seed());
     let battle_id = crate::store::time_ordered_id();
@@ -340,6 +342,7 @@ async fn post_sweep(
     path: web::Path<StagePath>,
     body: web::Json<SweepRequest>,
 ) -> Result<HttpResponse, AppError> {
+    let _in_flight = BattleInFlight::start(state.role.name());
     let stage = stage_or_404(&state, path.chapter, path.stage)?;
     let times = body.times;
     let max = state.data.battle.campaign.max_sweeps;
@@ -555,6 +558,7 @@ async fn post_challenge(
     key: IdempotencyKey,
     body: web::Json<ChallengeRequest>,
 ) -> Result<HttpResponse, AppError> {
+    let _in_flight = BattleInFlight::start(state.role.name());
     let req = body.into_inner();
     if req.opponent_id == *who.0 {
         return Err(AppError::new(ErrorCode::ValidationFailed, "you cannot challenge yourself"));
