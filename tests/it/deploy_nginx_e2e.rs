@@ -7,7 +7,7 @@
 use std::process::{Command, Stdio};
 
 use crate::common::procs::{free_port, require_tool, start_role, wait_ready, Proc};
-use crate::common::{MongoScratch, Scratch, REDIS_URL};
+use crate::common::{Scratch, REDIS_URL};
 use serde_json::{json, Value};
 
 struct Edge {
@@ -58,16 +58,18 @@ async fn a_players_journey_through_nginx_survives_a_dead_battle_process() {
     if !require_tool("nginx") {
         return;
     }
-    // Shared backends: the MongoDB-compatible server and Redis.
-    if crate::common::open_store(crate::common::StoreKind::Mongo).await.is_none() {
-        return;
-    }
+    // A MongoDB-compatible server of its own: this test kills a process that may
+    // be mid-transaction (its relay and consumers run all the time), and
+    // SecantusDB never aborts an abandoned transaction (a replica set does after
+    // transactionLifetimeLimitSeconds), which held up every later test on the
+    // shared server. Redis is shared (per-test names).
+    let mongo_dir = tempfile::tempdir().unwrap();
+    let Some((_mongo, mongo_url)) = crate::common::procs::private_mongo(mongo_dir.path()).await else { return };
     let scratch = tempfile::tempdir().unwrap();
     let names = Scratch::new();
-    let db = MongoScratch(format!("dh_e2e_{}", uuid::Uuid::new_v4().simple()));
     let env = vec![
-        ("MONGO_URL", crate::common::mongo_url()),
-        ("MONGO_DB", db.0.clone()),
+        ("MONGO_URL", mongo_url),
+        ("MONGO_DB", format!("dh_e2e_{}", uuid::Uuid::new_v4().simple())),
         ("CACHE_PREFIX", names.prefix.clone()),
         ("REDIS_ENABLED", "true".to_string()),
         ("REDIS_URL", REDIS_URL.to_string()),
