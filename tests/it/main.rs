@@ -10,6 +10,7 @@ mod audit;
 mod battle_golden;
 mod binary;
 mod cache_redis_outage;
+mod deploy_image;
 mod deploy_monitoring;
 mod deploy_nginx_e2e;
 mod events;
