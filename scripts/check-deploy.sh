@@ -8,11 +8,11 @@ TOOLS=${TOOLS_VENV:-$HOME/.cache/divine-heroes/venv-tools}/bin
 SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT
 echo "== kubernetes-validate (strict)"
-"$TOOLS/kubernetes-validate" --strict --quiet k8s/*.yaml
+"$TOOLS/kubernetes-validate" --strict --quiet k8s/*.yaml k8s/monitoring/*.yaml
 # The Prometheus Operator kinds have no bundled schema: check their shape here.
 "$TOOLS/python" - <<'PY'
 import json, sys, yaml
-docs = {d["kind"]: d for d in yaml.safe_load_all(open("k8s/10-monitoring.yaml"))}
+docs = {d["kind"]: d for d in yaml.safe_load_all(open("k8s/monitoring/10-monitoring.yaml"))}
 sm = docs["ServiceMonitor"]["spec"]
 assert sm["endpoints"][0]["port"] == "http" and sm["endpoints"][0]["path"] == "/metrics/prometheus", sm
 for f in ["02-api", "03-battle", "04-gacha"]:
@@ -23,7 +23,13 @@ for f in ["02-api", "03-battle", "04-gacha"]:
     assert any(p["name"] == "http" for p in svc["spec"]["ports"]), f
 rules = docs["PrometheusRule"]["spec"]
 assert rules["groups"] and all("alert" in r for r in rules["groups"][0]["rules"])
-json.loads(docs["ConfigMap"]["data"]["divine-heroes.json"])
+dashboard = json.loads(docs["ConfigMap"]["data"]["divine-heroes.json"])
+assert dashboard == json.load(open("k8s/monitoring/grafana-dashboard.json")), "the plain dashboard file differs from the ConfigMap's"
+# `kubectl apply -f k8s/` must work without the Prometheus Operator: no operator kind at the top level.
+import glob
+for f in glob.glob("k8s/*.yaml"):
+    kinds = {d["kind"] for d in yaml.safe_load_all(open(f)) if d}
+    assert not kinds & {"ServiceMonitor", "PrometheusRule", "PodMonitor"}, (f, kinds)
 yaml.safe_dump(rules, open("tests/prometheus/rules.generated.yml", "w"))
 print("ServiceMonitor matches the role Services; rules and dashboard parse")
 PY

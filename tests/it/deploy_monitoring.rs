@@ -1,4 +1,4 @@
-//! Every dashboard panel and every alert of k8s/10-monitoring.yaml, run by a real
+//! Every dashboard panel and every alert of k8s/monitoring/10-monitoring.yaml, run by a real
 //! Prometheus against the real binary's series: none may come back empty (a
 //! misspelled metric or label would). Alerts are run without their threshold;
 //! the two built on kube-state-metrics series are covered by promtool's tests.
@@ -14,7 +14,8 @@ const EXTERNAL: &[&str] = &["kube_pod_container_status_restarts_total", "kube_po
 
 /// The expressions to check: (name, PromQL).
 fn expressions() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/10-monitoring.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/monitoring/10-monitoring.yaml")).unwrap();
     let mut out = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let v: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
