@@ -3,21 +3,14 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 use divine_heroes::game::economy::Currency;
 use divine_heroes::game::player::{Attachment, Player, STARTER_HEROES};
-use divine_heroes::platform::clock::{Clock, ManualClock};
+use divine_heroes::platform::clock::Clock;
 use divine_heroes::platform::config::Role;
-use divine_heroes::store::{Effects, LedgerReason, MutateOutcome, Mutation, StoredResponse};
 use serde_json::{json, Value};
 
-use crate::common::{audit, StoreKind, TestApp};
-
-async fn app_at_fixed_time(kind: StoreKind) -> Option<(TestApp, ManualClock)> {
-    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 9, 30, 0).unwrap());
-    let app = TestApp::spawn_with(kind, Role::All, |_| {}, Arc::new(clock.clone())).await?;
-    Some((app, clock))
-}
+use crate::common::{app_at_fixed_time, audit, direct_write, game_data_with, StoreKind, TestApp};
 
 /// One scripted day of a player who does everything: summons on three banners
 /// (singles and tens, one repeated with its key), campaign fights and a sweep, a
@@ -130,19 +123,7 @@ async fn the_audit_passes_after_a_players_day(kind: StoreKind) {
 /// A write the rules never make, straight to the store (an operator's or a
 /// bug's), with no currency change: the ledger cannot see it, the audit must.
 async fn tamper(app: &TestApp, id: &str, f: impl Fn(&mut Player) + Send + Sync + 'static) {
-    let op: Mutation = Arc::new(move |p: &mut Player| {
-        f(p);
-        Ok(Effects {
-            reason: LedgerReason::Adjustment,
-            ref_id: "hand-made".into(),
-            history: vec![],
-            battles: vec![],
-            event: None,
-            response: StoredResponse { status: 200, body: json!({}) },
-        })
-    });
-    let out = app.state.store.mutate(id, None, app.state.clock.now(), op).await.unwrap();
-    assert!(matches!(out, MutateOutcome::Applied(..)), "{out:?}");
+    direct_write(&app.state.store, id, app.state.clock.now(), f).await;
 }
 
 /// Each hero check names the player and the hero: a granted hero gone, shards
@@ -205,18 +186,15 @@ on_both_stores!(the_audit_passes_after_a_players_day, the_audit_names_heroes_and
 /// at 250 crystals instead of 300 (`bump: false`: the same change left at
 /// version 1), and with `archive`, version 1 kept in `banners-archive/`.
 fn repriced_tables(bump: bool, archive: bool) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
-    for f in ["heroes.toml", "rewards.toml", "battle.toml"] {
-        std::fs::copy(format!("{shipped}/{f}"), dir.path().join(f)).unwrap();
-    }
-    let banners = std::fs::read_to_string(format!("{shipped}/banners.toml")).unwrap();
-    let start = banners.find("[[banner]]\nid = \"premium\"").unwrap();
-    let end = start + 1 + banners[start + 1..].find("[[banner]]").unwrap();
-    let v1 = &banners[start..end];
-    let v2 = v1.replacen("cost_single = 300", "cost_single = 250", 1);
-    let v2 = if bump { v2.replacen("version = 1\n", "version = 2\n", 1) } else { v2 };
-    std::fs::write(dir.path().join("banners.toml"), format!("{}{v2}{}", &banners[..start], &banners[end..])).unwrap();
+    let mut v1 = String::new();
+    let dir = game_data_with(|banners| {
+        let start = banners.find("[[banner]]\nid = \"premium\"").unwrap();
+        let end = start + 1 + banners[start + 1..].find("[[banner]]").unwrap();
+        v1 = banners[start..end].to_string();
+        let v2 = v1.replacen("cost_single = 300", "cost_single = 250", 1);
+        let v2 = if bump { v2.replacen("version = 1\n", "version = 2\n", 1) } else { v2 };
+        format!("{}{v2}{}", &banners[..start], &banners[end..])
+    });
     if archive {
         std::fs::create_dir(dir.path().join("banners-archive")).unwrap();
         std::fs::write(dir.path().join("banners-archive/premium-v1.toml"), v1).unwrap();

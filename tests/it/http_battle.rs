@@ -1,20 +1,11 @@
 //! Campaign, arena and replays over real HTTP.
 
-use std::sync::Arc;
-
-use crate::common::{StoreKind, TestApp};
-use chrono::{Duration, TimeZone, Utc};
+use crate::common::{app_at_fixed_time, StoreKind, TestApp};
+use chrono::Duration;
 use divine_heroes::game::economy::Currency;
-use divine_heroes::platform::clock::{Clock, ManualClock};
-use divine_heroes::platform::config::Role;
+use divine_heroes::platform::clock::Clock;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
-
-async fn app_at_fixed_time(kind: StoreKind) -> Option<(TestApp, ManualClock)> {
-    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 9, 30, 0).unwrap());
-    let app = TestApp::spawn_with(kind, Role::All, |_| {}, Arc::new(clock.clone())).await?;
-    Some((app, clock))
-}
 
 async fn fight(app: &TestApp, token: &str, c: u32, s: u32, key: &str) -> (u16, Value) {
     let r = app.post(&format!("/api/battle/campaign/{c}/{s}/fight"), Some(token), Some(key), json!({})).await;

@@ -276,27 +276,19 @@ async fn pity_and_the_guarantee_carry_to_the_next_limited_banner(kind: StoreKind
     use divine_heroes::game::player::{PityState, Player};
     use divine_heroes::platform::clock::{Clock, ManualClock};
     use divine_heroes::platform::config::Role;
-    use divine_heroes::store::{Effects, LedgerReason, MutateOutcome, Mutation, StoredResponse};
     use std::sync::Arc;
 
     // The shipped tables plus a second limited banner after Celestial Descent.
-    let data = tempfile::tempdir().unwrap();
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
-    for f in std::fs::read_dir(shipped).unwrap() {
-        let f = f.unwrap().path();
-        if f.extension().is_some_and(|e| e == "toml") {
-            std::fs::copy(&f, data.path().join(f.file_name().unwrap())).unwrap();
-        }
-    }
-    let banners = std::fs::read_to_string(data.path().join("banners.toml")).unwrap();
-    let start = banners.find("[[banner]]\nid = \"celestial_descent\"").expect("the limited banner");
-    let rerun = banners[start..]
-        .replace("celestial_descent", "seraphic_rerun")
-        .replace("Celestial Descent", "Seraphic Rerun")
-        .replace("2026-11-15T00:00:00Z", "2027-01-15T00:00:00Z")
-        .replace("2027-01-15T00:00:00Z\"\nfeatured", "2027-03-01T00:00:00Z\"\nfeatured")
-        .replace("aethon_the_celestial_blade", "seraphiel_the_radiant");
-    std::fs::write(data.path().join("banners.toml"), format!("{banners}\n{rerun}")).unwrap();
+    let data = crate::common::game_data_with(|banners| {
+        let start = banners.find("[[banner]]\nid = \"celestial_descent\"").expect("the limited banner");
+        let rerun = banners[start..]
+            .replace("celestial_descent", "seraphic_rerun")
+            .replace("Celestial Descent", "Seraphic Rerun")
+            .replace("2026-11-15T00:00:00Z", "2027-01-15T00:00:00Z")
+            .replace("2027-01-15T00:00:00Z\"\nfeatured", "2027-03-01T00:00:00Z\"\nfeatured")
+            .replace("aethon_the_celestial_blade", "seraphiel_the_radiant");
+        format!("{banners}\n{rerun}")
+    });
 
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap());
     let dir = data.path().to_path_buf();
@@ -307,20 +299,11 @@ async fn pity_and_the_guarantee_carry_to_the_next_limited_banner(kind: StoreKind
     let (token, id) = app.register("Faithful").await;
     app.set_balance(&id, Currency::Crystals, 3000).await;
     // 79 pulls into Celestial Descent with the guarantee held, kept by banner id.
-    let op: Mutation = Arc::new(|p: &mut Player| {
+    crate::common::direct_write(&app.state.store, &id, clock.now(), |p: &mut Player| {
         p.pity.clear();
         p.pity.insert("celestial_descent".into(), PityState { since_pity: 79, featured_guaranteed: true });
-        Ok(Effects {
-            reason: LedgerReason::Adjustment,
-            ref_id: "pity-by-banner-id".into(),
-            history: vec![],
-            battles: vec![],
-            event: None,
-            response: StoredResponse { status: 200, body: json!({}) },
-        })
-    });
-    let out = app.state.store.mutate(&id, None, clock.now(), op).await.unwrap();
-    assert!(matches!(out, MutateOutcome::Applied(..)));
+    })
+    .await;
 
     let pity_of = |pity: &Value, banner: &str| {
         pity["items"].as_array().unwrap().iter().find(|b| b["banner_id"] == banner).cloned().unwrap()
@@ -363,21 +346,9 @@ on_both_stores!(pity_and_the_guarantee_carry_to_the_next_limited_banner);
 async fn the_banner_list_drops_a_banner_the_moment_it_ends() {
     use chrono::TimeZone;
     use divine_heroes::platform::clock::ManualClock;
-    use divine_heroes::platform::config::Role;
-    if !crate::common::redis_reachable(crate::common::REDIS_URL).await {
-        return;
-    }
-    let scratch = crate::common::Scratch::new();
-    let prefix = scratch.prefix.clone();
     let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2027, 1, 14, 23, 59, 30).unwrap());
-    let with_redis = move |s: &mut divine_heroes::platform::config::Settings| {
-        s.redis_enabled = true;
-        s.redis_url = crate::common::REDIS_URL.into();
-        s.cache_prefix = prefix;
-    };
-    let app = TestApp::spawn_with(StoreKind::Embedded, Role::All, with_redis, std::sync::Arc::new(clock.clone()))
-        .await
-        .unwrap();
+    let on_redis = TestApp::spawn_on_redis_with_clock(StoreKind::Embedded, None, std::sync::Arc::new(clock.clone()));
+    let Some(app) = on_redis.await else { return };
     let listed = |v: &Value| v["items"].as_array().unwrap().iter().any(|b| b["id"] == "celestial_descent");
     let before: Value = app.get("/api/gacha/banners", None).await.json().await.unwrap();
     assert!(listed(&before));
@@ -392,12 +363,8 @@ async fn the_banner_list_drops_a_banner_the_moment_it_ends() {
 /// operator cannot summon at all, and a refused summon charges nothing.
 async fn spending_cap_and_minor_bar_hold_in_the_summon_write(kind: StoreKind) {
     use chrono::TimeZone;
-    use divine_heroes::platform::clock::ManualClock;
-    use divine_heroes::platform::config::Role;
-    let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap());
-    let Some(app) = TestApp::spawn_with(kind, Role::All, |_| {}, std::sync::Arc::new(clock.clone())).await else {
-        return;
-    };
+    let at = chrono::Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
+    let Some((app, clock)) = crate::common::app_at(kind, at).await else { return };
     let (token, id) = app.register("Careful").await;
     app.set_balance(&id, Currency::Crystals, 10_000).await;
     app.set_balance(&id, Currency::Coins, 5_000).await;

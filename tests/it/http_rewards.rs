@@ -1,23 +1,14 @@
 //! Idle rewards, daily login, mail and leaderboards over real HTTP, with a clock
 //! the tests move instead of sleeping.
 
-use std::sync::Arc;
-
-use crate::common::{StoreKind, TestApp};
-use chrono::{Duration, TimeZone, Utc};
+use crate::common::{app_at_fixed_time, StoreKind, TestApp};
+use chrono::Duration;
 use divine_heroes::game::economy::Currency;
 use divine_heroes::game::player::Attachment;
 use divine_heroes::ops::{send_mail, MailDraft, Recipients};
-use divine_heroes::platform::clock::{Clock, ManualClock};
-use divine_heroes::platform::config::Role;
+use divine_heroes::platform::clock::Clock;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
-
-async fn app_at_fixed_time(kind: StoreKind) -> Option<(TestApp, ManualClock)> {
-    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 9, 30, 0).unwrap());
-    let app = TestApp::spawn_with(kind, Role::All, |_| {}, Arc::new(clock.clone())).await?;
-    Some((app, clock))
-}
 
 /// Fires `n` identical claims at once, each with its own key; returns the statuses.
 async fn claim_burst(app: &TestApp, token: &str, path: &str, n: usize) -> Vec<u16> {

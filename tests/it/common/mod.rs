@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use divine_heroes::game::data::GameData;
 use divine_heroes::game::economy::Currency;
 use divine_heroes::game::player::Player;
-use divine_heroes::platform::clock::{Clock, SystemClock};
+use divine_heroes::platform::clock::{Clock, ManualClock, SystemClock};
 use divine_heroes::platform::config::{Role, Settings};
 use divine_heroes::server::Server;
 use divine_heroes::state::AppState;
@@ -175,6 +175,15 @@ impl TestApp {
         kind: StoreKind,
         queue: Option<Arc<dyn divine_heroes::platform::queue::Queue>>,
     ) -> Option<Self> {
+        Self::spawn_on_redis_with_clock(kind, queue, Arc::new(SystemClock)).await
+    }
+
+    /// [`Self::spawn_on_redis`] on the given clock.
+    pub async fn spawn_on_redis_with_clock(
+        kind: StoreKind,
+        queue: Option<Arc<dyn divine_heroes::platform::queue::Queue>>,
+        clock: Arc<dyn Clock>,
+    ) -> Option<Self> {
         if !redis_reachable(REDIS_URL).await {
             return None;
         }
@@ -185,7 +194,7 @@ impl TestApp {
             s.redis_url = REDIS_URL.into();
             s.cache_prefix = prefix;
         };
-        let mut app = Self::spawn_full(kind, Role::All, tweak, Arc::new(SystemClock), queue).await?;
+        let mut app = Self::spawn_full(kind, Role::All, tweak, clock, queue).await?;
         app.scratch = Some(scratch);
         Some(app)
     }
@@ -287,13 +296,28 @@ impl Drop for TestApp {
 
 /// Sets one balance exactly, as a ledgered adjustment made at `now`.
 pub async fn set_balance(store: &DynStore, player_id: &str, currency: Currency, amount: i64, now: DateTime<Utc>) {
-    let op: Mutation = Arc::new(move |p: &mut Player| {
+    direct_write(store, player_id, now, move |p: &mut Player| {
         let has = p.balances.get(currency);
         if has > amount {
-            p.balances.debit(currency, has - amount)?;
+            p.balances.debit(currency, has - amount).expect("the debit is covered");
         } else {
             p.balances.credit(currency, amount - has);
         }
+    })
+    .await;
+}
+
+/// A change to a player straight in the store, outside the game's rules (test
+/// fixtures, and the hand-made damage the audit must find): reason
+/// `adjustment`, currency changes ledgered as every write's are.
+pub async fn direct_write(
+    store: &DynStore,
+    player_id: &str,
+    now: DateTime<Utc>,
+    change: impl Fn(&mut Player) + Send + Sync + 'static,
+) {
+    let op: Mutation = Arc::new(move |p: &mut Player| {
+        change(p);
         Ok(Effects {
             reason: LedgerReason::Adjustment,
             event: None,
@@ -304,7 +328,33 @@ pub async fn set_balance(store: &DynStore, player_id: &str, currency: Currency, 
         })
     });
     let out = store.mutate(player_id, None, now, op).await.expect("store");
-    assert!(matches!(out, MutateOutcome::Applied(..)), "adjustment applied: {out:?}");
+    assert!(matches!(out, MutateOutcome::Applied(..)), "direct write applied: {out:?}");
+}
+
+/// The shipped game tables in a directory of their own, `banners.toml` passed
+/// through `edit` first (tests of other tables than the shipped ones).
+pub fn game_data_with(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    for f in ["heroes.toml", "rewards.toml", "battle.toml"] {
+        std::fs::copy(format!("{shipped}/{f}"), dir.path().join(f)).expect("a copy of the table");
+    }
+    let banners = std::fs::read_to_string(format!("{shipped}/banners.toml")).expect("the banner table");
+    std::fs::write(dir.path().join("banners.toml"), edit(banners)).expect("the edited banner table");
+    dir
+}
+
+/// An app whose clock stands at `at` until the test moves it.
+pub async fn app_at(kind: StoreKind, at: DateTime<Utc>) -> Option<(TestApp, ManualClock)> {
+    let clock = ManualClock::new(at);
+    let app = TestApp::spawn_with(kind, Role::All, |_| {}, Arc::new(clock.clone())).await?;
+    Some((app, clock))
+}
+
+/// An app whose clock stands at 2026-11-26 09:30 UTC until the test moves it.
+pub async fn app_at_fixed_time(kind: StoreKind) -> Option<(TestApp, ManualClock)> {
+    use chrono::TimeZone;
+    app_at(kind, Utc.with_ymd_and_hms(2026, 11, 26, 9, 30, 0).unwrap()).await
 }
 
 /// `divine-heroes audit` over `store` at `now`, with the shipped game data and retention.
