@@ -62,7 +62,7 @@ fn bench_store(c: &mut Criterion) {
                                         data.clone(),
                                         banner.clone(),
                                         10,
-                                        n as u64,
+                                        [n as u8; 32],
                                         key,
                                         chrono::Utc::now(),
                                     );

@@ -179,6 +179,23 @@ enum GachaCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Re-derive one of a player's summons from its provably-fair seed and
+    /// compare it with what was recorded. Exits 1 when they differ.
+    Verify {
+        /// Username (case-insensitive).
+        #[arg(long)]
+        player: String,
+        /// Summon id (from the receipt or the history).
+        #[arg(long)]
+        summon: String,
+        /// A revealed server seed (hex) to check instead of the stored one
+        /// (which an operator may use before it is revealed).
+        #[arg(long)]
+        server_seed: Option<String>,
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn load(config: Option<&PathBuf>) -> Result<Settings, String> {
@@ -324,6 +341,11 @@ fn main() -> ExitCode {
                 Ok(format!("arena season closed for {n} player(s)"))
             })
         }
+        Command::Gacha { command: GachaCommand::Verify { player, summon, server_seed, config } } => {
+            run_op(config.as_ref(), |store, _, data| async move {
+                verify_summon(&store, &data, &player, &summon, server_seed.as_deref()).await
+            })
+        }
         Command::Gacha { command: GachaCommand::Simulate { banner, pulls, seed, config } } => {
             let settings = match load(config.as_ref()) {
                 Ok(s) => s,
@@ -362,6 +384,31 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `gacha verify`: the re-derivation as JSON; an error when it does not match.
+async fn verify_summon(
+    store: &divine_heroes::store::DynStore,
+    data: &GameData,
+    username: &str,
+    summon_id: &str,
+    server_seed: Option<&str>,
+) -> anyhow::Result<String> {
+    use divine_heroes::game::gacha::fairness::parse_seed;
+    use divine_heroes::roles::gacha::provably_fair::{find_summon, verify_record};
+    let given = server_seed
+        .map(|s| parse_seed(s).ok_or_else(|| anyhow::anyhow!("--server-seed must be 64 hexadecimal digits")))
+        .transpose()?;
+    let player = store
+        .player_by_username(&username.to_ascii_lowercase())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no player {username:?}"))?;
+    let (record, row_version) =
+        find_summon(store.as_ref(), &player.id, summon_id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let v = verify_record(data, &player, &record, row_version, given, true).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let text = serde_json::to_string_pretty(&v)?;
+    anyhow::ensure!(v.results_match, "{text}\nsummon {summon_id} does NOT match its derivation");
+    Ok(format!("{text}\nsummon {summon_id} matches its derivation from the committed seed"))
 }
 
 /// Runs an operator command against the configured store and game data.

@@ -33,6 +33,16 @@ pub struct OwnedHero {
     pub shards: u32,
     /// When first obtained.
     pub acquired_at: DateTime<Utc>,
+    /// The player's version when it was obtained (0 for the starters and for
+    /// heroes obtained before this was kept): which heroes a summon found owned,
+    /// in write order, for re-deriving it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub acquired_version: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Per-banner pity state.
@@ -164,6 +174,9 @@ pub struct Player {
     /// Spending and age controls on summons.
     #[serde(default)]
     pub spending: super::spending::SpendingControls,
+    /// Provably fair pulls: the committed seed per banner kind, the last revealed ones.
+    #[serde(default)]
+    pub fairness: super::gacha::fairness::Fairness,
     /// Leaderboard scores (derived; kept on the record so stores can index them).
     #[serde(default)]
     pub scores: Scores,
@@ -219,7 +232,17 @@ impl Player {
         let heroes = STARTER_HEROES
             .iter()
             .map(|h| {
-                (h.to_string(), OwnedHero { hero_id: h.to_string(), level: 1, stars: 1, shards: 0, acquired_at: now })
+                (
+                    h.to_string(),
+                    OwnedHero {
+                        hero_id: h.to_string(),
+                        level: 1,
+                        stars: 1,
+                        shards: 0,
+                        acquired_at: now,
+                        acquired_version: 0,
+                    },
+                )
             })
             .collect();
         let mut team: Vec<Option<String>> = STARTER_HEROES.iter().map(|h| Some(h.to_string())).collect();
@@ -251,6 +274,7 @@ impl Player {
             login_blocked_until: None,
             arena_offer: None,
             spending: super::spending::SpendingControls::default(),
+            fairness: super::gacha::fairness::Fairness::default(),
             scores: Scores::default(),
             version: 0,
         }

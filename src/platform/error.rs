@@ -47,6 +47,8 @@ pub enum ErrorCode {
     SpendingCapReached,
     /// Summons are barred on this account (a minor's).
     SummonsBarred,
+    /// The server seed of a summon is still secret (rotate to reveal it).
+    SeedNotRevealed,
     /// Too many requests.
     RateLimited,
     /// A dependency is down or the server is shutting down.
@@ -79,6 +81,7 @@ impl ErrorCode {
             Conflict => (StatusCode::CONFLICT, "CONFLICT"),
             SpendingCapReached => (StatusCode::CONFLICT, "SPENDING_CAP_REACHED"),
             SummonsBarred => (StatusCode::FORBIDDEN, "SUMMONS_BARRED"),
+            SeedNotRevealed => (StatusCode::CONFLICT, "SEED_NOT_REVEALED"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),

@@ -103,6 +103,8 @@ pub enum LedgerReason {
     Team,
     /// The player's spending controls changed (the cap), or an operator's (minor).
     SpendingControls,
+    /// A provably-fair seed committed to or rotated (revealed).
+    Fairness,
     /// A direct correction of a balance (operators; test fixtures).
     Adjustment,
     /// Stamina regenerated over time, written with the next write.
@@ -135,6 +137,7 @@ impl LedgerReason {
             Self::OperatorGrant => "operator_grant",
             Self::Team => "team",
             Self::SpendingControls => "spending_controls",
+            Self::Fairness => "fairness",
             Self::Adjustment => "adjustment",
             Self::StaminaRegen => "stamina_regen",
             Self::TicketRefill => "ticket_refill",

@@ -172,6 +172,7 @@ async fn the_audit_names_heroes_and_shards_no_pull_explains(kind: StoreKind) {
             stars: 1,
             shards: 0,
             acquired_at: at,
+            acquired_version: 0,
         };
         p.heroes.insert(gift.clone(), hero);
     })

@@ -22,6 +22,7 @@ fn player_team(data: &GameData, heroes: &[(&str, u32, u32)]) -> TeamSnapshot {
                 stars,
                 shards: 0,
                 acquired_at: p.created_at,
+                acquired_version: 0,
             },
         );
         p.team[slot] = Some(id.to_string());

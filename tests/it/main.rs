@@ -16,6 +16,7 @@ mod deploy_nginx_e2e;
 mod events;
 mod events_process_kill;
 mod fault_drills;
+mod gacha_fairness;
 mod gacha_page;
 mod http_battle;
 mod http_foundation;

@@ -13,7 +13,7 @@ use crate::game::catalog::Rarity;
 use crate::game::economy::{Currency, InsufficientFunds};
 use crate::game::error::GameError;
 use crate::game::player::{OwnedHero, PityState, Player};
-use crate::game::rng::GameRng;
+use crate::game::rng::{GameRng, PullRandomness};
 
 /// What one pull granted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -92,6 +92,13 @@ pub struct SummonRecord {
     /// The version of the banner's rate table that served them.
     #[serde(default)]
     pub rates_version: Option<u32>,
+    /// The pity state before the first pull (none in rows written before
+    /// pulls were provably fair).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pity_before: Option<PityState>,
+    /// The commitment, client seed and nonce the pulls came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<super::fairness::FairnessProof>,
 }
 
 /// A stored history row: a summon's, or one pull's as stores written before
@@ -153,10 +160,11 @@ pub fn pull(
     mut pity: PityState,
     owned: &mut BTreeMap<String, ()>,
     count: u32,
-    rng: &mut GameRng,
+    randomness: &mut impl PullRandomness,
 ) -> Pulls {
     let mut results = Vec::with_capacity(count as usize);
     for index in 0..count {
+        let rng = randomness.for_pull(index);
         let pull_no = pity.since_pity + 1;
         let weights = banner.weights_at(pull_no);
         let i = pick_weighted(rng, weights.iter().copied(), PPM);
@@ -238,6 +246,8 @@ pub struct Summon {
     pub results: Vec<PullResult>,
     /// Pity after.
     pub pity: PityState,
+    /// Pity before.
+    pub pity_before: PityState,
 }
 
 impl From<SummonError> for GameError {
@@ -256,7 +266,7 @@ pub fn summon(
     player: &mut Player,
     banner: &Banner,
     count: u32,
-    rng: &mut GameRng,
+    rng: &mut impl PullRandomness,
     now: DateTime<Utc>,
 ) -> Result<Summon, SummonError> {
     let cost = banner.cost(count).ok_or(SummonError::InvalidCount(count))?;
@@ -272,7 +282,14 @@ pub fn summon(
             Grant::NewHero { hero_id } => {
                 player.heroes.insert(
                     hero_id.clone(),
-                    OwnedHero { hero_id: hero_id.clone(), level: 1, stars: 1, shards: 0, acquired_at: now },
+                    OwnedHero {
+                        hero_id: hero_id.clone(),
+                        level: 1,
+                        stars: 1,
+                        shards: 0,
+                        acquired_at: now,
+                        acquired_version: player.version,
+                    },
                 );
             }
             Grant::Duplicate { hero_id, shards } | Grant::Shards { hero_id, shards } => {
@@ -284,7 +301,7 @@ pub fn summon(
         }
     }
     player.pity.insert(banner.kind.pity_key().to_string(), pulls.pity);
-    Ok(Summon { cost, results: pulls.results, pity: pulls.pity })
+    Ok(Summon { cost, results: pulls.results, pity: pulls.pity, pity_before: pity })
 }
 
 #[cfg(test)]
@@ -309,6 +326,8 @@ mod tests {
             banner_id: "premium".into(),
             results: vec![pull(0), pull(1)],
             rates_version: Some(3),
+            pity_before: None,
+            fairness: None,
         };
         let read = pulls_of_row(&serde_json::to_value(&whole).unwrap()).unwrap();
         assert_eq!(

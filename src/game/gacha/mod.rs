@@ -2,6 +2,7 @@
 
 pub mod banner;
 pub mod engine;
+pub mod fairness;
 pub mod rates;
 pub mod simulate;
 

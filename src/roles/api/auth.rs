@@ -96,6 +96,8 @@ pub async fn post_register(state: web::Data<AppState>, body: web::Json<Credentia
     let hash = web::block(move || hash_password(&password)).await.map_err(AppError::internal)??;
     let now = state.clock.now();
     let mut player = Player::new(uuid::Uuid::new_v4().simple().to_string(), &username, hash, now);
+    // Committed before any pull can use it: the commitments show at once.
+    player.fairness.commit_if_missing(&crate::game::rng::fresh_secret());
     player.recompute_scores(&state.data.catalog);
     state.store.create_player(&player).await?;
     let (token, expires_at) = state.tokens.issue(&player.id, player.token_version, now)?;

@@ -16,6 +16,7 @@ use crate::game::data::GameData;
 use crate::game::economy::{Balances, Currency};
 use crate::game::gacha::banner::{Banner, BannerKind, Filler, Outcome, SoftPity};
 use crate::game::gacha::engine::{self, PullResult, SummonRecord};
+use crate::game::gacha::fairness::{self, FairnessProof};
 use crate::game::gacha::rates::{self, ConsolidatedRate, FeaturedExpectation, ItemOdds, Milestone};
 use crate::game::ids::BannerId;
 use crate::game::player::PityState;
@@ -32,6 +33,7 @@ use crate::writes::Applied;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 mod page;
+pub mod provably_fair;
 
 /// Mounts the gacha role.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -42,6 +44,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(post_summon)
         .service(get_pity)
         .service(get_history)
+        .service(provably_fair::get_fairness)
+        .service(provably_fair::post_rotate)
+        .service(provably_fair::get_verify)
         .service(page::get_page);
 }
 
@@ -379,6 +384,9 @@ pub struct SummonReceipt {
     pub at: DateTime<Utc>,
     /// The version of the banner's rate table that served it.
     pub rates_version: u32,
+    /// What re-derives the pulls once the seed is revealed: the commitment
+    /// (SHA-256 of the server seed), the client seed and the first pull's nonce.
+    pub fairness: FairnessProof,
 }
 
 /// `POST /api/gacha/summon`: one atomic, idempotent summon.
@@ -406,9 +414,9 @@ async fn post_summon(
             .with_details(json!({"field": "count"})));
     }
     let idem = key.for_body(&req);
-    let (now, seed, count) = (state.clock.now(), rng::fresh_seed(), req.count);
+    let (now, fresh, count) = (state.clock.now(), rng::fresh_secret(), req.count);
     let summon_id = crate::store::time_ordered_id();
-    let rule = summon_rule(state.data.clone(), banner.id.clone(), count, seed, summon_id, now);
+    let rule = summon_rule(state.data.clone(), banner.id.clone(), count, fresh, summon_id, now);
     let written = write(&state, &who.0, Some(idem), rule).await?;
     if written.fresh {
         record_pulls(banner, &written.view.results);
@@ -416,14 +424,15 @@ async fn post_summon(
     Ok(respond(&written))
 }
 
-/// The rule of one summon: `count` pulls on the banner from `seed`, charged at
+/// The rule of one summon: `count` pulls on the banner from the kind's committed
+/// seed (`fresh_seed` is committed to first if the kind has none), charged at
 /// once, with one history row holding its pulls and the `gacha.summoned` event. Pure: the
 /// store may run it again on a retried write and get the same receipt.
 pub fn summon_rule(
     data: Arc<GameData>,
     banner_id: String,
     count: u32,
-    seed: u64,
+    fresh_seed: fairness::ServerSeed,
     summon_id: String,
     now: DateTime<Utc>,
 ) -> impl Fn(&mut Player) -> Result<Applied<SummonReceipt>, crate::game::error::GameError> + Send + Sync + 'static {
@@ -439,12 +448,15 @@ pub fn summon_rule(
         // The controls first: a refused summon changes nothing (the rule's error
         // discards the whole record).
         p.spending.charge(banner.currency, price, now)?;
-        let s = engine::summon(p, banner, count, &mut rng::seeded(seed), now)?;
+        let (mut draws, proof) = fairness::draws_for(p, banner.kind.pity_key(), count, &fresh_seed)?;
+        let s = engine::summon(p, banner, count, &mut draws, now)?;
         let record = SummonRecord {
             summon_id: summon_id.clone(),
             banner_id: banner.id.clone(),
             results: s.results.clone(),
             rates_version: Some(banner.version),
+            pity_before: Some(s.pity_before),
+            fairness: Some(proof.clone()),
         };
         let history = vec![serde_json::to_value(record).unwrap_or_default()];
         let event = DomainEvent::GachaSummoned {
@@ -463,6 +475,7 @@ pub fn summon_rule(
             balances_after: p.balances,
             at: now,
             rates_version: banner.version,
+            fairness: proof,
         };
         Ok(Applied::new(LedgerReason::Summon, summon_id.clone(), receipt).with_history(history).with_event(event))
     }
