@@ -3,7 +3,8 @@
 # nothing, starts the release binary (`serve --role all`, embedded store) on a
 # scratch data directory, registers players and funds them with the operator
 # `grant` command, then measures with wrk, one route after another:
-#   GET /health/live (the server's own ceiling), GET /api/player, a single
+#   GET /health/live (the server's own ceiling), GET /api/player, the power
+#   leaderboard with the caller's rank, a single
 #   summon, a 10-pull, a campaign fight and a hero level-up,
 # every write with a fresh Idempotency-Key, and prints for each route requests/s,
 # p50, p99, non-2xx answers, its ratio to /health/live and the disk bytes the
@@ -13,6 +14,8 @@
 # when the machine has two cores or more.
 # SEED_PLAYERS=N first creates N other players in bulk (`divine-heroes seed`),
 # to see how the cost of a request changes with the size of the store.
+# PERF_ROUTE=<route name as printed> records that route with `perf record -g`
+# into PERF_OUT (default perf.data); build with `--profile profiling` for lines.
 # SERVE_ARGS adds flags to `serve` (for example --no-workers: no event relay
 # or consumers in the process, to see what they cost the write path).
 # Usage: scripts/bench-http.sh [SECONDS=5] [CONNECTIONS=32] [PLAYERS=128]
@@ -114,8 +117,14 @@ run() { # name method path body
   before=$(disk)
   local out
   RUNS=$((RUNS + 1))
+  local perf_pid=
+  if [ -n "${PERF_ROUTE:-}" ] && [ "$PERF_ROUTE" = "$1" ]; then
+    perf record -F 999 -g -p "$PID" -o "${PERF_OUT:-perf.data}" -- sleep "$DURATION" 2>/dev/null &
+    perf_pid=$!
+  fi
   out=$(RUN="$RUNS-$$" METHOD=$2 ROUTE=$3 BODY=$4 "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$DATA/route.lua" "$base" |
     awk '/^RESULT/ {print $2, $3, $4, $5, $6}')
+  [ -n "$perf_pid" ] && wait "$perf_pid"
   sleep 1 # the relay and consumers finish the route's events before the disk is measured
   after=$(disk)
   read -r rps p50 p99 non2xx total <<<"$out"
@@ -130,6 +139,7 @@ run() { # name method path body
 printf "%-28s %10s %9s %9s %8s %8s %12s\n" route "req/s" "p50 ms" "p99 ms" non-2xx ratio "disk B/op"
 run live GET /health/live ""
 run "GET /api/player" GET /api/player ""
+run "GET /api/leaderboards/power" GET /api/leaderboards/power ""
 run "summon x1" POST /api/gacha/summon '{"banner_id":"standard","count":1}'
 run "summon x10" POST /api/gacha/summon '{"banner_id":"standard","count":10}'
 run "campaign fight 1-1" POST /api/battle/campaign/1/1/fight '{}'

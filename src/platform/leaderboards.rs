@@ -78,28 +78,31 @@ pub async fn read(
     let ids: Vec<&String> = top.iter().map(|(id, _)| id).collect();
     let usernames: Vec<Option<String>> =
         if ids.is_empty() { Vec::new() } else { redis::cmd("HMGET").arg(&names).arg(&ids).query_async(&mut c).await? };
-    let entries = top
+    let mut entries: Vec<BoardEntry> = top
         .iter()
         .zip(usernames)
-        .enumerate()
-        .map(|(i, ((id, score), name))| BoardEntry {
-            rank: i as u64 + 1,
+        .map(|((id, score), name)| BoardEntry {
+            rank: 0,
             player_id: id.clone(),
             username: name.unwrap_or_default(),
             score: *score as u64,
         })
         .collect();
-    let rank: Option<u64> = c.zrevrank(&key, player_id).await?;
+    crate::store::rank_from_top(&mut entries);
     let score: Option<f64> = c.zscore(&key, player_id).await?;
     let name: Option<String> = c.hget(&names, player_id).await?;
-    let me = match (rank, score) {
-        (Some(r), Some(s)) => Some(BoardEntry {
-            rank: r + 1,
-            player_id: player_id.to_string(),
-            username: name.unwrap_or_default(),
-            score: s as u64,
-        }),
-        _ => None,
+    let me = match score {
+        Some(s) => {
+            // Ties share a rank, as on the stores: 1 + members with a higher score.
+            let ahead: u64 = c.zcount(&key, format!("({s}"), "+inf").await?;
+            Some(BoardEntry {
+                rank: ahead + 1,
+                player_id: player_id.to_string(),
+                username: name.unwrap_or_default(),
+                score: s as u64,
+            })
+        }
+        None => None,
     };
     Ok((entries, me))
 }

@@ -49,6 +49,14 @@ const HISTORY_BY_TIME: TableDefinition<(u64, &str, u64), ()> = TableDefinition::
 /// (board, u64::MAX − score, player id) → username: iterating forward is best first.
 const BOARDS: TableDefinition<(&str, u64, &str), &str> = TableDefinition::new("boards");
 
+/// Counts of scores by prefix, for ranks without walking a board: (board,
+/// level, prefix) → players whose score's top `level + 1` bytes are `prefix`.
+/// The players ahead of a score are, at each of the 8 levels, the counts of the
+/// higher siblings of its prefix: at most 8 × 255 rows whatever the board's size.
+const RANK_COUNTS: TableDefinition<(&str, u8, u64), u64> = TableDefinition::new("rank_counts");
+/// Bytes of a score, one radix level each.
+const RANK_LEVELS: u8 = 8;
+
 /// Page cache of the embedded store, MiB, unless `STORE_CACHE_MB` says otherwise.
 pub const DEFAULT_CACHE_MB: u64 = 16;
 
@@ -175,6 +183,8 @@ impl EmbeddedStore {
             txn.open_table(AUDIT).map_err(unavailable)?;
             txn.open_table(IDEMPOTENCY_BY_TIME).map_err(unavailable)?;
             txn.open_table(HISTORY_BY_TIME).map_err(unavailable)?;
+            txn.open_table(RANK_COUNTS).map_err(unavailable)?;
+            build_rank_counts(&txn)?;
         }
         txn.commit().map_err(unavailable)?;
         let db = Arc::new(db);
@@ -291,6 +301,7 @@ fn put_player(txn: &WriteTransaction, p: &Player) -> Result<(), StoreError> {
 /// Moves the player's leaderboard rows from its old scores to its new ones.
 fn update_boards(txn: &WriteTransaction, old: Option<&Player>, new: &Player) -> Result<(), StoreError> {
     let mut t = txn.open_table(BOARDS).map_err(unavailable)?;
+    let mut counts = txn.open_table(RANK_COUNTS).map_err(unavailable)?;
     for b in Board::ALL {
         if let Some(o) = old {
             // Most writes move no score: their rows stay as they are.
@@ -300,7 +311,75 @@ fn update_boards(txn: &WriteTransaction, old: Option<&Player>, new: &Player) -> 
             t.remove((b.name(), u64::MAX - b.score(o), o.id.as_str())).map_err(unavailable)?;
         }
         t.insert((b.name(), u64::MAX - b.score(new), new.id.as_str()), new.username.as_str()).map_err(unavailable)?;
+        move_rank_count(&mut counts, b.name(), old.map(|o| b.score(o)), b.score(new))?;
     }
+    Ok(())
+}
+
+/// A score's prefix at `level`: its top `level + 1` bytes.
+fn rank_prefix(score: u64, level: u8) -> u64 {
+    score >> (8 * u32::from(RANK_LEVELS - 1 - level))
+}
+
+/// Moves one player's count from score `old` (none: a new player) to `new`;
+/// levels where both share the prefix are left alone (a small change touches one or two).
+fn move_rank_count(
+    counts: &mut redb::Table<(&'static str, u8, u64), u64>,
+    board: &str,
+    old: Option<u64>,
+    new: u64,
+) -> Result<(), StoreError> {
+    for level in 0..RANK_LEVELS {
+        let to = rank_prefix(new, level);
+        if let Some(from) = old.map(|o| rank_prefix(o, level)) {
+            if from == to {
+                continue;
+            }
+            let n = counts.get((board, level, from)).map_err(unavailable)?.map_or(0, |g| g.value());
+            if n <= 1 {
+                counts.remove((board, level, from)).map_err(unavailable)?;
+            } else {
+                counts.insert((board, level, from), n - 1).map_err(unavailable)?;
+            }
+        }
+        let n = counts.get((board, level, to)).map_err(unavailable)?.map_or(0, |g| g.value());
+        counts.insert((board, level, to), n + 1).map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Players on `board` with a score above `score`: per level, the counts of the
+/// prefixes that share its parent and are higher.
+fn players_above(txn: &redb::ReadTransaction, board: &str, score: u64) -> Result<u64, StoreError> {
+    let counts = txn.open_table(RANK_COUNTS).map_err(unavailable)?;
+    let mut above = 0;
+    for level in 0..RANK_LEVELS {
+        let prefix = rank_prefix(score, level);
+        let last_sibling = prefix | 0xff;
+        if prefix == last_sibling {
+            continue;
+        }
+        for row in counts.range((board, level, prefix + 1)..=(board, level, last_sibling)).map_err(unavailable)? {
+            above += row.map_err(unavailable)?.1.value();
+        }
+    }
+    Ok(above)
+}
+
+/// Fills the rank counts from the boards once (stores from before they were kept).
+fn build_rank_counts(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META).map_err(unavailable)?;
+    if meta.get("rank_counts").map_err(unavailable)?.is_some() {
+        return Ok(());
+    }
+    let boards = txn.open_table(BOARDS).map_err(unavailable)?;
+    let mut counts = txn.open_table(RANK_COUNTS).map_err(unavailable)?;
+    for row in boards.iter().map_err(unavailable)? {
+        let (k, _) = row.map_err(unavailable)?;
+        let (board, inv, _) = k.value();
+        move_rank_count(&mut counts, board, None, u64::MAX - inv)?;
+    }
+    meta.insert("rank_counts", 1).map_err(unavailable)?;
     Ok(())
 }
 
@@ -512,16 +591,17 @@ impl Store for EmbeddedStore {
             let t = txn.open_table(BOARDS).map_err(unavailable)?;
             let mut out = Vec::with_capacity(limit);
             let rows = t.range((board.name(), 0, "")..=(board.name(), u64::MAX, "\u{10FFFF}")).map_err(unavailable)?;
-            for (i, row) in rows.take(limit).enumerate() {
+            for row in rows.take(limit) {
                 let (k, v) = row.map_err(unavailable)?;
                 let (_, inv, id) = k.value();
                 out.push(BoardEntry {
-                    rank: i as u64 + 1,
+                    rank: 0,
                     player_id: id.to_string(),
                     username: v.value().to_string(),
                     score: u64::MAX - inv,
                 });
             }
+            super::rank_from_top(&mut out);
             Ok(out)
         })
         .await
@@ -530,14 +610,9 @@ impl Store for EmbeddedStore {
     async fn rank(&self, board: Board, player_id: &str) -> Result<Option<BoardEntry>, StoreError> {
         let Some(p) = self.player_by_id(player_id).await? else { return Ok(None) };
         self.read(move |txn| {
-            let t = txn.open_table(BOARDS).map_err(unavailable)?;
-            let inv = u64::MAX - board.score(&p);
-            // Counting the rows ahead is linear in the rank; boards hot enough for
-            // that to matter belong in Redis sorted sets.
-            let ahead =
-                t.range((board.name(), 0, "")..(board.name(), inv, p.id.as_str())).map_err(unavailable)?.count();
+            let ahead = players_above(txn, board.name(), board.score(&p))?;
             Ok(Some(BoardEntry {
-                rank: ahead as u64 + 1,
+                rank: ahead + 1,
                 player_id: p.id.clone(),
                 username: p.username.clone(),
                 score: board.score(&p),
@@ -884,5 +959,40 @@ fn prune_before<V: redb::Value + 'static>(
             table.remove((group.as_str(), id.as_str())).map_err(unavailable)?;
             removed += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store written before the rank counts existed gets them at its next open.
+    #[tokio::test]
+    async fn rank_counts_are_built_for_an_older_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ids = vec![];
+        {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            for (i, score) in [5u64, 900, 900, 70_000, 3].into_iter().enumerate() {
+                let mut p = Player::new(format!("p{i}"), &format!("player{i}"), String::new(), Utc::now());
+                p.scores.arena = score;
+                store.create_player(&p).await.unwrap();
+                ids.push(p.id);
+            }
+        }
+        {
+            // As an older version left it: no counts, no mark.
+            let db = Database::open(dir.path().join("divine-heroes.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.delete_table(RANK_COUNTS).unwrap();
+            txn.open_table(META).unwrap().remove("rank_counts").unwrap();
+            txn.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let mut ranks = vec![];
+        for id in &ids {
+            ranks.push(store.rank(Board::Arena, id).await.unwrap().unwrap().rank);
+        }
+        assert_eq!(ranks, [4, 2, 2, 1, 5]);
     }
 }

@@ -376,7 +376,9 @@ impl Board {
     }
 }
 
-/// One row of a leaderboard. Ties rank by player id.
+/// One row of a leaderboard. Equal scores share a rank (1, 2, 2, 4): a rank is
+/// one more than the players with a strictly higher score, so it can be counted
+/// without walking the board; listed ties come in player-id order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BoardEntry {
     /// 1-based rank.
@@ -387,6 +389,13 @@ pub struct BoardEntry {
     pub username: String,
     /// Score.
     pub score: u64,
+}
+
+/// Gives a best-first list of a board's top rows their shared ranks.
+pub fn rank_from_top(rows: &mut [BoardEntry]) {
+    for i in 0..rows.len() {
+        rows[i].rank = if i > 0 && rows[i].score == rows[i - 1].score { rows[i - 1].rank } else { i as u64 + 1 };
+    }
 }
 
 /// Persistence, as atomic domain operations.
@@ -418,7 +427,7 @@ pub trait Store: Send + Sync + 'static {
         -> Result<Page<HistoryRow>, StoreError>;
     /// The top `limit` of a board.
     async fn leaderboard(&self, board: Board, limit: usize) -> Result<Vec<BoardEntry>, StoreError>;
-    /// One player's row of a board.
+    /// One player's row of a board: rank = 1 + players with a higher score.
     async fn rank(&self, board: Board, player_id: &str) -> Result<Option<BoardEntry>, StoreError>;
     /// A stored battle by id.
     async fn battle(&self, battle_id: &str) -> Result<Option<serde_json::Value>, StoreError>;

@@ -670,7 +670,7 @@ impl Store for MongoStore {
     async fn leaderboard(&self, board: Board, limit: usize) -> Result<Vec<BoardEntry>, StoreError> {
         self.bounded(async move {
             let mut rows = self.board_rows(board, doc! {}, limit).await?;
-            rows.iter_mut().enumerate().for_each(|(i, r)| r.rank = i as u64 + 1);
+            super::rank_from_top(&mut rows);
             Ok(rows)
         })
         .await
@@ -681,11 +681,7 @@ impl Store for MongoStore {
             let Some(p) = self.player_by_id(player_id).await? else { return Ok(None) };
             let field = format!("scores.{}", board.name());
             let score = board.score(&p) as i64;
-            let ahead = self
-                .players()
-                .count_documents(doc! {"$or": [{&field: {"$gt": score}}, {&field: score, "_id": {"$lt": &p.id}}]})
-                .await
-                .map_err(unavailable)?;
+            let ahead = self.players().count_documents(doc! {&field: {"$gt": score}}).await.map_err(unavailable)?;
             Ok(Some(BoardEntry {
                 rank: ahead + 1,
                 player_id: p.id.clone(),

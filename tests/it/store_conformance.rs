@@ -369,7 +369,49 @@ async fn the_ledger_sums_to_every_stored_balance(kind: StoreKind) {
     );
 }
 
+/// A rank is one more than the players with a higher score (ties share it),
+/// on boards with many ties and with scores spread over every byte of a u64's
+/// low five, after players moved up, down and across; the top list agrees.
+async fn ranks_count_the_players_above(kind: StoreKind) {
+    use divine_heroes::store::Board;
+    use rand::{Rng, SeedableRng};
+    let Some(store) = open_store(kind).await else { return };
+    let store = store.store;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let draw = |rng: &mut rand_chacha::ChaCha8Rng| -> u64 {
+        match rng.gen_range(0..3) {
+            0 => 1000 + rng.gen_range(0..4) * 16, // crowded: ties
+            1 => rng.gen_range(0..1u64 << 40),    // spread over many levels
+            _ => rng.gen_range(0..300),
+        }
+    };
+    let mut scores = std::collections::BTreeMap::new();
+    for i in 0..150 {
+        let mut p = new_player(&format!("ranked{i}"));
+        p.scores.arena = draw(&mut rng);
+        scores.insert(p.id.clone(), p.scores.arena);
+        store.create_player(&p).await.unwrap();
+    }
+    let ids: Vec<String> = scores.keys().cloned().collect();
+    for id in ids.iter().take(60) {
+        let to = draw(&mut rng);
+        scores.insert(id.clone(), to);
+        crate::common::direct_write(&store, id, Utc::now(), move |p| p.scores.arena = to).await;
+    }
+    for (id, &score) in &scores {
+        let above = scores.values().filter(|&&s| s > score).count() as u64;
+        let me = store.rank(Board::Arena, id).await.unwrap().expect("on the board");
+        assert_eq!((me.rank, me.score), (above + 1, score), "{id}");
+    }
+    let top = store.leaderboard(Board::Arena, 150).await.unwrap();
+    for row in &top {
+        assert_eq!(row.rank, store.rank(Board::Arena, &row.player_id).await.unwrap().unwrap().rank);
+    }
+    assert!(top.windows(2).any(|w| w[0].rank == w[1].rank), "some ties share a rank");
+}
+
 on_both_stores!(
+    ranks_count_the_players_above,
     the_ledger_sums_to_every_stored_balance,
     expired_records_go_and_fresh_ones_stay,
     each_event_is_consumed_once,
