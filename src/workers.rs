@@ -19,6 +19,9 @@ use crate::store::events::{ConsumeItem, DomainEvent, Draw, Event};
 
 /// Events relayed per round trip.
 const RELAY_BATCH: usize = 256;
+/// How long a relay holds the batch it claimed: far longer than a publish
+/// takes, short enough that a dead relay's batch goes out soon after.
+const RELAY_LEASE: Duration = Duration::from_secs(30);
 /// Deliveries handled per receive.
 const CONSUME_BATCH: usize = 64;
 /// Published events still unconsumed after this long are published again: a
@@ -30,7 +33,7 @@ const REDELIVER_AFTER: Duration = Duration::from_mins(5);
 pub fn spawn(state: web::Data<AppState>, queue: Arc<dyn Queue>) -> Vec<JoinHandle<()>> {
     let name = format!("{}-{}", state.settings.service_name, uuid::Uuid::new_v4().simple());
     vec![
-        tokio::spawn(relay(state.clone(), queue.clone())),
+        tokio::spawn(relay(state.clone(), queue.clone(), name.clone())),
         tokio::spawn(consume(state.clone(), queue.clone(), name)),
         tokio::spawn(report_depth(state.clone(), queue)),
         tokio::spawn(prune(state)),
@@ -72,7 +75,7 @@ async fn prune(state: web::Data<AppState>) {
 /// broker may have lost them: at start (this process may have died with them in
 /// flight), when a consumer found the broker reset, after a failed publish, and
 /// when one is overdue. Consumers skip what they applied already.
-pub async fn relay(state: web::Data<AppState>, queue: Arc<dyn Queue>) {
+pub async fn relay(state: web::Data<AppState>, queue: Arc<dyn Queue>, name: String) {
     let mut replay = Some(Replay::Startup);
     let mut resets = queue.resets();
     let mut swept = tokio::time::Instant::now();
@@ -98,7 +101,7 @@ pub async fn relay(state: web::Data<AppState>, queue: Arc<dyn Queue>) {
             replay = Some(Replay::Overdue(cutoff));
             continue;
         }
-        match relay_once(&state, queue.as_ref()).await {
+        match relay_once(&state, queue.as_ref(), &name).await {
             Ok(0) => tokio::time::sleep(Duration::from_millis(100)).await,
             Ok(_) => {}
             Err(e) => {
@@ -164,9 +167,12 @@ pub async fn republish(state: &AppState, queue: &dyn Queue, why: Replay) -> anyh
     Ok(sent)
 }
 
-/// One relay round: publish a batch. Returns how many moved.
-pub async fn relay_once(state: &AppState, queue: &dyn Queue) -> anyhow::Result<usize> {
-    let batch = state.store.outbox_batch(RELAY_BATCH).await?;
+/// One relay round of the relay `name`: claim a batch (other relays skip it
+/// while the lease lasts), publish it. Returns how many moved.
+pub async fn relay_once(state: &AppState, queue: &dyn Queue, name: &str) -> anyhow::Result<usize> {
+    let now = state.clock.now();
+    let until = now + chrono::Duration::from_std(RELAY_LEASE).unwrap_or_default();
+    let batch = state.store.outbox_claim(name, RELAY_BATCH, now, until).await?;
     if batch.is_empty() {
         return Ok(0);
     }

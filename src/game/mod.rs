@@ -13,4 +13,5 @@ pub mod player;
 pub mod progression;
 pub mod rewards;
 pub mod rng;
+pub mod seeds;
 pub mod spending;

@@ -176,7 +176,7 @@ pub struct Player {
     pub spending: super::spending::SpendingControls,
     /// Provably fair pulls: the committed seed per banner kind, the last revealed ones.
     #[serde(default)]
-    pub fairness: super::gacha::fairness::Fairness,
+    pub fairness: super::seeds::Fairness,
     /// Leaderboard scores (derived; kept on the record so stores can index them).
     #[serde(default)]
     pub scores: Scores,
@@ -274,7 +274,7 @@ impl Player {
             login_blocked_until: None,
             arena_offer: None,
             spending: super::spending::SpendingControls::default(),
-            fairness: super::gacha::fairness::Fairness::default(),
+            fairness: super::seeds::Fairness::default(),
             scores: Scores::default(),
             version: 0,
         }

@@ -121,6 +121,12 @@ struct IdemRecordRef<'a> {
 /// A redb-backed store.
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Relays' leases on outbox positions: (relay, until). Kept in memory on
+    /// purpose: every relay of an embedded store runs in the one process that
+    /// holds its file, and a lease must die with its relay. Held across a
+    /// claim's read, and taken to drop leases only after the rows' move is
+    /// committed, so that no claim reads a row whose lease is already gone.
+    leases: tokio::sync::Mutex<std::collections::HashMap<u64, (String, DateTime<Utc>)>>,
     /// `None` only while dropping.
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -194,7 +200,7 @@ impl EmbeddedStore {
             .name("store-writer".into())
             .spawn(move || writer_loop(&writer_db, rx))
             .map_err(unavailable)?;
-        Ok(Self { db, jobs: Some(tx), writer: Some(writer) })
+        Ok(Self { db, leases: tokio::sync::Mutex::default(), jobs: Some(tx), writer: Some(writer) })
     }
 
     /// Queues `f` for the next group commit and waits for that commit.
@@ -733,9 +739,32 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn outbox_claim(
+        &self,
+        owner: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<super::events::OutboxEntry>, StoreError> {
+        let mut leases = self.leases.lock().await;
+        // The oldest rows, enough to find `limit` free ones behind other relays' claims.
+        let rows = self.outbox_batch(limit + leases.len()).await?;
+        let mut claimed = Vec::with_capacity(limit);
+        for row in rows {
+            let Ok(pos) = row.key.parse::<u64>() else { continue };
+            let free = leases.get(&pos).is_none_or(|(by, till)| by == owner || *till < now);
+            if free && claimed.len() < limit {
+                leases.insert(pos, (owner.to_string(), until));
+                claimed.push(row);
+            }
+        }
+        Ok(claimed)
+    }
+
     async fn outbox_relayed(&self, entries: &[super::events::OutboxEntry]) -> Result<(), StoreError> {
         let moved: Vec<(u64, String)> =
             entries.iter().filter_map(|e| Some((e.key.parse().ok()?, e.event.id.clone()))).collect();
+        let positions: Vec<u64> = moved.iter().map(|(pos, _)| *pos).collect();
         self.write(move |txn| {
             let mut outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
             let mut unconsumed = txn.open_table(UNCONSUMED).map_err(unavailable)?;
@@ -746,7 +775,12 @@ impl Store for EmbeddedStore {
             }
             Ok(())
         })
-        .await
+        .await?;
+        let mut leases = self.leases.lock().await;
+        for pos in positions {
+            leases.remove(&pos);
+        }
+        Ok(())
     }
 
     async fn outbox_len(&self) -> Result<u64, StoreError> {

@@ -435,6 +435,17 @@ pub trait Store: Send + Sync + 'static {
     async fn board_range(&self, board: Board, min: u64, max: u64, limit: usize) -> Result<Vec<BoardEntry>, StoreError>;
     /// The oldest events not yet handed to the broker.
     async fn outbox_batch(&self, limit: usize) -> Result<Vec<events::OutboxEntry>, StoreError>;
+    /// Claims the oldest events not yet handed to the broker for the relay
+    /// `owner` until `until`: events another relay holds under a lease not
+    /// expired at `now` are left to it, so that relays on several pods publish
+    /// each batch once; a lease whose relay died expires and is taken over.
+    async fn outbox_claim(
+        &self,
+        owner: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<events::OutboxEntry>, StoreError>;
     /// Moves entries of one `outbox_batch` answer to the unconsumed events, just
     /// before they are published: they stay there until a consumer applied them,
     /// so that events a broker loses after accepting them can be published again.

@@ -792,6 +792,40 @@ impl Store for MongoStore {
         .await
     }
 
+    async fn outbox_claim(
+        &self,
+        owner: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<super::events::OutboxEntry>, StoreError> {
+        self.bounded(async move {
+            let free = doc! {
+                "relayed": {"$ne": true},
+                "$or": [{"lease_until": {"$exists": false}}, {"lease_until": {"$lt": bson::DateTime::from_chrono(now)}}],
+            };
+            let candidates = self.outbox_rows(free.clone(), doc! {"at": 1, "_id": 1}, limit).await?;
+            if candidates.is_empty() {
+                return Ok(candidates);
+            }
+            // Each document's update re-checks the filter atomically: an event
+            // another relay claimed since the read no longer matches and stays its.
+            let lease = format!("{owner}:{}", uuid::Uuid::new_v4().simple());
+            let mut filter = free;
+            filter.insert("_id", doc! {"$in": candidates.iter().map(|c| c.key.as_str()).collect::<Vec<_>>()});
+            self.db
+                .collection::<Document>("outbox")
+                .update_many(
+                    filter,
+                    doc! {"$set": {"lease": &lease, "lease_until": bson::DateTime::from_chrono(until)}},
+                )
+                .await
+                .map_err(unavailable)?;
+            self.outbox_rows(doc! {"lease": &lease, "relayed": {"$ne": true}}, doc! {"at": 1, "_id": 1}, limit).await
+        })
+        .await
+    }
+
     async fn outbox_relayed(&self, entries: &[super::events::OutboxEntry]) -> Result<(), StoreError> {
         self.bounded(async move {
             let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();

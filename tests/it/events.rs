@@ -190,7 +190,7 @@ async fn a_crash_around_the_publish_loses_and_doubles_nothing(kind: StoreKind, b
     let pending: Vec<Event> = app.state.store.outbox_batch(1000).await.unwrap().into_iter().map(|e| e.event).collect();
     queue.publish(&pending).await.unwrap();
     // The restarted relay sends everything again; a consumer takes both copies.
-    while workers::relay_once(&app.state, queue.as_ref()).await.unwrap() > 0 {}
+    while workers::relay_once(&app.state, queue.as_ref(), "test-relay").await.unwrap() > 0 {}
     assert_eq!(app.state.store.outbox_len().await.unwrap(), 0);
     let mut consumer = queue.consumer("only").await.unwrap();
     let mut handled = 0;
@@ -376,7 +376,7 @@ async fn events_a_broker_reset_lost_are_published_again(broker: Broker) {
     for i in 0..4 {
         assert_eq!(app.summon(&token, "divine", 1, &format!("reset-{i}")).await.status(), 200);
     }
-    while workers::relay_once(&app.state, queue.as_ref()).await.unwrap() > 0 {}
+    while workers::relay_once(&app.state, queue.as_ref(), "test-relay").await.unwrap() > 0 {}
     let published = app.state.store.unconsumed_len().await.unwrap();
     assert!(published >= 5, "registration and summons published, none consumed: {published}");
 
@@ -457,3 +457,79 @@ async fn a_live_rabbitmq_consumer_recovers_its_deleted_queue() {
     }
     assert_eq!(got, sent.iter().map(|e| e.id.clone()).collect::<Vec<_>>());
 }
+
+/// Publishes what `state`'s outbox holds the way relays did before leases: read
+/// the oldest batch, mark it, publish it. Returns how many it sent.
+async fn unleased_relay_round(state: &divine_heroes::state::AppState, queue: &dyn Queue) -> usize {
+    let batch = state.store.outbox_batch(256).await.unwrap();
+    if batch.is_empty() {
+        return 0;
+    }
+    state.store.outbox_relayed(&batch).await.unwrap();
+    let events: Vec<Event> = batch.into_iter().map(|b| b.event).collect();
+    queue.publish(&events).await.unwrap();
+    events.len()
+}
+
+/// Every event id the memory queue holds, in order.
+async fn drain(queue: &dyn Queue) -> Vec<String> {
+    let mut consumer = queue.consumer("counter").await.unwrap();
+    let mut ids = vec![];
+    loop {
+        let got = consumer.receive(1000).await.unwrap();
+        if got.is_empty() {
+            return ids;
+        }
+        ids.extend(got.into_iter().map(|d| d.event.id));
+    }
+}
+
+/// Three relays on one store (three api pods) drain an outbox of 300 events at
+/// once: with leases each event is published once; without them (each relay
+/// reading the outbox as it stands) batches go out more than once. Both
+/// figures are printed.
+async fn three_relays_publish_each_event_once(kind: StoreKind) {
+    use divine_heroes::game::player::Player;
+    use futures_util::future::join_all;
+    const EVENTS: usize = 300;
+    let Some(app) = TestApp::spawn(kind).await else { return };
+    let register = |round: &'static str| {
+        let store = app.state.store.clone();
+        async move {
+            for i in 0..EVENTS {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                let p = Player::new(id, &format!("{round}{i}"), String::new(), chrono::Utc::now());
+                store.create_player(&p).await.unwrap();
+            }
+        }
+    };
+    let count = |ids: &[String]| (ids.len(), ids.iter().collect::<std::collections::BTreeSet<_>>().len());
+
+    register("unleased").await;
+    let queue = MemoryQueue::default();
+    join_all((0..3).map(|_| async { while unleased_relay_round(&app.state, &queue).await > 0 {} })).await;
+    let (before_sent, before_distinct) = count(&drain(&queue).await);
+
+    register("leased").await;
+    let queue = MemoryQueue::default();
+    join_all((0..3).map(|r| {
+        let (state, queue) = (&app.state, &queue);
+        async move {
+            let name = format!("relay-{r}");
+            while workers::relay_once(state, queue, &name).await.unwrap() > 0 {}
+        }
+    }))
+    .await;
+    let (after_sent, after_distinct) = count(&drain(&queue).await);
+    println!(
+        "three relays, {EVENTS} events: without leases {before_sent} published ({} duplicates), with leases \
+         {after_sent} ({} duplicates)",
+        before_sent - before_distinct,
+        after_sent - after_distinct
+    );
+    assert_eq!(before_distinct, EVENTS, "every event went out without leases too");
+    assert_eq!((after_sent, after_distinct), (EVENTS, EVENTS), "with leases each event exactly once");
+    assert_eq!(app.state.store.outbox_len().await.unwrap(), 0);
+}
+
+on_both_stores!(three_relays_publish_each_event_once);

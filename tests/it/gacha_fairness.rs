@@ -21,7 +21,7 @@ async fn verify(app: &TestApp, token: &str, summon_id: &str, seed: Option<&str>)
 async fn every_summon_rederives_from_its_revealed_seed(kind: StoreKind) {
     let Some(app) = TestApp::spawn(kind).await else { return };
     let (token, id) = app.register("Skeptic").await;
-    app.set_balance(&id, Currency::Crystals, 3_000).await;
+    app.set_balance(&id, Currency::Crystals, 3_300).await; // a 10-pull, a single, and one after the rotation
     app.set_balance(&id, Currency::DivineEssence, 30).await;
 
     // Published before any pull: one commitment per banner kind, nonce 0.
@@ -87,8 +87,10 @@ async fn every_summon_rederives_from_its_revealed_seed(kind: StoreKind) {
     assert_eq!(status, 404);
 
     // The next summon uses the new commitment and client seed from nonce 0.
-    let receipt: Value = app.summon(&token, "premium", 1, "after").await.json().await.unwrap();
-    assert_eq!(receipt["fairness"]["commitment"], rotation["active"]["commitment"]);
+    let r = app.summon(&token, "premium", 1, "after").await;
+    assert_eq!(r.status(), 200);
+    let receipt: Value = r.json().await.unwrap();
+    assert_eq!(receipt["fairness"]["commitment"], rotation["active"]["commitment"], "{receipt}");
     assert_eq!(
         (receipt["fairness"]["client_seed"].clone(), receipt["fairness"]["nonce"].clone()),
         (json!("lucky-7"), json!(0))

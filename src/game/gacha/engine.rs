@@ -98,7 +98,7 @@ pub struct SummonRecord {
     pub pity_before: Option<PityState>,
     /// The commitment, client seed and nonce the pulls came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fairness: Option<super::fairness::FairnessProof>,
+    pub fairness: Option<crate::game::seeds::FairnessProof>,
 }
 
 /// A stored history row: a summon's, or one pull's as stores written before
