@@ -304,7 +304,9 @@ async fn leaderboards_live_in_redis_sorted_sets() {
     let mut board = serde_json::Value::Null;
     for _ in 0..100 {
         board = app.get("/api/leaderboards/power", Some(&weak)).await.json().await.unwrap();
-        if board["source"] == "redis" && board["top"][0]["player_id"] == strong_id.as_str() {
+        // The level-up applied, not only the registrations (equal scores share a rank).
+        let ahead = board["top"][0]["score"].as_u64() > board["top"][1]["score"].as_u64();
+        if board["source"] == "redis" && board["top"][0]["player_id"] == strong_id.as_str() && ahead {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
