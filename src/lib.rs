@@ -8,6 +8,7 @@
 // request, so their size on the error path is not worth boxing.
 #![allow(clippy::result_large_err)]
 
+pub mod admin;
 pub mod audit;
 pub mod game;
 pub mod ops;
@@ -16,5 +17,6 @@ pub mod roles;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod verify;
 pub mod workers;
 pub mod writes;

@@ -48,8 +48,8 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Credit a player's balance in the configured store (operator compensation).
-    /// Ledgered with reason "operator_grant". Stop the server first when it uses
-    /// the embedded store: its file is opened by one process at a time.
+    /// Ledgered with reason "operator_grant". Beside a running server on the
+    /// embedded store, the server performs it (its admin endpoint).
     Grant {
         /// Username (case-insensitive).
         #[arg(long)]
@@ -87,8 +87,8 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Mark an account as a minor's (its summons are refused) or clear the mark.
-    /// Stop the server first when it uses the embedded store.
+    /// Mark an account as a minor's (its summons are refused) or clear the mark
+    /// (through a running server on the embedded store, as `grant`).
     Minor {
         /// Username (case-insensitive).
         #[arg(long)]
@@ -127,7 +127,7 @@ enum Command {
 #[derive(Subcommand)]
 enum MailCommand {
     /// Send a mail (with optional currency attachments) to one player or to all.
-    /// With the embedded store, stop the server first: one process owns its file.
+    /// Through a running server on the embedded store, as `grant`.
     Send {
         /// Username (case-insensitive).
         #[arg(long, conflicts_with = "all")]
@@ -276,12 +276,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Grant { to, currency, amount, note, config } => {
-            run_op(config.as_ref(), |store, cache, data| async move {
-                let currency = ops::parse_attachment(&format!("{currency}={amount}"))?.currency;
-                let writer = Writer { store: &store, cache: &cache, data: &data };
-                let p = ops::grant(&writer, &to, currency, amount, &note).await?;
-                Ok(format!("{} now has {} {currency}", p.username, p.balances.get(currency)))
-            })
+            run_command(config.as_ref(), ops::Command::Grant { to, currency, amount, note })
         }
         Command::Seed { players, prefix, start, password, config } => {
             let production =
@@ -299,11 +294,7 @@ fn main() -> ExitCode {
                 Ok(format!("created {n} players in {secs:.1} s ({:.0} per second)", n as f64 / secs.max(1e-9)))
             })
         }
-        Command::Minor { to, clear, config } => run_op(config.as_ref(), |store, cache, data| async move {
-            let writer = Writer { store: &store, cache: &cache, data: &data };
-            let p = ops::set_minor(&writer, &to, !clear).await?;
-            Ok(format!("{}: summons {}", p.username, if p.spending.minor { "barred" } else { "allowed" }))
-        }),
+        Command::Minor { to, clear, config } => run_command(config.as_ref(), ops::Command::Minor { to, clear }),
         Command::Audit { config } => {
             let history_kept = load(config.as_ref()).map(|s| s.retention().history).unwrap_or_default();
             run_op(config.as_ref(), move |store, _, data| async move {
@@ -314,32 +305,10 @@ fn main() -> ExitCode {
             })
         }
         Command::Mail { command: MailCommand::Send { to, all, subject, body, attach, config } } => {
-            run_op(config.as_ref(), |store, cache, data| async move {
-                let attachments =
-                    attach.iter().map(|a| ops::parse_attachment(a)).collect::<anyhow::Result<Vec<_>>>()?;
-                let recipients = match (to, all) {
-                    (Some(name), false) => ops::Recipients::One(name),
-                    (None, true) => ops::Recipients::All,
-                    _ => anyhow::bail!("give exactly one of --to USERNAME or --all"),
-                };
-                let expiry = data.rewards.mail.expiry_days;
-                let writer = Writer { store: &store, cache: &cache, data: &data };
-                let n = ops::send_mail(
-                    &writer,
-                    recipients,
-                    ops::MailDraft { subject, body, attachments, expiry_days: expiry },
-                    chrono::Utc::now(),
-                )
-                .await?;
-                Ok(format!("mail sent to {n} player(s)"))
-            })
+            run_command(config.as_ref(), ops::Command::MailSend { to, all, subject, body, attach })
         }
         Command::Arena { command: ArenaCommand::CloseSeason { config } } => {
-            run_op(config.as_ref(), |store, cache, data| async move {
-                let writer = Writer { store: &store, cache: &cache, data: &data };
-                let n = ops::close_arena_season(&writer, chrono::Utc::now()).await?;
-                Ok(format!("arena season closed for {n} player(s)"))
-            })
+            run_command(config.as_ref(), ops::Command::CloseSeason)
         }
         Command::Gacha { command: GachaCommand::Verify { player, summon, server_seed, config } } => {
             run_op(config.as_ref(), |store, _, data| async move {
@@ -395,7 +364,7 @@ async fn verify_summon(
     server_seed: Option<&str>,
 ) -> anyhow::Result<String> {
     use divine_heroes::game::gacha::fairness::parse_seed;
-    use divine_heroes::roles::gacha::provably_fair::{find_summon, verify_record};
+    use divine_heroes::verify::{find_summon, verify_record};
     let given = server_seed
         .map(|s| parse_seed(s).ok_or_else(|| anyhow::anyhow!("--server-seed must be 64 hexadecimal digits")))
         .transpose()?;
@@ -409,6 +378,33 @@ async fn verify_summon(
     let text = serde_json::to_string_pretty(&v)?;
     anyhow::ensure!(v.results_match, "{text}\nsummon {summon_id} does NOT match its derivation");
     Ok(format!("{text}\nsummon {summon_id} matches its derivation from the committed seed"))
+}
+
+/// Runs a writing operator command: through the running server that holds the
+/// embedded store when there is one (`divine_heroes::admin`), else on the store.
+fn run_command(config: Option<&PathBuf>, command: ops::Command) -> ExitCode {
+    let settings = match load(config) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    if settings.mongo_url.is_none() {
+        let dir = settings.data_dir.clone();
+        let sent = command.clone();
+        let forwarded =
+            actix_web::rt::System::new().block_on(async move { divine_heroes::admin::forward(&dir, &sent).await });
+        match forwarded {
+            Some(Ok(msg)) => {
+                println!("{msg} (performed by the running server)");
+                return ExitCode::SUCCESS;
+            }
+            Some(Err(e)) => return fail(&format!("{e:#}")),
+            None => {}
+        }
+    }
+    run_op(config, |store, cache, data| async move {
+        let writer = Writer { store: &store, cache: &cache, data: &data };
+        command.run(&writer, chrono::Utc::now()).await
+    })
 }
 
 /// Runs an operator command against the configured store and game data.

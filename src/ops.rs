@@ -212,3 +212,76 @@ pub async fn close_arena_season(writer: &Writer<'_>, now: DateTime<Utc>) -> anyh
     }
     Ok(rolled)
 }
+
+/// An operator command that writes, as the command line takes it and as the
+/// admin endpoint of a running server receives it (`crate::admin`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// `grant`: credit a player.
+    Grant {
+        /// Username.
+        to: String,
+        /// Currency name.
+        currency: String,
+        /// Amount (positive).
+        amount: i64,
+        /// Ledger reference.
+        note: String,
+    },
+    /// `mail send`: to one player or to all.
+    MailSend {
+        /// Username, or none with `all`.
+        to: Option<String>,
+        /// Every player.
+        all: bool,
+        /// Subject line.
+        subject: String,
+        /// Text.
+        body: String,
+        /// Attachments such as `crystals=100`.
+        attach: Vec<String>,
+    },
+    /// `arena close-season`.
+    CloseSeason,
+    /// `minor`: bar or allow a player's summons.
+    Minor {
+        /// Username.
+        to: String,
+        /// Clear the mark instead of setting it.
+        clear: bool,
+    },
+}
+
+impl Command {
+    /// Performs the command through `writer` at `now`; the line it reports.
+    pub async fn run(self, writer: &Writer<'_>, now: DateTime<Utc>) -> anyhow::Result<String> {
+        match self {
+            Self::Grant { to, currency, amount, note } => {
+                let currency = parse_attachment(&format!("{currency}={amount}"))?.currency;
+                let p = grant(writer, &to, currency, amount, &note).await?;
+                Ok(format!("{} now has {} {currency}", p.username, p.balances.get(currency)))
+            }
+            Self::MailSend { to, all, subject, body, attach } => {
+                let attachments = attach.iter().map(|a| parse_attachment(a)).collect::<anyhow::Result<Vec<_>>>()?;
+                let recipients = match (to, all) {
+                    (Some(name), false) => Recipients::One(name),
+                    (None, true) => Recipients::All,
+                    _ => anyhow::bail!("give exactly one of --to USERNAME or --all"),
+                };
+                let expiry_days = writer.data.rewards.mail.expiry_days;
+                let n =
+                    send_mail(writer, recipients, MailDraft { subject, body, attachments, expiry_days }, now).await?;
+                Ok(format!("mail sent to {n} player(s)"))
+            }
+            Self::CloseSeason => {
+                let n = close_arena_season(writer, now).await?;
+                Ok(format!("arena season closed for {n} player(s)"))
+            }
+            Self::Minor { to, clear } => {
+                let p = set_minor(writer, &to, !clear).await?;
+                Ok(format!("{}: summons {}", p.username, if p.spending.minor { "barred" } else { "allowed" }))
+            }
+        }
+    }
+}

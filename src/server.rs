@@ -39,6 +39,8 @@ pub struct Server {
     state: web::Data<AppState>,
     /// The queue the workers use; `None`: this process runs no workers.
     queue: Option<Arc<dyn Queue>>,
+    /// The operator endpoint (embedded store only).
+    admin: Option<crate::admin::AdminServer>,
 }
 
 /// Opens the configured queue (`MQ_BACKEND`); a Redis that cannot be reached is
@@ -120,8 +122,14 @@ impl Server {
         }
         let store = open_store(&settings).await?;
         let queue = if settings.runs_workers(role) { Some(open_queue(&settings).await?) } else { None };
+        // This process holds the embedded store's file: operator commands come through it.
+        let embedded = store.kind() == "embedded";
+        let admin_settings = settings.clone();
         let mut server = Self::build_with(settings, role, clock, store, data)?;
         server.queue = queue;
+        if embedded {
+            server.admin = Some(crate::admin::start(&admin_settings, server.state.clone())?);
+        }
         Ok(server)
     }
 
@@ -170,7 +178,7 @@ impl Server {
         .disable_signals()
         .shutdown_timeout(shutdown_timeout)
         .run();
-        Ok(Self { port, server, state, queue: None })
+        Ok(Self { port, server, state, queue: None, admin: None })
     }
 
     /// Runs the relay and consumers on `queue` in this process.
@@ -226,7 +234,17 @@ impl Server {
             Some(q) => crate::workers::spawn(self.state.clone(), q.clone()),
             None => Vec::new(),
         };
+        let admin = self.admin.map(|a| {
+            let handle = a.server.handle();
+            tokio::spawn(a.server);
+            (handle, a.file)
+        });
         let r = self.server.await;
+        if let Some((handle, file)) = admin {
+            // Commands go to the store directly once the file is free.
+            let _ = std::fs::remove_file(file);
+            handle.stop(true).await;
+        }
         pruner.abort();
         // In-flight events stay in the outbox or unacknowledged in the broker.
         workers.iter().for_each(tokio::task::JoinHandle::abort);

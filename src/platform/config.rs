@@ -173,6 +173,17 @@ pub struct Settings {
     /// tokens it signed (until they expire or it is removed), never signs.
     #[serde(default)]
     pub jwt_secret_previous: Option<SecretString>,
+    /// Address of the operator endpoint a server on the embedded store opens for
+    /// commands run beside it (`crate::admin`): loopback unless set.
+    #[serde(default = "d_host")]
+    pub admin_host: String,
+    /// Its port; 0 (the default) takes a free one, written to `DATA_DIR/admin.json`.
+    #[serde(default)]
+    pub admin_port: u16,
+    /// Bearer token of that endpoint; unset: a random one per start, written
+    /// (owner-only) to `DATA_DIR/admin.json` for the command line.
+    #[serde(default)]
+    pub admin_token: Option<SecretString>,
     /// Token lifetime, seconds.
     #[serde(default = "d_jwt_ttl")]
     pub jwt_ttl_secs: u64,
@@ -306,6 +317,9 @@ const ENV_KEYS: &[&str] = &[
     "JWT_SECRET",
     "JWT_SECRET_PREVIOUS",
     "JWT_TTL_SECS",
+    "ADMIN_HOST",
+    "ADMIN_PORT",
+    "ADMIN_TOKEN",
     "APP_ENV",
     "LOG_FORMAT",
     "SERVICE_NAME",

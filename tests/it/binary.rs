@@ -417,3 +417,81 @@ async fn gacha_verify_rederives_a_summon_from_its_seed() {
     let (ok, out) = verify(&["--server-seed", &"00".repeat(32)]);
     assert!(!ok && out.contains("does NOT match"), "{out}");
 }
+
+/// Operator commands run beside a server on the embedded store go through its
+/// admin endpoint (the server holds the file) and take effect at once; a wrong
+/// token is refused; once the server is gone, the same command opens the store.
+#[tokio::test]
+async fn operator_commands_reach_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = start(dir.path()).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/auth/register", running.base))
+        .json(&json!({"username": "Operated", "password": "persist-me-123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let token = login(&running.base, "operated").await.unwrap();
+    let crystals = |token: String, base: String| async move {
+        let p: Value = reqwest::Client::new()
+            .get(format!("{base}/api/player"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        p["balances"]["crystals"].as_i64().unwrap()
+    };
+    let before = crystals(token.clone(), running.base.clone()).await;
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .env("DATA_DIR", dir.path())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, out) = cli(&["grant", "--to", "Operated", "--currency", "crystals", "--amount", "500"]);
+    assert!(ok && out.contains("performed by the running server"), "{out}");
+    assert_eq!(crystals(token.clone(), running.base.clone()).await, before + 500, "visible at once");
+    let (ok, out) = cli(&["mail", "send", "--all", "--subject", "Maintenance", "--attach", "gold=10"]);
+    assert!(ok && out.contains("mail sent to 1 player"), "{out}");
+    let (ok, out) = cli(&["grant", "--to", "Nobody", "--currency", "crystals", "--amount", "5"]);
+    assert!(!ok && out.contains("no player"), "the server's refusal is the command's: {out}");
+
+    // The file names a loopback address and the token; another token is refused.
+    let file = std::fs::read_to_string(dir.path().join("admin.json")).unwrap();
+    let endpoint: Value = serde_json::from_str(&file).unwrap();
+    assert!(endpoint["addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("admin.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "owner only");
+    }
+    let r = http
+        .post(format!("http://{}/admin/command", endpoint["addr"].as_str().unwrap()))
+        .bearer_auth("forged")
+        .json(&json!({"command": "grant", "to": "Operated", "currency": "crystals", "amount": 1, "note": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Stopped cleanly, the server removes the file; the command then writes itself.
+    let pid = running.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    running.child.wait().unwrap();
+    assert!(!dir.path().join("admin.json").exists());
+    let (ok, out) = cli(&["grant", "--to", "Operated", "--currency", "crystals", "--amount", "1"]);
+    assert!(ok && !out.contains("running server") && out.contains(&format!("{}", before + 501)), "{out}");
+}

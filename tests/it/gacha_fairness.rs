@@ -160,7 +160,7 @@ fn premium_reweighted() -> tempfile::TempDir {
 /// premium) its table version is tampered with.
 async fn a_thousand_summons_rederive_and_tampering_fails(kind: StoreKind) {
     use divine_heroes::game::gacha::engine::SummonRecord;
-    use divine_heroes::roles::gacha::provably_fair::verify_record;
+    use divine_heroes::verify::verify_record;
     use rand::{Rng, SeedableRng};
     let tables = premium_reweighted();
     let path = tables.path().to_path_buf();

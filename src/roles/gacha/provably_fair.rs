@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use super::super::views::{respond, write};
 use crate::game::gacha::banner::BannerKind;
-use crate::game::gacha::engine::SummonRecord;
 use crate::game::gacha::fairness::{self, commitment_of, Fairness, RevealedSeed, Verification};
 use crate::game::player::Player;
 use crate::game::rng;
@@ -14,15 +13,13 @@ use crate::platform::auth::AuthPlayer;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
 use crate::state::AppState;
-use crate::store::{LedgerReason, Store};
+use crate::store::LedgerReason;
+use crate::verify::{find_summon, verify_record};
 use crate::writes::Applied;
 
 /// Revealed seeds listed per kind (older ones: `GET /api/gacha/verify` still
 /// re-derives their summons, and rotation answers gave each one).
 const REVEALED_LISTED: u32 = 8;
-/// History rows searched for a summon to verify (the history itself is kept
-/// `HISTORY_RETENTION_DAYS`).
-const VERIFY_SEARCH_ROWS: usize = 10_000;
 
 /// A revealed seed as listed.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -213,71 +210,15 @@ async fn get_verify(
     Ok(HttpResponse::Ok().json(verification))
 }
 
-/// Finds one summon's history row, newest first, within [`VERIFY_SEARCH_ROWS`].
-pub async fn find_summon(store: &dyn Store, player_id: &str, summon_id: &str) -> Result<(SummonRecord, u64), AppError> {
-    let mut before = None;
-    let mut searched = 0;
-    while searched < VERIFY_SEARCH_ROWS {
-        let page = store.history(player_id, 100, before).await?;
-        searched += page.items.len();
-        for row in page.items {
-            if row.data.get("summon_id").and_then(|v| v.as_str()) != Some(summon_id) {
-                continue;
-            }
-            if let Ok(record) = serde_json::from_value::<SummonRecord>(row.data) {
-                // The row's position holds the player version that wrote it.
-                return Ok((record, row.seq >> 8));
-            }
-        }
-        match page.next_before {
-            Some(b) => before = Some(b),
-            None => break,
+impl From<crate::verify::VerifyFailure> for AppError {
+    fn from(f: crate::verify::VerifyFailure) -> Self {
+        use crate::verify::VerifyFailure as F;
+        match f {
+            F::NotFound(m) => AppError::new(ErrorCode::NotFound, m),
+            F::NotRevealed(m) => AppError::new(ErrorCode::SeedNotRevealed, m),
+            F::Unverifiable(m) => AppError::new(ErrorCode::Conflict, m),
+            F::Store(e) => e.into(),
+            F::Broken(m) => AppError::internal(anyhow::anyhow!(m)),
         }
     }
-    Err(AppError::new(ErrorCode::NotFound, format!("no summon {summon_id:?} in the player's kept history")))
-}
-
-/// Re-derives `record` of `player`: with `given` (a seed the player holds), or
-/// the seed it names once revealed; an operator (`unrevealed_ok`) may use the
-/// still-secret one.
-pub fn verify_record(
-    data: &crate::game::data::GameData,
-    player: &Player,
-    record: &SummonRecord,
-    row_version: u64,
-    given: Option<fairness::ServerSeed>,
-    unrevealed_ok: bool,
-) -> Result<Verification, AppError> {
-    let proof = record.fairness.as_ref().ok_or_else(|| {
-        AppError::new(ErrorCode::Conflict, format!("summon {} predates provably fair pulls", record.summon_id))
-    })?;
-    let version = record.rates_version.unwrap_or(0);
-    let banner = data.banners.version(&record.banner_id, version).ok_or_else(|| {
-        AppError::new(
-            ErrorCode::Conflict,
-            format!("version {version} of banner {:?} is no longer kept", record.banner_id),
-        )
-    })?;
-    let kind = banner.kind.pity_key();
-    let seed = match given {
-        Some(s) => s,
-        None => match player.fairness.revealed(kind, proof.seed_index) {
-            Some(s) => s,
-            None if unrevealed_ok => player.fairness.server_seed(kind, proof.seed_index).ok_or_else(|| {
-                AppError::internal(anyhow::anyhow!("the player's fairness secret is missing or malformed"))
-            })?,
-            None => {
-                return Err(AppError::new(
-                    ErrorCode::SeedNotRevealed,
-                    format!(
-                        "seed {} of the {kind} banners is still in use: rotate it (POST /api/gacha/fairness/rotate) \
-                         to reveal it",
-                        proof.seed_index
-                    ),
-                ))
-            }
-        },
-    };
-    let owned = fairness::owned_before(player, record, row_version);
-    fairness::verify(banner, record, &seed, owned).map_err(|e| AppError::new(ErrorCode::Conflict, e.to_string()))
 }
