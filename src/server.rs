@@ -80,7 +80,8 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<DynStore> {
                 Duration::from_millis(settings.store_write_timeout_ms),
             )
             .await
-            .context("connecting to MongoDB (MONGO_URL)")?,
+            .context("connecting to MongoDB (MONGO_URL)")?
+            .with_read_preference(&settings.mongo_read_preference)?,
         ),
         None => Arc::new(
             EmbeddedStore::open_with(&settings.data_dir, settings.store_cache_mb)

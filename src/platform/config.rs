@@ -147,6 +147,11 @@ pub struct Settings {
     /// MongoDB database name.
     #[serde(default = "d_mongo_db")]
     pub mongo_db: String,
+    /// Where reads that tolerate staleness go (leaderboards, replays, the draw
+    /// record, observed rates): primary, primaryPreferred, secondary,
+    /// secondaryPreferred or nearest. Player reads and writes stay on the primary.
+    #[serde(default = "d_read_preference")]
+    pub mongo_read_preference: String,
     /// Directory of the embedded store.
     #[serde(default = "d_data_dir")]
     pub data_dir: PathBuf,
@@ -209,6 +214,9 @@ pub struct Settings {
     pub ready_timeout_ms: u64,
 }
 
+fn d_read_preference() -> String {
+    "primary".into()
+}
 fn d_host() -> String {
     "127.0.0.1".into()
 }
@@ -308,6 +316,7 @@ const ENV_KEYS: &[&str] = &[
     "METRICS_ENABLED",
     "MONGO_URL",
     "MONGO_DB",
+    "MONGO_READ_PREFERENCE",
     "DATA_DIR",
     "STORE_CACHE_MB",
     "STORE_WRITE_TIMEOUT_MS",

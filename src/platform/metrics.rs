@@ -58,6 +58,9 @@ pub const CONSUMER_LAG_SECONDS: &str = "divine_heroes_consumer_lag_seconds";
 /// Store operation latency, seconds (our own names follow Prometheus conventions;
 /// the six promised in the operators' guide keep their names as promised).
 pub const STORE_SECONDS: &str = "divine_heroes_store_operation_seconds";
+/// The store's connection pool (MongoDB): `state` in_use, open and max; in_use
+/// at max means requests queue for a connection.
+pub const STORE_CONNECTIONS: &str = "divine_heroes_store_connections";
 
 const LATENCY_BUCKETS_MS: &[f64] =
     &[1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0];

@@ -126,6 +126,13 @@ async fn get_ready(state: web::Data<AppState>) -> HttpResponse {
 
 fn metrics_enabled(state: &AppState) -> Result<(), AppError> {
     if state.settings.metrics_enabled {
+        // The pool is read when scraped: it changes with every request.
+        if let Some(p) = state.store.pool() {
+            use crate::platform::metrics::STORE_CONNECTIONS;
+            metrics::gauge!(STORE_CONNECTIONS, "state" => "in_use").set(p.in_use as f64);
+            metrics::gauge!(STORE_CONNECTIONS, "state" => "open").set(p.open as f64);
+            metrics::gauge!(STORE_CONNECTIONS, "state" => "max").set(p.max as f64);
+        }
         Ok(())
     } else {
         Err(AppError::new(ErrorCode::NotFound, "metrics are disabled (METRICS_ENABLED=false)"))

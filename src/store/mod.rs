@@ -398,11 +398,26 @@ pub fn rank_from_top(rows: &mut [BoardEntry]) {
     }
 }
 
+/// A store's connection pool, for the gauge that shows it full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections lent to operations now.
+    pub in_use: u64,
+    /// Connections open.
+    pub open: u64,
+    /// The most the pool opens.
+    pub max: u64,
+}
+
 /// Persistence, as atomic domain operations.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// "embedded" or "mongodb", for health details and logs.
     fn kind(&self) -> &'static str;
+    /// Its connection pool, where it has one (MongoDB).
+    fn pool(&self) -> Option<PoolStats> {
+        None
+    }
     /// Answers when the backend is reachable.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Creates a player and its starting-grant ledger entries atomically.

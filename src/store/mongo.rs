@@ -8,13 +8,20 @@
 //! to one player inside one process queue on a striped lock first, so that a
 //! burst on one player does not turn into a storm of conflicting transactions.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, doc, Document};
 use mongodb::error::{ErrorKind, WriteFailure, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
-use mongodb::options::{ClientOptions, IndexOptions, ReadConcern, TransactionOptions, WriteConcern};
+use mongodb::event::cmap::CmapEvent;
+use mongodb::event::EventHandler;
+use mongodb::options::{
+    ClientOptions, IndexOptions, ReadConcern, ReadPreference, ReadPreferenceOptions, SelectionCriteria,
+    TransactionOptions, WriteConcern,
+};
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -52,6 +59,11 @@ impl IdemDoc {
 pub struct MongoStore {
     client: Client,
     db: Database,
+    /// Where reads that may be slightly stale go (`MONGO_READ_PREFERENCE`):
+    /// leaderboards, replays, the draw record, observed rates. `None`: the primary.
+    stale_reads: Option<SelectionCriteria>,
+    /// Connections of the driver's pool, counted from its events.
+    pool: Arc<PoolCounters>,
     stripes: Vec<Mutex<()>>,
     retention: Retention,
     /// A write that has not finished by then fails with `Unavailable` (503).
@@ -98,6 +110,49 @@ fn row_doc<T: Serialize>(player_id: &str, seq: u64, v: &T) -> Result<Document, S
     Ok(d)
 }
 
+/// The driver's pool size unless `maxPoolSize` is in `MONGO_URL`.
+const DRIVER_MAX_POOL_SIZE: u32 = 10;
+
+/// Connections of the driver's pool, across its servers.
+#[derive(Debug, Default)]
+struct PoolCounters {
+    open: AtomicI64,
+    in_use: AtomicI64,
+    max: u64,
+}
+
+impl PoolCounters {
+    fn observe(&self, e: &CmapEvent) {
+        let (counter, by) = match e {
+            CmapEvent::ConnectionCreated(_) => (&self.open, 1),
+            CmapEvent::ConnectionClosed(_) => (&self.open, -1),
+            CmapEvent::ConnectionCheckedOut(_) => (&self.in_use, 1),
+            CmapEvent::ConnectionCheckedIn(_) => (&self.in_use, -1),
+            _ => return,
+        };
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+}
+
+/// `MONGO_READ_PREFERENCE` as the driver takes it (`primary`: none needed).
+pub fn read_preference(name: &str) -> Result<Option<SelectionCriteria>, StoreError> {
+    let options = Some(ReadPreferenceOptions::default());
+    let pref = match name {
+        "primary" => return Ok(None),
+        "primaryPreferred" => ReadPreference::PrimaryPreferred { options },
+        "secondary" => ReadPreference::Secondary { options },
+        "secondaryPreferred" => ReadPreference::SecondaryPreferred { options },
+        "nearest" => ReadPreference::Nearest { options },
+        other => {
+            return Err(StoreError::Unavailable(format!(
+                "MONGO_READ_PREFERENCE {other:?} is none of primary, primaryPreferred, secondary, \
+                 secondaryPreferred, nearest"
+            )))
+        }
+    };
+    Ok(Some(SelectionCriteria::ReadPreference(pref)))
+}
+
 /// How one transaction attempt ended.
 enum Attempt {
     Done(MutateOutcome),
@@ -120,14 +175,41 @@ impl MongoStore {
     ) -> Result<Self, StoreError> {
         let mut opts = ClientOptions::parse(url).await.map_err(|e| unavailable(format!("parsing MONGO_URL: {e}")))?;
         opts.app_name = Some("divine-heroes".into());
+        let pool = Arc::new(PoolCounters {
+            max: u64::from(opts.max_pool_size.unwrap_or(DRIVER_MAX_POOL_SIZE)),
+            ..PoolCounters::default()
+        });
+        let counters = pool.clone();
+        opts.cmap_event_handler = Some(EventHandler::callback(move |e| counters.observe(&e)));
         opts.server_selection_timeout = Some(opts.server_selection_timeout.unwrap_or(Duration::from_secs(5)));
         let client = Client::with_options(opts).map_err(unavailable)?;
         let db = client.database(db_name);
-        let store =
-            Self { client, db, stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(), retention, write_timeout };
+        let store = Self {
+            client,
+            db,
+            stale_reads: None,
+            pool,
+            stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            retention,
+            write_timeout,
+        };
         store.ping().await?;
         store.create_indexes().await?;
         Ok(store)
+    }
+
+    /// Sends the reads that tolerate staleness per `preference` (a
+    /// `MONGO_READ_PREFERENCE` value); player reads and every write stay on the primary.
+    pub fn with_read_preference(mut self, preference: &str) -> Result<Self, StoreError> {
+        self.stale_reads = read_preference(preference)?;
+        Ok(self)
+    }
+
+    /// A collection whose reads go where `MONGO_READ_PREFERENCE` says.
+    fn stale_ok<T: Send + Sync>(&self, name: &str) -> Collection<T> {
+        let options =
+            mongodb::options::CollectionOptions::builder().selection_criteria(self.stale_reads.clone()).build();
+        self.db.collection_with_options(name, options)
     }
 
     /// Runs one operation within the store's bound: a MongoDB that stops
@@ -369,7 +451,7 @@ impl MongoStore {
         use futures_util::TryStreamExt;
         let field = format!("scores.{}", board.name());
         let docs: Vec<Document> = self
-            .players()
+            .stale_ok::<Document>("players")
             .find(filter)
             .sort(doc! {&field: -1, "_id": 1})
             .limit(limit as i64)
@@ -547,6 +629,11 @@ impl MongoStore {
 impl Store for MongoStore {
     fn kind(&self) -> &'static str {
         "mongodb"
+    }
+
+    fn pool(&self) -> Option<super::PoolStats> {
+        let read = |c: &AtomicI64| u64::try_from(c.load(Ordering::Relaxed)).unwrap_or(0);
+        Some(super::PoolStats { in_use: read(&self.pool.in_use), open: read(&self.pool.open), max: self.pool.max })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -727,7 +814,17 @@ impl Store for MongoStore {
         };
         let filter = doc! {"_id": {"$gte": format!("{banner_id}:"), "$lt": upper}};
         self.bounded(async move {
-            let docs: Vec<Document> = self.find_sorted("draws", filter, doc! {"_id": -1}, limit).await?;
+            use futures_util::TryStreamExt;
+            let docs: Vec<Document> = self
+                .stale_ok::<Document>("draws")
+                .find(filter)
+                .sort(doc! {"_id": -1})
+                .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+                .await
+                .map_err(unavailable)?
+                .try_collect()
+                .await
+                .map_err(unavailable)?;
             docs.iter()
                 .map(|d| {
                     let text = d.get_str("draw").map_err(unavailable)?;
@@ -763,12 +860,8 @@ impl Store for MongoStore {
 
     async fn battle(&self, battle_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
         self.bounded(async move {
-            let d = self
-                .db
-                .collection::<Document>("battles")
-                .find_one(doc! {"_id": battle_id})
-                .await
-                .map_err(unavailable)?;
+            let d =
+                self.stale_ok::<Document>("battles").find_one(doc! {"_id": battle_id}).await.map_err(unavailable)?;
             match d.as_ref().and_then(|d| d.get_str("record").ok()) {
                 Some(text) => serde_json::from_str(text).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
                 None => Ok(None),
@@ -900,8 +993,7 @@ impl Store for MongoStore {
             use futures_util::TryStreamExt;
             let pattern = format!("^{}", regex_escape(prefix));
             let docs: Vec<Document> = self
-                .db
-                .collection::<Document>("counters")
+                .stale_ok::<Document>("counters")
                 .find(doc! {"_id": {"$regex": pattern}})
                 .sort(doc! {"_id": 1})
                 .await

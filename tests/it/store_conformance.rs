@@ -471,3 +471,42 @@ async fn a_write_through_a_mongodb_outage_fails_in_time_and_applies_once_after()
     assert_eq!(after.balances.gold, 5000 - 100, "applied exactly once");
     assert_eq!(debit_entries(&store, &p.id).await, 1);
 }
+
+/// `MONGO_READ_PREFERENCE`: a store that sends stale-tolerant reads to
+/// secondaries still answers them (on a single server the primary serves them),
+/// an unknown value is refused by name, and the connection pool is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_reads_follow_the_read_preference_and_the_pool_is_counted() {
+    use divine_heroes::store::mongo::{read_preference, MongoStore};
+    use divine_heroes::store::Board;
+    let Some(plain) = open_store(StoreKind::Mongo).await else { return };
+    let db = plain.mongo_db().unwrap().to_string();
+    let store = MongoStore::connect(&crate::common::mongo_url(), &db)
+        .await
+        .unwrap()
+        .with_read_preference("secondaryPreferred")
+        .unwrap();
+    let store: DynStore = Arc::new(store);
+    let p = new_player("Reader");
+    store.create_player(&p).await.unwrap();
+    let top = store.leaderboard(Board::Power, 10).await.unwrap();
+    assert_eq!(top[0].player_id, p.id, "a leaderboard read on the preferred members");
+    assert!(store.counters("gacha:").await.unwrap().is_empty());
+    assert!(store.draws("premium", None, 5).await.unwrap().is_empty());
+    let pool = store.pool().expect("MongoDB has a pool");
+    assert!(pool.open >= 1 && pool.in_use <= pool.open && pool.max == 10, "{pool:?}");
+    let err = read_preference("mostlyPrimary").unwrap_err().to_string();
+    assert!(err.contains("mostlyPrimary") && err.contains("secondaryPreferred"), "{err}");
+    assert!(read_preference("primary").unwrap().is_none());
+}
+
+
+/// The pool gauge is on `/metrics` of a server on MongoDB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mongodb_pool_is_on_the_metrics() {
+    let Some(app) = crate::common::TestApp::spawn(StoreKind::Mongo).await else { return };
+    app.register("Gauged").await;
+    let text = app.get("/metrics/prometheus", None).await.text().await.unwrap();
+    assert!(text.contains("divine_heroes_store_connections{state=\"max\"} 10"), "{text}");
+    assert!(text.contains("divine_heroes_store_connections{state=\"open\"}"), "{text}");
+}
