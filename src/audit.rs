@@ -258,9 +258,9 @@ impl<'a, 'r> PlayerCheck<'a, 'r> {
         let mut after = None;
         loop {
             let records = store.idempotency_records(&self.player.id, after.take(), PAGE).await?;
-            let Some((last, _)) = records.last() else { break };
-            after = Some(last.clone());
-            for (key, response) in records {
+            let Some(last) = records.last() else { break };
+            after = Some(last.key.clone());
+            for crate::store::IdempotencyRecord { key, response, .. } in records {
                 self.report.idempotency_records += 1;
                 if !(200..300).contains(&response.status) {
                     continue;

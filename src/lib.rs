@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod game;
 pub mod ops;
 pub mod platform;

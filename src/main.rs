@@ -107,6 +107,27 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Write every player (with ledger, history, mail, idempotency records) and
+    /// every kept battle to FILE as JSON lines, owner-only (it holds password
+    /// hashes). On the embedded store, stop the server first.
+    Export {
+        /// The file to write.
+        #[arg(long)]
+        to: PathBuf,
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Read an export into the configured store (rows already there are
+    /// replaced; a file cut short is refused before anything is written).
+    Import {
+        /// The export to read.
+        #[arg(long)]
+        from: PathBuf,
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// System mail to players.
     Mail {
         #[command(subcommand)]
@@ -304,6 +325,14 @@ fn main() -> ExitCode {
                 Ok(report.to_string())
             })
         }
+        Command::Export { to, config } => run_op(config.as_ref(), |store, _, _| async move {
+            let moved = divine_heroes::backup::export_file(&store, &to, &mut show_progress).await?;
+            Ok(format!("exported {moved} to {}", to.display()))
+        }),
+        Command::Import { from, config } => run_op(config.as_ref(), |store, _, _| async move {
+            let moved = divine_heroes::backup::import_file(&store, &from, &mut show_progress).await?;
+            Ok(format!("imported {moved} from {}", from.display()))
+        }),
         Command::Mail { command: MailCommand::Send { to, all, subject, body, attach, config } } => {
             run_command(config.as_ref(), ops::Command::MailSend { to, all, subject, body, attach })
         }
@@ -378,6 +407,14 @@ async fn verify_summon(
     let text = serde_json::to_string_pretty(&v)?;
     anyhow::ensure!(v.results_match, "{text}\nsummon {summon_id} does NOT match its derivation");
     Ok(format!("{text}\nsummon {summon_id} matches its derivation from the committed seed"))
+}
+
+/// Shows a running count on a terminal (nothing in a pipe or a log).
+fn show_progress(moved: divine_heroes::backup::Moved) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprint!("\r{moved} ");
+    }
 }
 
 /// Runs a writing operator command: through the running server that holds the

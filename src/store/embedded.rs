@@ -18,8 +18,8 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::{
-    apply_mutation, starting_ledger, Board, BoardEntry, HistoryRow, IdempotencyRequest, LedgerEntry, MutateOutcome,
-    Mutation, Page, Player, PreparedWrite, Store, StoreError, StoredResponse,
+    apply_mutation, starting_ledger, Board, BoardEntry, HistoryRow, IdempotencyRecord, IdempotencyRequest, LedgerEntry,
+    MutateOutcome, Mutation, Page, Player, PreparedWrite, Restore, Store, StoreError, StoredResponse,
 };
 
 const PLAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("players");
@@ -670,7 +670,7 @@ impl Store for EmbeddedStore {
         player_id: &str,
         after: Option<String>,
         limit: usize,
-    ) -> Result<Vec<(String, StoredResponse)>, StoreError> {
+    ) -> Result<Vec<IdempotencyRecord>, StoreError> {
         use std::ops::Bound;
         let player_id = player_id.to_string();
         self.read(move |txn| {
@@ -687,9 +687,78 @@ impl Store for EmbeddedStore {
                     break;
                 }
                 let rec: IdemRecord = decode(v.value())?;
-                out.push((key.to_string(), rec.response));
+                out.push(IdempotencyRecord {
+                    key: key.to_string(),
+                    fingerprint: rec.fingerprint,
+                    response: rec.response,
+                });
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn battles_after(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        use std::ops::Bound;
+        self.read(move |txn| {
+            let t = txn.open_table(BATTLES).map_err(unavailable)?;
+            let lower = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let mut out = Vec::with_capacity(limit);
+            for row in t.range::<&str>((lower, Bound::Unbounded)).map_err(unavailable)?.take(limit) {
+                let (k, v) = row.map_err(unavailable)?;
+                out.push((k.value().to_string(), decode(v.value())?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn restore(&self, rows: Vec<Restore>) -> Result<(), StoreError> {
+        let now = unix_secs(Utc::now());
+        self.write(move |txn| {
+            for row in &rows {
+                match row {
+                    Restore::Player { player } => {
+                        let old = load_player_w(txn, &player.id)?;
+                        txn.open_table(USERNAMES)
+                            .map_err(unavailable)?
+                            .insert(player.username_lower.as_str(), player.id.as_str())
+                            .map_err(unavailable)?;
+                        put_player(txn, player)?;
+                        update_boards(txn, old.as_ref(), player)?;
+                    }
+                    Restore::Ledger { entry } => put_ledger(txn, std::slice::from_ref(entry))?,
+                    Restore::History { row } => {
+                        put_history(txn, std::slice::from_ref(row))?;
+                        let mut t = txn.open_table(HISTORY_BY_TIME).map_err(unavailable)?;
+                        t.insert((unix_secs(row.at), row.player_id.as_str(), row.seq >> 8), ()).map_err(unavailable)?;
+                    }
+                    Restore::Idempotency { player_id, record } => {
+                        let rec = IdemRecordRef { fingerprint: &record.fingerprint, response: &record.response };
+                        let key = (player_id.as_str(), record.key.as_str());
+                        txn.open_table(IDEMPOTENCY)
+                            .map_err(unavailable)?
+                            .insert(key, encode(&rec)?.as_slice())
+                            .map_err(unavailable)?;
+                        // Restored records expire a retention after the restore.
+                        txn.open_table(IDEMPOTENCY_BY_TIME)
+                            .map_err(unavailable)?
+                            .insert((now, key.0, key.1), ())
+                            .map_err(unavailable)?;
+                    }
+                    Restore::Battle { id, record } => {
+                        txn.open_table(BATTLES)
+                            .map_err(unavailable)?
+                            .insert(id.as_str(), encode(record)?.as_slice())
+                            .map_err(unavailable)?;
+                    }
+                }
+            }
+            Ok(())
         })
         .await
     }

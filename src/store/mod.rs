@@ -512,14 +512,71 @@ pub trait Store: Send + Sync + 'static {
         before: Option<String>,
         limit: usize,
     ) -> Result<Vec<events::Draw>, StoreError>;
-    /// A player's kept idempotency records (key and the response it answered), in
-    /// key order after `after`, for the audit to check against their effects.
+    /// A player's kept idempotency records, in key order after `after`, for the
+    /// audit to check against their effects and for export.
     async fn idempotency_records(
         &self,
         player_id: &str,
         after: Option<String>,
         limit: usize,
-    ) -> Result<Vec<(String, StoredResponse)>, StoreError>;
+    ) -> Result<Vec<IdempotencyRecord>, StoreError>;
+    /// Kept battle records (for replays) after the id `after`, in id order, for export.
+    async fn battles_after(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
+    /// Writes rows as an export holds them (a restore): a player with its
+    /// username and leaderboard rows, and ledger, history, idempotency and
+    /// battle rows under their own keys. A row already there is replaced, so a
+    /// restore can be run again.
+    async fn restore(&self, rows: Vec<Restore>) -> Result<(), StoreError>;
+}
+
+/// A kept idempotency record: the key, what was asked (its fingerprint) and the answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// The client's key.
+    pub key: String,
+    /// The request it was used with.
+    pub fingerprint: String,
+    /// The answer, replayed on a repeat.
+    pub response: StoredResponse,
+}
+
+/// One row of an export, as `restore` writes it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Restore {
+    /// A player record (balances, heroes, mail, pity, seeds, ...).
+    Player {
+        /// The record.
+        player: Box<Player>,
+    },
+    /// A ledger entry.
+    Ledger {
+        /// The entry.
+        entry: LedgerEntry,
+    },
+    /// A history row.
+    History {
+        /// The row.
+        row: HistoryRow,
+    },
+    /// An idempotency record.
+    Idempotency {
+        /// Whose.
+        player_id: String,
+        /// The record.
+        record: IdempotencyRecord,
+    },
+    /// A battle kept for replays.
+    Battle {
+        /// Battle id.
+        id: String,
+        /// The record.
+        record: serde_json::Value,
+    },
 }
 
 /// Ledger entries of a new player's starting balances.

@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::{
-    apply_mutation, starting_ledger, Board, BoardEntry, HistoryRow, IdempotencyRequest, LedgerEntry, MutateOutcome,
-    Mutation, Page, Player, PreparedWrite, Retention, Store, StoreError, StoredResponse,
+    apply_mutation, starting_ledger, Board, BoardEntry, HistoryRow, IdempotencyRecord, IdempotencyRequest, LedgerEntry,
+    MutateOutcome, Mutation, Page, Player, PreparedWrite, Restore, Retention, Store, StoreError, StoredResponse,
 };
 
 const MAX_ATTEMPTS: u32 = 60;
@@ -840,7 +840,7 @@ impl Store for MongoStore {
         player_id: &str,
         after: Option<String>,
         limit: usize,
-    ) -> Result<Vec<(String, StoredResponse)>, StoreError> {
+    ) -> Result<Vec<IdempotencyRecord>, StoreError> {
         // Record ids are `<player>:<key>`: the player's records are one `_id` range
         // (';' is the character after ':').
         let prefix = format!("{player_id}:");
@@ -853,9 +853,78 @@ impl Store for MongoStore {
         let filter = doc! {"_id": range};
         self.bounded(async move {
             let docs: Vec<IdemDoc> = self.find_sorted("idempotency", filter, doc! {"_id": 1}, limit).await?;
-            docs.iter().map(|d| Ok((d.id[prefix.len()..].to_string(), d.response().map_err(unavailable)?))).collect()
+            docs.iter()
+                .map(|d| {
+                    Ok(IdempotencyRecord {
+                        key: d.id[prefix.len()..].to_string(),
+                        fingerprint: d.fingerprint.clone(),
+                        response: d.response().map_err(unavailable)?,
+                    })
+                })
+                .collect()
         })
         .await
+    }
+
+    async fn battles_after(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let filter = after.map_or_else(Document::new, |a| doc! {"_id": {"$gt": a}});
+        self.bounded(async move {
+            let docs: Vec<Document> = self.find_sorted("battles", filter, doc! {"_id": 1}, limit).await?;
+            docs.iter()
+                .map(|d| {
+                    let id = d.get_str("_id").map_err(unavailable)?.to_string();
+                    let record = serde_json::from_str(d.get_str("record").map_err(unavailable)?)
+                        .map_err(|e| StoreError::Corrupt(format!("battle {id}: {e}")))?;
+                    Ok((id, record))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn restore(&self, rows: Vec<Restore>) -> Result<(), StoreError> {
+        // One upsert per row, each replacing what is there: a restore can be run again.
+        let now = bson::DateTime::now();
+        for row in &rows {
+            let (coll, id, document) = match row {
+                Restore::Player { player } => ("players", player.id.clone(), player_doc(player)?),
+                Restore::Ledger { entry } => {
+                    let d = row_doc(&entry.player_id, entry.seq, entry)?;
+                    ("ledger", d.get_str("_id").map_err(unavailable)?.to_string(), d)
+                }
+                Restore::History { row } => {
+                    let mut d = row_doc(&row.player_id, row.seq, row)?;
+                    d.insert("at_date", bson::DateTime::from_chrono(row.at));
+                    ("history", d.get_str("_id").map_err(unavailable)?.to_string(), d)
+                }
+                Restore::Idempotency { player_id, record } => {
+                    let rec = IdemDoc {
+                        id: format!("{player_id}:{}", record.key),
+                        fingerprint: record.fingerprint.clone(),
+                        status: record.response.status,
+                        body: record.response.body.to_string(),
+                        // Restored records expire a retention after the restore.
+                        at: Some(now),
+                    };
+                    let d = bson::to_document(&rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    ("idempotency", rec.id, d)
+                }
+                Restore::Battle { id, record } => {
+                    ("battles", id.clone(), doc! {"_id": id, "record": record.to_string()})
+                }
+            };
+            self.db
+                .collection::<Document>(coll)
+                .replace_one(doc! {"_id": id}, document)
+                .upsert(true)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
     }
 
     async fn battle(&self, battle_id: &str) -> Result<Option<serde_json::Value>, StoreError> {

@@ -7,6 +7,7 @@ mod common;
 
 mod architecture;
 mod audit;
+mod backup;
 mod battle_golden;
 mod binary;
 mod cache_redis_outage;

@@ -500,7 +500,6 @@ async fn mongo_reads_follow_the_read_preference_and_the_pool_is_counted() {
     assert!(read_preference("primary").unwrap().is_none());
 }
 
-
 /// The pool gauge is on `/metrics` of a server on MongoDB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mongodb_pool_is_on_the_metrics() {
