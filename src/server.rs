@@ -65,7 +65,20 @@ pub async fn open_queue(settings: &Settings) -> anyhow::Result<Arc<dyn Queue>> {
                 .await
                 .context("MQ_BACKEND=rabbitmq: cannot reach RabbitMQ at RABBITMQ_URL")?,
         ),
-        MqBackend::Kafka => anyhow::bail!("MQ_BACKEND=kafka is not supported in this build"),
+        MqBackend::Kafka => {
+            let prefix = &settings.cache_prefix;
+            let kafka = crate::platform::kafka::KafkaSettings {
+                brokers: settings.kafka_brokers.clone(),
+                topic: settings.kafka_topic.clone().unwrap_or_else(|| format!("{prefix}.events")),
+                group: settings.kafka_group.clone().unwrap_or_else(|| format!("{prefix}-consumers")),
+                partitions: settings.kafka_partitions,
+            };
+            Arc::new(
+                crate::platform::kafka::KafkaQueue::connect(kafka)
+                    .await
+                    .with_context(|| format!("MQ_BACKEND=kafka: cannot reach Kafka at {}", settings.kafka_brokers))?,
+            )
+        }
     })
 }
 

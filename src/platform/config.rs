@@ -114,6 +114,18 @@ pub struct Settings {
     /// RabbitMQ URL, for `MQ_BACKEND=rabbitmq`.
     #[serde(default = "d_rabbitmq_url")]
     pub rabbitmq_url: String,
+    /// Kafka bootstrap servers, `host:port,...`, for `MQ_BACKEND=kafka`.
+    #[serde(default = "d_kafka_brokers")]
+    pub kafka_brokers: String,
+    /// The events topic (default `<CACHE_PREFIX>.events`); created when missing.
+    #[serde(default)]
+    pub kafka_topic: Option<String>,
+    /// The consumers' group (default `<CACHE_PREFIX>-consumers`).
+    #[serde(default)]
+    pub kafka_group: Option<String>,
+    /// Partitions of the topic when this server creates it.
+    #[serde(default = "d_kafka_partitions")]
+    pub kafka_partitions: i32,
     /// Requests per window per client.
     #[serde(default = "d_rate_requests")]
     pub rate_limit_requests: u32,
@@ -214,6 +226,12 @@ pub struct Settings {
     pub ready_timeout_ms: u64,
 }
 
+fn d_kafka_brokers() -> String {
+    "127.0.0.1:9092".into()
+}
+fn d_kafka_partitions() -> i32 {
+    6
+}
 fn d_read_preference() -> String {
     "primary".into()
 }
@@ -305,6 +323,10 @@ const ENV_KEYS: &[&str] = &[
     "MQ_BACKEND",
     "WORKERS",
     "RABBITMQ_URL",
+    "KAFKA_BROKERS",
+    "KAFKA_TOPIC",
+    "KAFKA_GROUP",
+    "KAFKA_PARTITIONS",
     "RATE_LIMIT_REQUESTS",
     "RATE_LIMIT_WINDOW",
     "AUTH_RATE_LIMIT_REQUESTS",
@@ -406,10 +428,8 @@ impl Settings {
         if let Some(bad_ip) = self.trusted_proxy_list().err() {
             return bad(format!("TRUSTED_PROXIES: {bad_ip:?} is not an IP address or a CIDR range (10.0.0.0/8)"));
         }
-        if self.mq_backend == MqBackend::Kafka {
-            return bad(
-                "MQ_BACKEND=kafka is not supported in this build; use memory (one process), redis or rabbitmq".into()
-            );
+        if self.kafka_partitions < 1 {
+            return bad("KAFKA_PARTITIONS must be at least 1".into());
         }
         if self.app_env == AppEnv::Production {
             if let Some(why) = weak_secret(self.jwt_secret.expose_secret()) {

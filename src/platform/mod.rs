@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod idempotency;
+pub mod kafka;
 pub mod leaderboards;
 pub mod metrics;
 pub mod no_body;

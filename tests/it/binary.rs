@@ -123,14 +123,31 @@ async fn players_survive_a_restart_and_a_kill_9() {
 
 /// `divine-heroes audit` on the embedded store in `dir`: (exit 0, what it printed).
 fn audit_cli(dir: &std::path::Path) -> (bool, String) {
+    cli(dir, &["audit"])
+}
+
+/// The binary's command line on the embedded store in `dir`: (exit 0, what it printed).
+fn cli(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(BIN)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("audit")
+        .args(args)
         .env("DATA_DIR", dir)
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Registers `name` (password `persist-me-123`) on a running binary; its token.
+async fn registered(base: &str, name: &str) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"username": name, "password": "persist-me-123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string()
 }
 
 /// SIGTERM with clients on kept-alive connections: readiness turns 503 at once,
@@ -206,13 +223,19 @@ fn production_refuses_the_default_secret_and_the_embedded_store() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("MONGO_URL"));
 }
 
+/// A Kafka that cannot be reached stops the start with a message that names it.
 #[test]
-fn kafka_is_refused_with_a_clear_message() {
+fn an_unreachable_kafka_is_a_clear_start_up_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = command(dir.path(), free_port()).env("MQ_BACKEND", "kafka").stderr(Stdio::piped()).output().unwrap();
+    let out = command(dir.path(), free_port())
+        .env("MQ_BACKEND", "kafka")
+        .env("KAFKA_BROKERS", "127.0.0.1:1")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("MQ_BACKEND=kafka is not supported in this build"), "{err}");
+    assert!(err.contains("MQ_BACKEND=kafka: cannot reach Kafka at 127.0.0.1:1"), "{err}");
 }
 
 #[test]
@@ -374,16 +397,8 @@ async fn audit_finds_a_ledger_row_removed_by_hand() {
 async fn gacha_verify_rederives_a_summon_from_its_seed() {
     let dir = tempfile::tempdir().unwrap();
     let mut running = start(dir.path()).await;
-    let http = reqwest::Client::new();
-    let r = http
-        .post(format!("{}/api/auth/register", running.base))
-        .json(&json!({"username": "Checked", "password": "persist-me-123"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let token = login(&running.base, "checked").await.unwrap();
-    let receipt: Value = http
+    let token = registered(&running.base, "Checked").await;
+    let receipt: Value = reqwest::Client::new()
         .post(format!("{}/api/gacha/summon", running.base))
         .bearer_auth(&token)
         .header("Idempotency-Key", "checked-pull")
@@ -398,18 +413,11 @@ async fn gacha_verify_rederives_a_summon_from_its_seed() {
     running.child.kill().unwrap();
     running.child.wait().unwrap();
     let verify = |extra: &[&str]| {
-        let out = Command::new(BIN)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["gacha", "verify", "--player", "Checked", "--summon", &summon_id])
-            .args(extra)
-            .env("DATA_DIR", dir.path())
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        )
+        let args: Vec<&str> = ["gacha", "verify", "--player", "Checked", "--summon", summon_id.as_str()]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        cli(dir.path(), &args)
     };
     let (ok, out) = verify(&[]);
     assert!(ok && out.contains("matches its derivation"), "{out}");
@@ -426,14 +434,7 @@ async fn operator_commands_reach_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let mut running = start(dir.path()).await;
     let http = reqwest::Client::new();
-    let r = http
-        .post(format!("{}/api/auth/register", running.base))
-        .json(&json!({"username": "Operated", "password": "persist-me-123"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let token = login(&running.base, "operated").await.unwrap();
+    let token = registered(&running.base, "Operated").await;
     let crystals = |token: String, base: String| async move {
         let p: Value = reqwest::Client::new()
             .get(format!("{base}/api/player"))

@@ -123,6 +123,7 @@ on_both_stores!(the_public_draw_record_has_every_pull_and_no_player);
 enum Broker {
     Redis,
     Rabbit,
+    Kafka,
 }
 
 /// A fresh queue on a real broker (its own stream or queue name), or `None`
@@ -145,6 +146,22 @@ async fn broker_queue(broker: Broker) -> Option<(Scratch, Arc<dyn Queue>)> {
                 return None;
             }
         },
+        // A topic and a group of the test's own (a group whose members all left
+        // can wedge on the test broker; topics are never deleted under a fetch).
+        Broker::Kafka => {
+            let settings = divine_heroes::platform::kafka::KafkaSettings {
+                brokers: crate::common::KAFKA_BROKERS.into(),
+                topic: format!("{prefix}.events"),
+                group: format!("{prefix}-group"),
+                partitions: 4,
+            };
+            if tokio::net::TcpStream::connect(crate::common::KAFKA_BROKERS).await.is_err() {
+                assert!(std::env::var_os("CI").is_none(), "a Kafka broker is required in CI");
+                eprintln!("skipping: no Kafka broker");
+                return None;
+            }
+            Arc::new(divine_heroes::platform::kafka::KafkaQueue::connect(settings).await.unwrap())
+        }
     };
     Some((scratch, queue))
 }
@@ -160,7 +177,8 @@ async fn redis_pool() -> Option<deadpool_redis::Pool> {
 fn synthetic_summon(i: u64) -> Event {
     Event {
         id: format!("synthetic-{i}-{}", uuid::Uuid::new_v4().simple()),
-        player_id: "p".into(),
+        // Eight players: a keyed broker (Kafka) spreads them over its partitions.
+        player_id: format!("p{}", i % 8),
         username: "P".into(),
         version: i,
         scores: Default::default(),
@@ -228,6 +246,15 @@ async fn two_consumers_share_the_queue(kind: StoreKind, broker: Broker) {
     for name in ["pod-a", "pod-b"] {
         consumers.push(queue.consumer(name).await.unwrap());
     }
+    if matches!(broker, Broker::Kafka) {
+        // A Kafka member joins its group by polling: both poll until the group
+        // has settled, so that each owns partitions when the events arrive.
+        for _ in 0..16 {
+            for c in &mut consumers {
+                assert!(c.receive(1).await.unwrap().is_empty());
+            }
+        }
+    }
     queue.publish(&events).await.unwrap();
     let total = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -280,6 +307,14 @@ mod brokers {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn rabbitmq_on_mongo() {
                     super::super::$name(StoreKind::Mongo, Broker::Rabbit).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn kafka_on_embedded() {
+                    super::super::$name(StoreKind::Embedded, Broker::Kafka).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn kafka_on_mongo() {
+                    super::super::$name(StoreKind::Mongo, Broker::Kafka).await;
                 }
             }
         )*};
@@ -397,6 +432,8 @@ async fn events_a_broker_reset_lost_are_published_again(broker: Broker) {
             let ch = c.create_channel().await.unwrap();
             ch.queue_delete(&scratch.rabbit_queue(), lapin::options::QueueDeleteOptions::default()).await.unwrap();
         }
+        // Not run on Kafka: the test broker must not have a topic deleted under a fetch.
+        Broker::Kafka => unreachable!("no broker-reset test on Kafka"),
     }
     // A consumer joining now finds the stream or queue gone.
     let mut consumer = queue.consumer("after-reset").await.unwrap();

@@ -40,7 +40,8 @@ pub struct FairDraws {
 impl FairDraws {
     /// Pulls from `first_nonce` on.
     pub fn new(seed: ServerSeed, client_seed: String, first_nonce: u64) -> Self {
-        let current = pull_rng(&seed, &client_seed, first_nonce);
+        // Replaced by each pull's own stream before it is used.
+        let current = GameRng::from_seed([0; 32]);
         Self { seed, client_seed, first_nonce, current }
     }
 }

@@ -447,6 +447,9 @@ pub const RABBIT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// A name prefix of one test on the shared Redis and RabbitMQ (cache keys,
 /// streams, boards, the `<prefix>.events` queue), all removed when dropped.
+/// The Kafka-protocol broker `.ci/run` starts.
+pub const KAFKA_BROKERS: &str = "127.0.0.1:9092";
+
 pub struct Scratch {
     pub prefix: String,
 }
