@@ -48,7 +48,10 @@ async fn open(name: &str, prefix: &str) -> Option<Arc<dyn Queue>> {
 }
 
 fn main() {
-    let events: usize = std::env::var("RELAY_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    // `cargo bench` passes --bench; `cargo test` runs this once as a smoke test, small.
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let default = if measuring { 20_000 } else { 100 };
+    let events: usize = std::env::var("RELAY_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     println!("{:<10} {:>8} {:>10} {:>12}", "broker", "events", "seconds", "events/s");
     for name in ["memory", "redis", "rabbitmq", "kafka"] {
