@@ -54,7 +54,9 @@ fn main() {
     let events: usize = std::env::var("RELAY_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     println!("{:<10} {:>8} {:>10} {:>12}", "broker", "events", "seconds", "events/s");
-    for name in ["memory", "redis", "rabbitmq", "kafka"] {
+    // librdkafka's timed waits never wake under libfaketime (the shifted-clock CI run).
+    let faked = std::env::var_os("FAKETIME").is_some();
+    for name in ["memory", "redis", "rabbitmq", "kafka"].into_iter().filter(|n| !(faked && *n == "kafka")) {
         rt.block_on(async {
             let prefix = format!("bench-relay-{}", uuid::Uuid::new_v4().simple());
             let Some(queue) = open(name, &prefix).await else {

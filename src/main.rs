@@ -10,7 +10,6 @@ use divine_heroes::game::gacha::simulate::simulate;
 use divine_heroes::ops;
 use divine_heroes::platform::cache::Cache;
 use divine_heroes::platform::config::{Role, Settings};
-use divine_heroes::platform::telemetry::init_telemetry;
 use divine_heroes::server::Server;
 use divine_heroes::writes::Writer;
 
@@ -237,7 +236,14 @@ fn main() -> ExitCode {
             if workers || no_workers {
                 settings.workers = Some(workers);
             }
-            init_telemetry(settings.log_format);
+            let tracing = match divine_heroes::platform::telemetry::init_with_tracing(
+                settings.log_format,
+                settings.otel_exporter_otlp_endpoint.as_deref(),
+                &settings.service_name,
+            ) {
+                Ok(guard) => guard,
+                Err(e) => return fail(&format!("OTEL_EXPORTER_OTLP_ENDPOINT: {e:#}")),
+            };
             let result = actix_web::rt::System::new().block_on(async move {
                 let server = Server::build(settings, role).await?;
                 tracing::info!(role = role.name(), port = server.port(), "divine-heroes listening");
@@ -245,6 +251,7 @@ fn main() -> ExitCode {
                 tracing::info!("stopped cleanly");
                 anyhow::Ok(())
             });
+            drop(tracing); // the last spans go out before the exit
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&format!("{e:#}")),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix_web::web;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::platform::metrics::{
     CONSUMER_LAG_SECONDS, EVENTS_CONSUMED, EVENTS_RELAYED, EVENTS_REPLAYED, GACHA_OBSERVED_RATE, QUEUE_DEPTH,
@@ -180,7 +181,8 @@ pub async fn relay_once(state: &AppState, queue: &dyn Queue, name: &str) -> anyh
     // is still in the outbox, and a crash in between publishes it at the next start.
     state.store.outbox_relayed(&batch).await?;
     let events: Vec<Event> = batch.into_iter().map(|b| b.event).collect();
-    queue.publish(&events).await?;
+    let span = tracing::info_span!("relay.publish", events = events.len(), backend = queue.backend());
+    queue.publish(&events).instrument(span).await?;
     metrics::counter!(EVENTS_RELAYED, "backend" => queue.backend()).increment(events.len() as u64);
     Ok(events.len())
 }
@@ -211,6 +213,17 @@ pub async fn consume_once(state: &AppState, consumer: &mut dyn Consumer) -> anyh
         return Ok(0);
     }
     let events: Vec<Event> = deliveries.iter().map(|d| d.event.clone()).collect();
+    // One span per traced event, in the trace of the request that caused it,
+    // lasting until the batch is applied and acknowledged.
+    let spans: Vec<tracing::Span> = events
+        .iter()
+        .filter_map(|e| {
+            let parent = e.traceparent.as_deref()?;
+            let span = tracing::info_span!("event.consumed", event_id = %e.id, kind = e.kind());
+            crate::platform::tracing_otlp::continue_from(&span, parent);
+            Some(span)
+        })
+        .collect();
     // A few quick retries first: the in-process queue cannot redeliver.
     let mut attempt = 0;
     while let Err(e) = apply(state, &events).await {
@@ -221,6 +234,7 @@ pub async fn consume_once(state: &AppState, consumer: &mut dyn Consumer) -> anyh
         tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
     }
     consumer.ack(&deliveries).await?;
+    drop(spans);
     Ok(deliveries.len())
 }
 

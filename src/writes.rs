@@ -10,6 +10,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::game::data::GameData;
 use crate::game::error::GameError;
@@ -137,6 +138,8 @@ impl Writer<'_> {
         // view of the run that committed is the last one left here.
         let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
         let (data, out) = (self.data.clone(), slot.clone());
+        // The request's trace travels with the events this write produces.
+        let traceparent = crate::platform::tracing_otlp::current_traceparent();
         let op: Mutation = Arc::new(move |p: &mut Player| {
             let a = rule(p)?;
             // Every write keeps the leaderboard scores in step with the player.
@@ -153,10 +156,12 @@ impl Writer<'_> {
                 battles: a.battles,
                 event: a.event,
                 response: StoredResponse { status: 200, body },
+                traceparent: traceparent.clone(),
             })
         });
         let started = Instant::now();
-        let outcome = self.store.mutate(player_id, idempotency, now, op).await;
+        let span = tracing::info_span!("store.mutate", store = self.store.kind());
+        let outcome = self.store.mutate(player_id, idempotency, now, op).instrument(span).await;
         metrics::histogram!(STORE_SECONDS, "op" => "mutate", "store" => self.store.kind())
             .record(started.elapsed().as_secs_f64());
         match outcome? {

@@ -213,6 +213,9 @@ pub struct Settings {
     /// Name in logs and metrics.
     #[serde(default = "d_service_name")]
     pub service_name: String,
+    /// OTLP/HTTP collector (`http://collector:4318`): spans exported when set.
+    #[serde(default)]
+    pub otel_exporter_otlp_endpoint: Option<String>,
     /// After SIGTERM, how long the server keeps accepting and serving (readiness
     /// already 503, every answer closing its connection) so that load balancers
     /// take it out of rotation before the listener closes, seconds.
@@ -354,6 +357,7 @@ const ENV_KEYS: &[&str] = &[
     "APP_ENV",
     "LOG_FORMAT",
     "SERVICE_NAME",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
     "SHUTDOWN_DELAY_SECS",
     "SHUTDOWN_TIMEOUT_SECS",
     "READY_TIMEOUT_MS",

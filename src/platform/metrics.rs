@@ -147,6 +147,7 @@ pub async fn observe(
     let role = req.app_data::<web::Data<Role>>().map_or("unknown", |r| r.name());
     let method = req.method().to_string();
     let span = tracing::info_span!("request", %request_id, role, %method, route = tracing::field::Empty);
+    super::tracing_otlp::continue_from_headers(&span, req.headers());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let mut res = next.call(req).instrument(span.clone()).await?;
     let status = res.status().as_u16();

@@ -14,3 +14,4 @@ pub mod no_body;
 pub mod queue;
 pub mod rate_limit;
 pub mod telemetry;
+pub mod tracing_otlp;

@@ -1,6 +1,8 @@
 //! Logging setup: JSON lines in production, readable text in development.
 
-use tracing_subscriber::{fmt, EnvFilter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer};
 
 use super::config::LogFormat;
 
@@ -12,12 +14,30 @@ pub const DEFAULT_LOG_FILTER: &str = "info,actix_http::h1::dispatcher=off";
 /// Installs the global subscriber once; later calls (tests) are ignored.
 /// `RUST_LOG` overrides [`DEFAULT_LOG_FILTER`].
 pub fn init_telemetry(format: LogFormat) {
+    let _ = init_with_tracing(format, None, "");
+}
+
+/// As [`init_telemetry`], and with `otlp_endpoint` set, spans exported over
+/// OTLP as `service` (see [`super::tracing_otlp`]); keep the guard until exit.
+pub fn init_with_tracing(
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+    service: &str,
+) -> anyhow::Result<Option<super::tracing_otlp::TracingGuard>> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-    let builder = fmt().with_env_filter(filter).with_target(false);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+    let logs = match format {
+        LogFormat::Json => fmt::layer().with_target(false).json().flatten_event(true).with_current_span(true).boxed(),
+        LogFormat::Pretty => fmt::layer().with_target(false).compact().boxed(),
     };
+    let (spans, guard) = match otlp_endpoint {
+        Some(endpoint) => {
+            let (layer, guard) = super::tracing_otlp::layer(endpoint, service)?;
+            (Some(layer), Some(guard))
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry().with(filter).with(logs).with(spans).try_init();
+    Ok(guard)
 }
 
 /// Lets a repeated warning through at most once per period, counting the ones

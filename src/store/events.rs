@@ -27,6 +27,9 @@ pub struct Event {
     pub scores: crate::game::player::Scores,
     /// When.
     pub at: DateTime<Utc>,
+    /// The W3C `traceparent` of the request that caused it, when traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// What happened.
     #[serde(flatten)]
     pub body: DomainEvent,
@@ -200,6 +203,7 @@ pub fn event(p: &Player, at: DateTime<Utc>, body: DomainEvent) -> Event {
         version: p.version,
         scores: p.scores,
         at,
+        traceparent: None,
         body,
     }
 }
@@ -226,6 +230,9 @@ pub fn for_mutation(p: &Player, effects: &Effects, ledger: &[LedgerEntry], at: D
     }
     if out.is_empty() {
         out.push(event(p, at, DomainEvent::PlayerUpdated { reason: effects.reason }));
+    }
+    for e in &mut out {
+        e.traceparent.clone_from(&effects.traceparent);
     }
     out
 }

@@ -192,6 +192,9 @@ pub struct Effects {
     pub event: Option<events::DomainEvent>,
     /// The response to return and keep with the idempotency key.
     pub response: StoredResponse,
+    /// The W3C trace context of the request that made the change, carried by
+    /// its events (see `platform::tracing_otlp`).
+    pub traceparent: Option<String>,
 }
 
 /// A pure rule run on the up-to-date player; may be re-run on a retry.

@@ -20,6 +20,7 @@ async fn give_shards(app: &TestApp, player_id: &str, hero: &'static str, shards:
             history: vec![],
             battles: vec![],
             response: StoredResponse { status: 200, body: json!({}) },
+            traceparent: None,
         })
     });
     app.state.store.mutate(player_id, None, app.state.clock.now(), op).await.unwrap();

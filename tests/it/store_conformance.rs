@@ -31,6 +31,7 @@ fn debit(amount: i64) -> Mutation {
                 status: 200,
                 body: json!({"run": uuid::Uuid::new_v4().to_string(), "gold": p.balances.gold}),
             },
+            traceparent: None,
         })
     })
 }
@@ -203,6 +204,7 @@ async fn stored_responses_round_trip_exactly(kind: StoreKind) {
             history: vec![],
             battles: vec![("b-exact".into(), sent.clone())],
             response: StoredResponse { status: 201, body: sent.clone() },
+            traceparent: None,
         })
     });
     let key = IdempotencyRequest { key: "exact".into(), fingerprint: "f".into() };
