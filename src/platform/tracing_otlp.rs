@@ -15,6 +15,14 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+/// Whether spans are exported: without an exporter, no trace context is read
+/// or written on the request path.
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn exporting() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Flushes the last spans when dropped (at the end of `main`).
 pub struct TracingGuard(SdkTracerProvider);
 
@@ -43,6 +51,7 @@ where
         .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service.to_string()).build())
         .build();
     let tracer = provider.tracer("divine-heroes");
+    EXPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok((tracing_opentelemetry::layer().with_tracer(tracer), TracingGuard(provider)))
 }
 
@@ -80,13 +89,16 @@ impl Injector for Collect {
 
 /// Makes the request's `traceparent` (if any) the parent of `span`.
 pub fn continue_from_headers(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) {
-    if headers.contains_key("traceparent") {
+    if exporting() && headers.contains_key("traceparent") {
         let _ = span.set_parent(TraceContextPropagator::new().extract(&Headers(headers)));
     }
 }
 
 /// The current span's W3C `traceparent`, when it is part of an exported trace.
 pub fn current_traceparent() -> Option<String> {
+    if !exporting() {
+        return None;
+    }
     let mut fields = Collect(HashMap::new());
     TraceContextPropagator::new().inject_context(&tracing::Span::current().context(), &mut fields);
     fields.0.remove("traceparent")
@@ -94,6 +106,9 @@ pub fn current_traceparent() -> Option<String> {
 
 /// Makes `traceparent` (carried by an event) the parent of `span`.
 pub fn continue_from(span: &tracing::Span, traceparent: &str) {
+    if !exporting() {
+        return;
+    }
     let fields = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
     let _ = span.set_parent(TraceContextPropagator::new().extract(&Fields(&fields)));
 }

@@ -306,6 +306,11 @@ fn put_player(txn: &WriteTransaction, p: &Player) -> Result<(), StoreError> {
 
 /// Moves the player's leaderboard rows from its old scores to its new ones.
 fn update_boards(txn: &WriteTransaction, old: Option<&Player>, new: &Player) -> Result<(), StoreError> {
+    // Most writes move no score: then neither table is opened.
+    let moved = |o: &Player| o.username != new.username || Board::ALL.iter().any(|b| b.score(o) != b.score(new));
+    if old.is_some_and(|o| !moved(o)) {
+        return Ok(());
+    }
     let mut t = txn.open_table(BOARDS).map_err(unavailable)?;
     let mut counts = txn.open_table(RANK_COUNTS).map_err(unavailable)?;
     for b in Board::ALL {
