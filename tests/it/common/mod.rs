@@ -352,13 +352,10 @@ pub async fn app_at(kind: StoreKind, at: DateTime<Utc>) -> Option<(TestApp, Manu
     Some((app, clock))
 }
 
-/// An app whose clock stands at 09:30 UTC of today's date until the test moves
-/// it. Today's, not a fixed date: MongoDB's TTL indexes expire records by the
-/// wall clock, so records written at a date more than a day past would vanish
-/// while the test reads them.
+/// An app whose clock stands at 2026-11-26 09:30 UTC until the test moves it.
 pub async fn app_at_fixed_time(kind: StoreKind) -> Option<(TestApp, ManualClock)> {
-    let today = Utc::now().date_naive().and_hms_opt(9, 30, 0).expect("a valid time").and_utc();
-    app_at(kind, today).await
+    use chrono::TimeZone;
+    app_at(kind, Utc.with_ymd_and_hms(2026, 11, 26, 9, 30, 0).unwrap()).await
 }
 
 /// `divine-heroes audit` over `store` at `now`, with the shipped game data and retention.
