@@ -142,6 +142,22 @@ enum Command {
         #[command(subcommand)]
         command: GachaCommand,
     },
+    /// Purchases with real money.
+    Purchases {
+        #[command(subcommand)]
+        command: PurchasesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PurchasesCommand {
+    /// List players whose refunds could not be taken back in full (crystals
+    /// owed), one JSON line each.
+    Debts {
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -345,6 +361,14 @@ fn main() -> ExitCode {
         }
         Command::Arena { command: ArenaCommand::CloseSeason { config } } => {
             run_command(config.as_ref(), ops::Command::CloseSeason)
+        }
+        Command::Purchases { command: PurchasesCommand::Debts { config } } => {
+            run_op(config.as_ref(), |store, _, _| async move {
+                let debts = ops::purchase_debts(&store).await?;
+                let mut lines: Vec<String> = debts.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
+                lines.push(format!("{} players owe crystals", debts.len()));
+                Ok(lines.join("\n"))
+            })
         }
         Command::Gacha { command: GachaCommand::Verify { player, summon, server_seed, config } } => {
             run_op(config.as_ref(), |store, _, data| async move {

@@ -285,3 +285,40 @@ impl Command {
         }
     }
 }
+
+/// A player who owes crystals that a refund could not take back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Debt {
+    /// Player id.
+    pub player_id: String,
+    /// Username.
+    pub username: String,
+    /// Crystals owed.
+    pub crystals: i64,
+    /// The refunded transactions.
+    pub refunded: Vec<String>,
+}
+
+/// Every player with a purchase debt (`divine-heroes purchases debts`): visits
+/// every player, so it is an operator's occasional report, not a live query.
+pub async fn purchase_debts(store: &crate::store::DynStore) -> anyhow::Result<Vec<Debt>> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let ids = store.player_ids(after.clone(), 500).await?;
+        let Some(last) = ids.last().cloned() else { break };
+        for id in ids {
+            let Some(p) = store.player_by_id(&id).await? else { continue };
+            if p.purchases.debt > 0 {
+                out.push(Debt {
+                    player_id: p.id,
+                    username: p.username,
+                    crystals: p.purchases.debt,
+                    refunded: p.purchases.refunded.into_iter().collect(),
+                });
+            }
+        }
+        after = Some(last);
+    }
+    Ok(out)
+}

@@ -9,6 +9,8 @@ use super::catalog::Catalog;
 use super::data_error::DataError;
 use super::gacha::banner::BannerTable;
 use super::gacha::rates;
+use super::quests::QuestTable;
+use super::shop::ShopTable;
 use super::rewards::RewardTable;
 
 /// `config/battle.toml`.
@@ -42,6 +44,10 @@ pub struct GameData {
     pub rewards: RewardTable,
     /// Campaign and arena.
     pub battle: BattleTable,
+    /// Daily quests, activity chests and achievements.
+    pub quests: QuestTable,
+    /// The daily shop, fixed offers and the medal shop.
+    pub shop: ShopTable,
     /// Rate-table versions not yet in `rate-tables.lock`, as the lines to add
     /// (a version whose table changed is refused at load instead).
     pub unrecorded_versions: Vec<String>,
@@ -77,7 +83,11 @@ impl GameData {
         let rewards = RewardTable::from_toml(&display(&rewards_path), &read(&rewards_path)?)?;
         let battle_path = dir.join("battle.toml");
         let battle = BattleTable::from_toml(&display(&battle_path), &read(&battle_path)?, &catalog)?;
-        Ok(Self { catalog, banners, rewards, battle, unrecorded_versions })
+        let quests_path = dir.join("quests.toml");
+        let quests = QuestTable::from_toml(&display(&quests_path), &read(&quests_path)?)?;
+        let shop_path = dir.join("shop.toml");
+        let shop = ShopTable::from_toml(&display(&shop_path), &read(&shop_path)?, &catalog)?;
+        Ok(Self { catalog, banners, rewards, battle, quests, shop, unrecorded_versions })
     }
 
     /// The tables compiled into the binary, for tests and benches.
@@ -95,7 +105,11 @@ impl GameData {
             .expect("compiled-in rewards.toml is valid");
         let battle = BattleTable::from_toml("battle.toml", include_str!("../../config/battle.toml"), &catalog)
             .expect("compiled-in battle.toml is valid");
-        Self { catalog, banners, rewards, battle, unrecorded_versions: unrecorded }
+        let quests = QuestTable::from_toml("quests.toml", include_str!("../../config/quests.toml"))
+            .expect("compiled-in quests.toml is valid");
+        let shop = ShopTable::from_toml("shop.toml", include_str!("../../config/shop.toml"), &catalog)
+            .expect("compiled-in shop.toml is valid");
+        Self { catalog, banners, rewards, battle, quests, shop, unrecorded_versions: unrecorded }
     }
 }
 

@@ -37,6 +37,12 @@ pub enum GameError {
         /// The summon's price.
         cost: i64,
     },
+    /// A purchase limit of the day or week is reached.
+    #[error("{0}")]
+    LimitReached(String),
+    /// The offer is no longer on sale (a daily offer of another day).
+    #[error("{0}")]
+    OfferExpired(String),
     /// The account is marked as a minor's: no summons.
     #[error("summons are not available on this account")]
     SummonsBarred,

@@ -177,6 +177,15 @@ pub struct Player {
     /// Provably fair pulls: the committed seed per banner kind, the last revealed ones.
     #[serde(default)]
     pub fairness: super::seeds::Fairness,
+    /// Daily quests, activity points and achievements.
+    #[serde(default)]
+    pub quests: super::quests::QuestState,
+    /// Shop purchases of the day and week.
+    #[serde(default)]
+    pub shop: super::shop::ShopState,
+    /// Purchases with real money: transactions credited and refunded, debt.
+    #[serde(default)]
+    pub purchases: super::purchases::PurchaseState,
     /// Leaderboard scores (derived; kept on the record so stores can index them).
     #[serde(default)]
     pub scores: Scores,
@@ -275,6 +284,9 @@ impl Player {
             arena_offer: None,
             spending: super::spending::SpendingControls::default(),
             fairness: super::seeds::Fairness::default(),
+            quests: super::quests::QuestState::default(),
+            shop: super::shop::ShopState::default(),
+            purchases: super::purchases::PurchaseState::default(),
             scores: Scores::default(),
             version: 0,
         }

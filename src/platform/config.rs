@@ -201,6 +201,10 @@ pub struct Settings {
     /// (owner-only) to `DATA_DIR/admin.json` for the command line.
     #[serde(default)]
     pub admin_token: Option<SecretString>,
+    /// HMAC-SHA256 key of the payment provider's purchase webhook; unset: the
+    /// webhook refuses every delivery (no purchases can be credited).
+    #[serde(default)]
+    pub purchase_webhook_secret: Option<SecretString>,
     /// Token lifetime, seconds.
     #[serde(default = "d_jwt_ttl")]
     pub jwt_ttl_secs: u64,
@@ -354,6 +358,7 @@ const ENV_KEYS: &[&str] = &[
     "ADMIN_HOST",
     "ADMIN_PORT",
     "ADMIN_TOKEN",
+    "PURCHASE_WEBHOOK_SECRET",
     "APP_ENV",
     "LOG_FORMAT",
     "SERVICE_NAME",

@@ -49,6 +49,12 @@ pub enum ErrorCode {
     SummonsBarred,
     /// The server seed of a summon is still secret (rotate to reveal it).
     SeedNotRevealed,
+    /// A webhook delivery's signature is missing, wrong or stale.
+    InvalidSignature,
+    /// A purchase limit of the day or week is reached.
+    LimitReached,
+    /// The offer is no longer on sale.
+    OfferExpired,
     /// Too many requests.
     RateLimited,
     /// A dependency is down or the server is shutting down.
@@ -81,6 +87,9 @@ impl ErrorCode {
             Conflict => (StatusCode::CONFLICT, "CONFLICT"),
             SpendingCapReached => (StatusCode::CONFLICT, "SPENDING_CAP_REACHED"),
             SummonsBarred => (StatusCode::FORBIDDEN, "SUMMONS_BARRED"),
+            InvalidSignature => (StatusCode::UNAUTHORIZED, "INVALID_SIGNATURE"),
+            LimitReached => (StatusCode::CONFLICT, "LIMIT_REACHED"),
+            OfferExpired => (StatusCode::GONE, "OFFER_EXPIRED"),
             SeedNotRevealed => (StatusCode::CONFLICT, "SEED_NOT_REVEALED"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
@@ -175,6 +184,8 @@ impl From<GameError> for AppError {
             GameError::SpendingCapReached { cap, spent, cost } => AppError::new(ErrorCode::SpendingCapReached, message)
                 .with_details(json!({"monthly_cap": cap, "spent": spent, "cost": cost})),
             GameError::SummonsBarred => AppError::new(ErrorCode::SummonsBarred, message),
+            GameError::LimitReached(m) => AppError::new(ErrorCode::LimitReached, m),
+            GameError::OfferExpired(m) => AppError::new(ErrorCode::OfferExpired, m),
         }
     }
 }

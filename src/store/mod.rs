@@ -105,6 +105,16 @@ pub enum LedgerReason {
     SpendingControls,
     /// A provably-fair seed committed to or rotated (revealed).
     Fairness,
+    /// A daily quest or an achievement tier claimed.
+    QuestClaim,
+    /// An activity chest opened.
+    ChestClaim,
+    /// A shop purchase (price debited, item granted).
+    ShopPurchase,
+    /// A crystal pack bought with real money (the provider's webhook).
+    Purchase,
+    /// A purchase refunded by the provider.
+    Refund,
     /// A direct correction of a balance (operators; test fixtures).
     Adjustment,
     /// Stamina regenerated over time, written with the next write.
@@ -138,6 +148,11 @@ impl LedgerReason {
             Self::Team => "team",
             Self::SpendingControls => "spending_controls",
             Self::Fairness => "fairness",
+            Self::QuestClaim => "quest_claim",
+            Self::ChestClaim => "chest_claim",
+            Self::ShopPurchase => "shop_purchase",
+            Self::Purchase => "purchase",
+            Self::Refund => "refund",
             Self::Adjustment => "adjustment",
             Self::StaminaRegen => "stamina_regen",
             Self::TicketRefill => "ticket_refill",
@@ -338,6 +353,8 @@ pub fn apply_mutation(mut player: Player, op: &Mutation, now: DateTime<Utc>) -> 
     let rule =
         entries_between(&player, &before, &player.balances, ledger.len(), |_| effects.reason, &effects.ref_id, now);
     ledger.extend(rule);
+    // Quest progress is counted in the same write as the action that earns it.
+    crate::game::quests::count_write(&mut player, effects.reason, effects.event.as_ref(), &ledger, now);
     // The rows move into the history; the effects keep what the stores read later.
     let history = history_rows(&player, std::mem::take(&mut effects.history), now);
     let events = events::for_mutation(&player, &effects, &ledger, now);

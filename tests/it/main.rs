@@ -23,6 +23,8 @@ mod http_battle;
 mod http_foundation;
 mod http_gacha;
 mod http_heroes;
+mod http_loops;
 mod http_openapi;
+mod http_purchases;
 mod http_rewards;
 mod store_conformance;

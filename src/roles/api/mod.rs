@@ -3,7 +3,10 @@
 mod auth;
 mod heroes;
 mod player;
+mod purchases;
+mod quests;
 mod rewards;
+mod shop;
 
 use actix_web::middleware::from_fn;
 use utoipa_actix_web::scope;
@@ -36,5 +39,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
     .service(rewards::post_daily_claim)
     .service(rewards::get_mail)
     .service(rewards::post_mail_claim)
-    .service(rewards::get_leaderboard);
+    .service(rewards::get_leaderboard)
+    .service(quests::get_quests)
+    .service(quests::post_quest_claim)
+    .service(quests::post_chest_claim)
+    .service(shop::get_shop)
+    .service(shop::post_buy)
+    .service(purchases::post_purchase_webhook);
 }

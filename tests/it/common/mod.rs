@@ -80,13 +80,23 @@ pub async fn open_store(kind: StoreKind) -> Option<TestStore> {
     }
 }
 
+/// Retention for test databases on MongoDB. Its TTL indexes expire records by
+/// the server's wall clock, while tests write them at their own clock's time
+/// (a fixed date, or the wall clock moved 400 days ahead): with the shipped 24 h
+/// a record written "on 2026-11-26" could vanish mid-test on any later day. The
+/// stores' pruning by the game clock is tested with explicit dates instead.
+pub fn wall_clock_safe_retention() -> divine_heroes::store::Retention {
+    let ten_years = Duration::from_hours(24 * 3650);
+    divine_heroes::store::Retention { idempotency: ten_years, history: ten_years }
+}
+
 /// A fresh MongoDB database reached at `url` (a relay in front of the test
 /// server, say), whose writes give up after `write_timeout`; `None` locally
 /// without a MongoDB-compatible server (CI requires one).
 pub async fn open_mongo_at(url: &str, write_timeout: Duration) -> Option<TestStore> {
     let db = format!("dh_test_{}", uuid::Uuid::new_v4().simple());
     let scratch = MongoScratch(db.clone());
-    let connect = MongoStore::connect_with(url, &db, Default::default(), write_timeout);
+    let connect = MongoStore::connect_with(url, &db, wall_clock_safe_retention(), write_timeout);
     if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(20), connect).await {
         return Some(TestStore { store: Arc::new(s), _dir: None, db: Some(scratch) });
     }
@@ -337,7 +347,7 @@ pub async fn direct_write(
 pub fn game_data_with(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a scratch directory");
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
-    for f in ["heroes.toml", "rewards.toml", "battle.toml"] {
+    for f in ["heroes.toml", "rewards.toml", "battle.toml", "quests.toml", "shop.toml"] {
         std::fs::copy(format!("{shipped}/{f}"), dir.path().join(f)).expect("a copy of the table");
     }
     let banners = std::fs::read_to_string(format!("{shipped}/banners.toml")).expect("the banner table");
