@@ -10,8 +10,8 @@ use super::data_error::DataError;
 use super::gacha::banner::BannerTable;
 use super::gacha::rates;
 use super::quests::QuestTable;
-use super::shop::ShopTable;
 use super::rewards::RewardTable;
+use super::shop::ShopTable;
 
 /// `config/battle.toml`.
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -9,6 +9,7 @@ pub mod economy;
 pub mod error;
 pub mod gacha;
 pub mod ids;
+pub mod loops;
 pub mod player;
 pub mod progression;
 pub mod purchases;

@@ -179,13 +179,13 @@ pub struct Player {
     pub fairness: super::seeds::Fairness,
     /// Daily quests, activity points and achievements.
     #[serde(default)]
-    pub quests: super::quests::QuestState,
+    pub quests: super::loops::QuestState,
     /// Shop purchases of the day and week.
     #[serde(default)]
-    pub shop: super::shop::ShopState,
+    pub shop: super::loops::ShopState,
     /// Purchases with real money: transactions credited and refunded, debt.
     #[serde(default)]
-    pub purchases: super::purchases::PurchaseState,
+    pub purchases: super::loops::PurchaseState,
     /// Leaderboard scores (derived; kept on the record so stores can index them).
     #[serde(default)]
     pub scores: Scores,
@@ -284,9 +284,9 @@ impl Player {
             arena_offer: None,
             spending: super::spending::SpendingControls::default(),
             fairness: super::seeds::Fairness::default(),
-            quests: super::quests::QuestState::default(),
-            shop: super::shop::ShopState::default(),
-            purchases: super::purchases::PurchaseState::default(),
+            quests: super::loops::QuestState::default(),
+            shop: super::loops::ShopState::default(),
+            purchases: super::loops::PurchaseState::default(),
             scores: Scores::default(),
             version: 0,
         }

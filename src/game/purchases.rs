@@ -4,13 +4,14 @@
 //! The once-only guard is on the player record (it outlives idempotency
 //! records), so a provider's redelivery a month later still credits nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use super::data_error::DataError;
 use super::economy::Currency;
 use super::error::GameError;
+pub use super::loops::PurchaseState;
 use super::player::Player;
 
 /// A crystal pack sold for real money.
@@ -34,23 +35,6 @@ pub fn validate(file: &str, packs: &[Pack]) -> Result<(), DataError> {
     Ok(())
 }
 
-/// A player's purchases with real money.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PurchaseState {
-    /// Crystals granted per provider transaction id.
-    #[serde(default)]
-    pub granted: BTreeMap<String, i64>,
-    /// Packs bought at least once (the first purchase pays double).
-    #[serde(default)]
-    pub packs: BTreeSet<String>,
-    /// Transactions refunded.
-    #[serde(default)]
-    pub refunded: BTreeSet<String>,
-    /// Crystals refunds could not take back (the balance was spent): owed.
-    #[serde(default)]
-    pub debt: i64,
-}
-
 /// What a webhook delivery did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Settlement {
@@ -67,7 +51,8 @@ pub struct Settlement {
 
 /// Credits a pack once per transaction id; the first purchase of a pack doubles.
 pub fn credit(packs: &[Pack], p: &mut Player, transaction_id: &str, pack_id: &str) -> Result<Settlement, GameError> {
-    let pack = packs.iter().find(|x| x.id == pack_id).ok_or_else(|| GameError::NotFound(format!("no pack {pack_id:?}")))?;
+    let pack =
+        packs.iter().find(|x| x.id == pack_id).ok_or_else(|| GameError::NotFound(format!("no pack {pack_id:?}")))?;
     let s = &mut p.purchases;
     if s.granted.contains_key(transaction_id) {
         return Ok(Settlement { transaction_id: transaction_id.into(), crystals: 0, applied: false, debt: s.debt });

@@ -1,54 +1,19 @@
 //! Daily quests, activity chests (daily and weekly) and tiered achievements
 //! (LOOPS.md, Activity): the table from `config/quests.toml`, the per-player
 //! progress and the claims. Progress is counted by the write path in the same
-//! atomic write as the action that earns it (`store::apply_mutation` calls
-//! [`count_write`]), so a claim can never race its progress.
+//! atomic write as the action that earns it (the store's `apply_mutation`
+//! counts it), so a claim can never race its progress.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::data_error::DataError;
 use super::economy::Currency;
 use super::error::GameError;
+pub use super::loops::{week_of, Activity, QuestState, Reward};
 use super::player::Player;
-
-/// What the write path counts: one name per kind of player action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Activity {
-    /// A daily-login claim.
-    DailyLogin,
-    /// A summon (any banner, any count).
-    Summon,
-    /// Single pulls (a 10-pull counts 10).
-    Pull,
-    /// A campaign win (a sweep counts each of its clears).
-    CampaignWin,
-    /// An arena challenge fought.
-    ArenaChallenge,
-    /// An arena challenge won.
-    ArenaWin,
-    /// A hero level-up.
-    HeroLevelUp,
-    /// An idle-reward claim.
-    IdleClaim,
-    /// A stamina gift sent to a friend (counted once friends exist).
-    FriendGift,
-    /// Stamina spent.
-    StaminaSpent,
-}
-
-/// A currency grant of the quest tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Reward {
-    /// Which currency.
-    pub currency: Currency,
-    /// How much (positive).
-    pub amount: i64,
-}
 
 /// One daily quest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,7 +121,11 @@ impl QuestTable {
         }
         let daily_max: u32 = t.daily.iter().map(|q| q.points).sum();
         if let Some(c) = t.daily_chests.iter().find(|c| c.points > daily_max) {
-            return Err(DataError::new(file, "daily_chests", format!("{} points are more than the quests give", c.points)));
+            return Err(DataError::new(
+                file,
+                "daily_chests",
+                format!("{} points are more than the quests give", c.points),
+            ));
         }
         for a in &t.achievements {
             if a.tiers.is_empty()
@@ -178,131 +147,6 @@ impl QuestTable {
 /// The quest id of an achievement's tier.
 pub fn tier_id(a: &Achievement, t: &Tier) -> String {
     format!("{}_{}", a.id, t.target)
-}
-
-/// A player's quest progress. Daily and weekly parts belong to the day and
-/// week they name and start again at the first write of a new one.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct QuestState {
-    /// The UTC day of `daily`, `claimed`, `points` and `chests`.
-    #[serde(default)]
-    pub day: Option<NaiveDate>,
-    /// Today's counts by activity.
-    #[serde(default)]
-    pub daily: BTreeMap<Activity, u64>,
-    /// Daily quests claimed today.
-    #[serde(default)]
-    pub claimed: BTreeSet<String>,
-    /// Activity points earned today.
-    #[serde(default)]
-    pub points: u32,
-    /// Daily chests opened today (by their points).
-    #[serde(default)]
-    pub chests: BTreeSet<u32>,
-    /// The Monday of `weekly_points` and `weekly_chests`.
-    #[serde(default)]
-    pub week: Option<NaiveDate>,
-    /// Activity points earned this week.
-    #[serde(default)]
-    pub weekly_points: u32,
-    /// Weekly chests opened this week.
-    #[serde(default)]
-    pub weekly_chests: BTreeSet<u32>,
-    /// Counts since quests began, for achievements.
-    #[serde(default)]
-    pub lifetime: BTreeMap<Activity, u64>,
-    /// Achievement tiers claimed (their quest ids).
-    #[serde(default)]
-    pub achievements: BTreeSet<String>,
-}
-
-/// The Monday (UTC) of the week holding `now`.
-pub fn week_of(now: DateTime<Utc>) -> NaiveDate {
-    let d = now.date_naive();
-    d - Duration::days(i64::from(d.weekday().num_days_from_monday()))
-}
-
-impl QuestState {
-    /// Starts the day's and the week's parts over when `now` is past them.
-    pub fn roll(&mut self, now: DateTime<Utc>) {
-        let today = now.date_naive();
-        if self.day != Some(today) {
-            self.day = Some(today);
-            self.daily.clear();
-            self.claimed.clear();
-            self.points = 0;
-            self.chests.clear();
-        }
-        let week = week_of(now);
-        if self.week != Some(week) {
-            self.week = Some(week);
-            self.weekly_points = 0;
-            self.weekly_chests.clear();
-        }
-    }
-
-    /// Counts `n` of `activity` at `now`.
-    pub fn count(&mut self, activity: Activity, n: u64, now: DateTime<Utc>) {
-        if n == 0 {
-            return;
-        }
-        self.roll(now);
-        *self.daily.entry(activity).or_default() += n;
-        *self.lifetime.entry(activity).or_default() += n;
-    }
-
-    /// Today's count of `activity` (zero when the state is of another day).
-    pub fn today(&self, activity: Activity, now: DateTime<Utc>) -> u64 {
-        if self.day == Some(now.date_naive()) {
-            self.daily.get(&activity).copied().unwrap_or(0)
-        } else {
-            0
-        }
-    }
-}
-
-/// What one write counts towards quests, from what it did: its ledger reason,
-/// its domain event and its currency changes. Called by the store inside the
-/// write, so both stores count the same.
-pub fn count_write(
-    p: &mut Player,
-    reason: crate::store::LedgerReason,
-    event: Option<&crate::store::events::DomainEvent>,
-    ledger: &[crate::store::LedgerEntry],
-    now: DateTime<Utc>,
-) {
-    use crate::store::events::DomainEvent;
-    use crate::store::LedgerReason as R;
-    let q = &mut p.quests;
-    match reason {
-        R::DailyLogin => q.count(Activity::DailyLogin, 1, now),
-        R::HeroLevelUp => q.count(Activity::HeroLevelUp, 1, now),
-        R::IdleClaim => q.count(Activity::IdleClaim, 1, now),
-        _ => {}
-    }
-    match event {
-        Some(DomainEvent::GachaSummoned { results, .. }) => {
-            q.count(Activity::Summon, 1, now);
-            q.count(Activity::Pull, results.len() as u64, now);
-        }
-        Some(DomainEvent::BattleFinished { stars, times, .. }) if *stars > 0 => {
-            q.count(Activity::CampaignWin, u64::from(*times), now);
-        }
-        Some(DomainEvent::ArenaFinished { winner, .. }) if reason == R::ArenaChallenge => {
-            q.count(Activity::ArenaChallenge, 1, now);
-            if *winner == super::battle::Side::Attacker {
-                q.count(Activity::ArenaWin, 1, now);
-            }
-        }
-        _ => {}
-    }
-    // Stamina the rule spent (regeneration is ledgered under its own reason).
-    let spent: i64 = ledger
-        .iter()
-        .filter(|e| e.currency == Currency::Stamina && e.delta < 0 && e.reason != R::StaminaRegen)
-        .map(|e| -e.delta)
-        .sum();
-    q.count(Activity::StaminaSpent, u64::try_from(spent).unwrap_or(0), now);
 }
 
 /// What a quest's claim gives.
@@ -463,7 +307,10 @@ pub fn claim(table: &QuestTable, p: &mut Player, quest_id: &str, now: DateTime<U
         if let Some(t) = a.tiers.iter().find(|t| tier_id(a, t) == quest_id) {
             let value = measure(p, a.measure);
             if value < t.target {
-                return Err(GameError::Conflict(format!("achievement {quest_id} is not reached: {value}/{}", t.target)));
+                return Err(GameError::Conflict(format!(
+                    "achievement {quest_id} is not reached: {value}/{}",
+                    t.target
+                )));
             }
             if !p.quests.achievements.insert(quest_id.to_string()) {
                 return Err(GameError::Conflict(format!("achievement {quest_id} was already claimed")));

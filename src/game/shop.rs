@@ -14,8 +14,9 @@ use super::catalog::{Catalog, Rarity};
 use super::data_error::DataError;
 use super::economy::Currency;
 use super::error::GameError;
+pub use super::loops::ShopState;
 use super::player::Player;
-use super::quests::{week_of, Reward};
+use super::quests::Reward;
 
 /// What an offer gives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -128,7 +129,9 @@ impl ShopTable {
         for o in t.fixed.iter().chain(&t.medal) {
             let item_ok = match &o.item {
                 Item::Currency { amount, .. } => *amount > 0,
-                Item::Shards { hero_id, shards } => *shards > 0 && hero_id.as_ref().is_none_or(|h| catalog.get(h).is_some()),
+                Item::Shards { hero_id, shards } => {
+                    *shards > 0 && hero_id.as_ref().is_none_or(|h| catalog.get(h).is_some())
+                }
             };
             if !item_ok || o.price.amount <= 0 || o.price_step < 0 || o.limit == 0 {
                 return Err(DataError::new(file, &o.id, "needs a positive item, price and limit"));
@@ -139,36 +142,6 @@ impl ShopTable {
         }
         super::purchases::validate(file, &t.packs)?;
         Ok(t)
-    }
-}
-
-/// A player's purchases in the current day and week.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ShopState {
-    /// The UTC day of `today`.
-    #[serde(default)]
-    pub day: Option<NaiveDate>,
-    /// Purchases today by offer id (daily and fixed offers).
-    #[serde(default)]
-    pub today: BTreeMap<String, u32>,
-    /// The Monday of `this_week`.
-    #[serde(default)]
-    pub week: Option<NaiveDate>,
-    /// Medal-shop purchases this week by offer id.
-    #[serde(default)]
-    pub this_week: BTreeMap<String, u32>,
-}
-
-impl ShopState {
-    fn roll(&mut self, now: DateTime<Utc>) {
-        if self.day != Some(now.date_naive()) {
-            self.day = Some(now.date_naive());
-            self.today.clear();
-        }
-        if self.week != Some(week_of(now)) {
-            self.week = Some(week_of(now));
-            self.this_week.clear();
-        }
     }
 }
 
@@ -203,7 +176,12 @@ fn daily_id(day: NaiveDate, slot: usize) -> String {
 
 /// The day's offers of a player: drawn without replacement by weight from a
 /// seed of (player id, date), so every pod shows the same six all day.
-pub fn daily_offers(table: &ShopTable, catalog: &Catalog, player_id: &str, day: NaiveDate) -> Vec<(String, Item, Reward)> {
+pub fn daily_offers(
+    table: &ShopTable,
+    catalog: &Catalog,
+    player_id: &str,
+    day: NaiveDate,
+) -> Vec<(String, Item, Reward)> {
     let digest = Sha256::digest(format!("daily-shop:{player_id}:{day}").as_bytes());
     let mut seed = [0u8; 32];
     seed.copy_from_slice(&digest);
@@ -302,14 +280,17 @@ fn grant(p: &mut Player, item: &Item, times: u32) -> Result<Item, GameError> {
             Ok(Item::Currency { currency: *currency, amount: total })
         }
         Item::Shards { hero_id: Some(hero_id), shards } => {
-            let h = p.heroes.get_mut(hero_id).ok_or_else(|| {
-                GameError::Conflict(format!("shards of {hero_id} need the hero owned first"))
-            })?;
+            let h = p
+                .heroes
+                .get_mut(hero_id)
+                .ok_or_else(|| GameError::Conflict(format!("shards of {hero_id} need the hero owned first")))?;
             let total = shards * times;
             h.shards = h.shards.saturating_add(total);
             Ok(Item::Shards { hero_id: Some(hero_id.clone()), shards: total })
         }
-        Item::Shards { hero_id: None, .. } => Err(GameError::Invalid("this offer needs hero_id: the hero whose shards you buy".into())),
+        Item::Shards { hero_id: None, .. } => {
+            Err(GameError::Invalid("this offer needs hero_id: the hero whose shards you buy".into()))
+        }
     }
 }
 

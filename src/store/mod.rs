@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::game::economy::{Balances, Currency};
 use crate::game::error::GameError;
 use crate::game::player::Player;
+use crate::game::quests::Activity;
 
 /// A fault of the storage itself (never a rule refusal).
 #[derive(Debug, thiserror::Error)]
@@ -354,11 +355,53 @@ pub fn apply_mutation(mut player: Player, op: &Mutation, now: DateTime<Utc>) -> 
         entries_between(&player, &before, &player.balances, ledger.len(), |_| effects.reason, &effects.ref_id, now);
     ledger.extend(rule);
     // Quest progress is counted in the same write as the action that earns it.
-    crate::game::quests::count_write(&mut player, effects.reason, effects.event.as_ref(), &ledger, now);
+    for (activity, n) in quest_activities(&effects, &ledger) {
+        player.quests.count(activity, n, now);
+    }
     // The rows move into the history; the effects keep what the stores read later.
     let history = history_rows(&player, std::mem::take(&mut effects.history), now);
     let events = events::for_mutation(&player, &effects, &ledger, now);
     Ok(PreparedWrite { player, effects, ledger, history, events })
+}
+
+/// What one write counts towards quests, from what it did: its ledger reason,
+/// its domain event and its currency changes; counted inside the write, so both
+/// stores count the same.
+fn quest_activities(effects: &Effects, ledger: &[LedgerEntry]) -> Vec<(Activity, u64)> {
+    use events::DomainEvent;
+    use LedgerReason as R;
+    let mut out = Vec::new();
+    let reason = effects.reason;
+    match reason {
+        R::DailyLogin => out.push((Activity::DailyLogin, 1)),
+        R::HeroLevelUp => out.push((Activity::HeroLevelUp, 1)),
+        R::IdleClaim => out.push((Activity::IdleClaim, 1)),
+        _ => {}
+    }
+    match &effects.event {
+        Some(DomainEvent::GachaSummoned { results, .. }) => {
+            out.push((Activity::Summon, 1));
+            out.push((Activity::Pull, results.len() as u64));
+        }
+        Some(DomainEvent::BattleFinished { stars, times, .. }) if *stars > 0 => {
+            out.push((Activity::CampaignWin, u64::from(*times)));
+        }
+        Some(DomainEvent::ArenaFinished { winner, .. }) if reason == R::ArenaChallenge => {
+            out.push((Activity::ArenaChallenge, 1));
+            if *winner == crate::game::battle::Side::Attacker {
+                out.push((Activity::ArenaWin, 1));
+            }
+        }
+        _ => {}
+    }
+    // Stamina the rule spent (regeneration is ledgered under its own reason).
+    let spent: i64 = ledger
+        .iter()
+        .filter(|e| e.currency == Currency::Stamina && e.delta < 0 && e.reason != R::StaminaRegen)
+        .map(|e| -e.delta)
+        .sum();
+    out.push((Activity::StaminaSpent, u64::try_from(spent).unwrap_or(0)));
+    out
 }
 
 /// A leaderboard.

@@ -157,8 +157,11 @@ async fn concurrent_purchases_stop_at_the_limit(kind: StoreKind) {
     let ok = answers.iter().filter(|(s, _)| *s == 200).count();
     assert_eq!(ok, 6, "{answers:?}");
     assert!(answers.iter().filter(|(s, _)| *s != 200).all(|(s, b)| *s == 409 && b["error"]["code"] == "LIMIT_REACHED"));
-    let mut paid: Vec<i64> =
-        answers.iter().filter(|(s, _)| *s == 200).map(|(_, b)| b["purchase"]["paid"]["amount"].as_i64().unwrap()).collect();
+    let mut paid: Vec<i64> = answers
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| b["purchase"]["paid"]["amount"].as_i64().unwrap())
+        .collect();
     paid.sort_unstable();
     assert_eq!(paid, vec![50, 100, 150, 200, 250, 300], "each refill 50 crystals dearer");
     let after = app.player(&id).await.balances;
@@ -179,14 +182,21 @@ async fn concurrent_purchases_stop_at_the_limit(kind: StoreKind) {
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["error"]["code"], "INSUFFICIENT_FUNDS", "20 crystals left, 100 asked: {b}");
     assert_eq!(app.player(&id).await.balances.crystals, 20, "a refused purchase changes nothing");
-    let r = app.post("/api/shop/buy", Some(&token), Some("bad"), json!({"offer_id": "stamina_refill", "quantity": 0})).await;
+    let r = app
+        .post("/api/shop/buy", Some(&token), Some("bad"), json!({"offer_id": "stamina_refill", "quantity": 0}))
+        .await;
     assert_eq!(r.status(), 422);
     let r = app.post("/api/shop/buy", Some(&token), Some("none"), json!({"offer_id": "no_such_offer"})).await;
     assert_eq!(r.status(), 404);
 
     // The medal shop: the buyer names an owned SSR hero; weekly limits.
     let r = app
-        .post("/api/shop/buy", Some(&token), Some("medal-1"), json!({"offer_id": "medal_ssr_shards", "hero_id": "marcus_the_shield"}))
+        .post(
+            "/api/shop/buy",
+            Some(&token),
+            Some("medal-1"),
+            json!({"offer_id": "medal_ssr_shards", "hero_id": "marcus_the_shield"}),
+        )
         .await;
     assert_eq!(r.status(), 422, "marcus is SR");
     let report = audit(&app.state.store, clock.now()).await;

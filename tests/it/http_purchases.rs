@@ -53,7 +53,8 @@ async fn webhook_credits_once_and_refunds(kind: StoreKind) {
     assert_eq!((s, b["error"]["code"].as_str()), (401, Some("INVALID_SIGNATURE")), "{b}");
     let stale = signature(SECRET, now - 600, &purchase.to_string());
     assert_eq!(deliver(&app, &purchase, &stale).await.0, 401, "ten minutes old");
-    let other_body = json!({"event": "purchase", "transaction_id": "tx-1", "player_id": id, "pack_id": "crystals_6480"});
+    let other_body =
+        json!({"event": "purchase", "transaction_id": "tx-1", "player_id": id, "pack_id": "crystals_6480"});
     let (s, _) = deliver(&app, &other_body, &signature(SECRET, now, &purchase.to_string())).await;
     assert_eq!(s, 401, "a signature of another body");
     assert_eq!(app.player(&id).await.balances.crystals, start, "nothing credited");
@@ -89,7 +90,8 @@ async fn webhook_credits_once_and_refunds(kind: StoreKind) {
     assert_eq!((debts[0].username.as_str(), debts[0].crystals), ("Payer", 1460));
 
     // Unknown player, unknown pack, malformed body.
-    let nobody = json!({"event": "purchase", "transaction_id": "tx-3", "player_id": "nobody", "pack_id": "crystals_60"});
+    let nobody =
+        json!({"event": "purchase", "transaction_id": "tx-3", "player_id": "nobody", "pack_id": "crystals_60"});
     assert_eq!(deliver(&app, &nobody, &signature(SECRET, now, &nobody.to_string())).await.0, 404);
     let bad_pack = json!({"event": "purchase", "transaction_id": "tx-4", "player_id": id, "pack_id": "crystals_1"});
     assert_eq!(deliver(&app, &bad_pack, &signature(SECRET, now, &bad_pack.to_string())).await.0, 404);

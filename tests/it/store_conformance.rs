@@ -441,8 +441,11 @@ async fn a_write_through_a_mongodb_outage_fails_in_time_and_applies_once_after()
     let db = format!("dh_test_{}", uuid::Uuid::new_v4().simple());
     let _scratch = crate::common::MongoScratch(db.clone());
     let relayed = format!("mongodb://127.0.0.1:{}/?directConnection=true", relay.port);
-    let store: DynStore =
-        Arc::new(MongoStore::connect_with(&relayed, &db, crate::common::wall_clock_safe_retention(), Duration::from_secs(1)).await.unwrap());
+    let store: DynStore = Arc::new(
+        MongoStore::connect_with(&relayed, &db, crate::common::wall_clock_safe_retention(), Duration::from_secs(1))
+            .await
+            .unwrap(),
+    );
     let p = new_player("Outlast");
     store.create_player(&p).await.unwrap();
     let key = IdempotencyRequest { key: "through-the-outage".into(), fingerprint: "f".into() };

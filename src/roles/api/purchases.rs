@@ -121,22 +121,28 @@ pub async fn post_purchase_webhook(
     let idem = IdempotencyRequest { key, fingerprint };
     let d = delivery.clone();
     let writer = Writer { store: &state.store, cache: &state.cache, data: &state.data };
-    let written = writer.mutate(&delivery.player_id, Some(idem), now, move |p: &mut Player| {
-        let settlement = match d.event {
-            PurchaseEvent::Purchase => {
-                let pack = d.pack_id.as_deref().ok_or_else(|| {
-                    crate::game::error::GameError::Invalid("a purchase names its pack_id".into())
-                })?;
-                purchases::credit(&packs, p, &d.transaction_id, pack)?
-            }
-            PurchaseEvent::Refund => purchases::refund(p, &d.transaction_id)?,
-        };
-        Ok(Applied::new(reason, d.transaction_id.clone(), SettlementView { settlement, balances_after: p.balances }))
-    })
-    .await
-    .map_err(|e| match e {
-        WriteError::PlayerNotFound => AppError::new(ErrorCode::NotFound, "no such player"),
-        e => e.into(),
-    })?;
+    let written = writer
+        .mutate(&delivery.player_id, Some(idem), now, move |p: &mut Player| {
+            let settlement = match d.event {
+                PurchaseEvent::Purchase => {
+                    let pack = d
+                        .pack_id
+                        .as_deref()
+                        .ok_or_else(|| crate::game::error::GameError::Invalid("a purchase names its pack_id".into()))?;
+                    purchases::credit(&packs, p, &d.transaction_id, pack)?
+                }
+                PurchaseEvent::Refund => purchases::refund(p, &d.transaction_id)?,
+            };
+            Ok(Applied::new(
+                reason,
+                d.transaction_id.clone(),
+                SettlementView { settlement, balances_after: p.balances },
+            ))
+        })
+        .await
+        .map_err(|e| match e {
+            WriteError::PlayerNotFound => AppError::new(ErrorCode::NotFound, "no such player"),
+            e => e.into(),
+        })?;
     Ok(HttpResponse::Ok().json(written.view))
 }
