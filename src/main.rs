@@ -147,12 +147,53 @@ enum Command {
         #[command(subcommand)]
         command: PurchasesCommand,
     },
+    /// Redeem codes (through a running server on the embedded store, as `grant`).
+    Codes {
+        #[command(subcommand)]
+        command: CodesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CodesCommand {
+    /// Create a code.
+    Create {
+        /// The code players type (3-32 of A-Z, 0-9, _ and -; case-insensitive).
+        #[arg(long)]
+        code: String,
+        /// What one redemption gives, such as gold=1000,crystals=50.
+        #[arg(long)]
+        reward: String,
+        /// Redemptions allowed in all (across every pod).
+        #[arg(long)]
+        max_uses: u64,
+        /// Last valid day, YYYY-MM-DD (UTC), or an RFC 3339 time.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List every code with its uses, one JSON line each.
+    List {
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Disable a code: later redemptions are refused.
+    Disable {
+        /// The code.
+        code: String,
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
 enum PurchasesCommand {
     /// List players whose refunds could not be taken back in full (crystals
-    /// owed), one JSON line each.
+    /// owed), one JSON line each (through a running server, as `grant`).
     Debts {
         /// Extra settings file.
         #[arg(long)]
@@ -363,13 +404,15 @@ fn main() -> ExitCode {
             run_command(config.as_ref(), ops::Command::CloseSeason)
         }
         Command::Purchases { command: PurchasesCommand::Debts { config } } => {
-            run_op(config.as_ref(), |store, _, _| async move {
-                let debts = ops::purchase_debts(&store).await?;
-                let mut lines: Vec<String> = debts.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
-                lines.push(format!("{} players owe crystals", debts.len()));
-                Ok(lines.join("\n"))
-            })
+            run_command(config.as_ref(), ops::Command::PurchaseDebts)
         }
+        Command::Codes { command } => match command {
+            CodesCommand::Create { code, reward, max_uses, expires, config } => {
+                run_command(config.as_ref(), ops::Command::CodesCreate { code, reward, max_uses, expires })
+            }
+            CodesCommand::List { config } => run_command(config.as_ref(), ops::Command::CodesList),
+            CodesCommand::Disable { code, config } => run_command(config.as_ref(), ops::Command::CodesDisable { code }),
+        },
         Command::Gacha { command: GachaCommand::Verify { player, summon, server_seed, config } } => {
             run_op(config.as_ref(), |store, _, data| async move {
                 verify_summon(&store, &data, &player, &summon, server_seed.as_deref()).await

@@ -251,6 +251,26 @@ pub enum Command {
         /// Clear the mark instead of setting it.
         clear: bool,
     },
+    /// `codes create`.
+    CodesCreate {
+        /// The code.
+        code: String,
+        /// What it gives, such as `gold=1000,crystals=50`.
+        reward: String,
+        /// Redemptions allowed in all.
+        max_uses: u64,
+        /// Last valid day (UTC, `YYYY-MM-DD`, valid through its end) or an RFC 3339 time.
+        expires: Option<String>,
+    },
+    /// `codes list`.
+    CodesList,
+    /// `codes disable`.
+    CodesDisable {
+        /// The code.
+        code: String,
+    },
+    /// `purchases debts`.
+    PurchaseDebts,
 }
 
 impl Command {
@@ -282,8 +302,57 @@ impl Command {
                 let p = set_minor(writer, &to, !clear).await?;
                 Ok(format!("{}: summons {}", p.username, if p.spending.minor { "barred" } else { "allowed" }))
             }
+            Self::CodesCreate { code, reward, max_uses, expires } => {
+                let c = new_code(&code, &reward, max_uses, expires.as_deref(), now)?;
+                ensure!(writer.store.create_code(&c).await?, "code {} exists already", c.code);
+                Ok(format!("code {} created: {}", c.code, serde_json::to_string(&c)?))
+            }
+            Self::CodesList => {
+                let codes = writer.store.codes().await?;
+                let mut lines = codes.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?;
+                lines.push(format!("{} codes", codes.len()));
+                Ok(lines.join("\n"))
+            }
+            Self::CodesDisable { code } => {
+                let code = crate::game::codes::normalize(&code).map_err(|e| anyhow::anyhow!("{e}"))?;
+                ensure!(writer.store.disable_code(&code).await?, "no code {code}");
+                Ok(format!("code {code} disabled"))
+            }
+            Self::PurchaseDebts => {
+                let debts = purchase_debts(writer.store).await?;
+                let mut lines = debts.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?;
+                lines.push(format!("{} players owe crystals", debts.len()));
+                Ok(lines.join("\n"))
+            }
         }
     }
+}
+
+/// A new redeem code from the command line's words.
+pub fn new_code(
+    code: &str,
+    reward: &str,
+    max_uses: u64,
+    expires: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<crate::game::codes::RedeemCode> {
+    let code = crate::game::codes::normalize(code).map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure!(max_uses > 0, "--max-uses must be at least 1");
+    let reward = reward
+        .split(',')
+        .map(|r| parse_attachment(r).map(|a| crate::game::quests::Reward { currency: a.currency, amount: a.amount }))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let expires_at = match expires {
+        None => None,
+        Some(s) => Some(match chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            // A date is valid through its last second (UTC).
+            Ok(d) => (d + Duration::days(1)).and_hms_opt(0, 0, 0).context("a valid date")?.and_utc(),
+            Err(_) => DateTime::parse_from_rfc3339(s)
+                .with_context(|| format!("--expires {s:?} is neither YYYY-MM-DD nor an RFC 3339 time"))?
+                .with_timezone(&Utc),
+        }),
+    };
+    Ok(crate::game::codes::RedeemCode { code, reward, max_uses, uses: 0, expires_at, enabled: true, created_at: now })
 }
 
 /// A player who owes crystals that a refund could not take back.

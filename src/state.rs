@@ -65,6 +65,7 @@ impl AppState {
         let limits = Arc::new(Limits {
             general: Limiter::new(settings.rate_limit_requests, settings.rate_limit_window),
             auth: Limiter::new(settings.auth_rate_limit_requests, settings.rate_limit_window),
+            redeem: Limiter::new(crate::game::codes::REDEEM_ATTEMPTS_PER_MINUTE, 60),
             window_secs: settings.rate_limit_window,
             trusted_proxies: settings.trusted_proxy_list().unwrap_or_default(),
             authenticator: authenticator.clone(),

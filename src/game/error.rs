@@ -40,6 +40,9 @@ pub enum GameError {
     /// A purchase limit of the day or week is reached.
     #[error("{0}")]
     LimitReached(String),
+    /// The redeem code was redeemed on this account before.
+    #[error("{0}")]
+    AlreadyRedeemed(String),
     /// The offer is no longer on sale (a daily offer of another day).
     #[error("{0}")]
     OfferExpired(String),

@@ -172,4 +172,7 @@ pub struct PurchaseState {
     /// Crystals refunds could not take back (the balance was spent): owed.
     #[serde(default)]
     pub debt: i64,
+    /// Redeem codes redeemed (each once per player).
+    #[serde(default)]
+    pub codes: BTreeSet<String>,
 }

@@ -53,6 +53,16 @@ pub enum ErrorCode {
     InvalidSignature,
     /// A purchase limit of the day or week is reached.
     LimitReached,
+    /// No such redeem code.
+    CodeUnknown,
+    /// The redeem code has expired.
+    CodeExpired,
+    /// Every use of the redeem code is taken.
+    CodeUsedUp,
+    /// The redeem code was disabled.
+    CodeDisabled,
+    /// The redeem code was redeemed on this account before.
+    CodeAlreadyRedeemed,
     /// The offer is no longer on sale.
     OfferExpired,
     /// Too many requests.
@@ -89,6 +99,11 @@ impl ErrorCode {
             SummonsBarred => (StatusCode::FORBIDDEN, "SUMMONS_BARRED"),
             InvalidSignature => (StatusCode::UNAUTHORIZED, "INVALID_SIGNATURE"),
             LimitReached => (StatusCode::CONFLICT, "LIMIT_REACHED"),
+            CodeUnknown => (StatusCode::NOT_FOUND, "CODE_UNKNOWN"),
+            CodeExpired => (StatusCode::GONE, "CODE_EXPIRED"),
+            CodeUsedUp => (StatusCode::CONFLICT, "CODE_USED_UP"),
+            CodeDisabled => (StatusCode::GONE, "CODE_DISABLED"),
+            CodeAlreadyRedeemed => (StatusCode::CONFLICT, "CODE_ALREADY_REDEEMED"),
             OfferExpired => (StatusCode::GONE, "OFFER_EXPIRED"),
             SeedNotRevealed => (StatusCode::CONFLICT, "SEED_NOT_REVEALED"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
@@ -185,6 +200,7 @@ impl From<GameError> for AppError {
                 .with_details(json!({"monthly_cap": cap, "spent": spent, "cost": cost})),
             GameError::SummonsBarred => AppError::new(ErrorCode::SummonsBarred, message),
             GameError::LimitReached(m) => AppError::new(ErrorCode::LimitReached, m),
+            GameError::AlreadyRedeemed(m) => AppError::new(ErrorCode::CodeAlreadyRedeemed, m),
             GameError::OfferExpired(m) => AppError::new(ErrorCode::OfferExpired, m),
         }
     }

@@ -192,6 +192,8 @@ pub struct Limits {
     pub general: Limiter,
     /// Register and login (per IP), and login per username.
     pub auth: Limiter,
+    /// Redeem-code attempts per player (5 a minute).
+    pub redeem: Limiter,
     /// The window both are defined over, seconds (for the error details).
     pub window_secs: u64,
     /// Proxy ranges whose `X-Forwarded-For` is believed.
@@ -229,8 +231,13 @@ impl Limits {
     /// Takes one request from `key`'s bucket of `limiter` (named `bucket`): in
     /// Redis when it is on and answers, else in process.
     pub async fn check(&self, limiter: &Limiter, bucket: &str, key: &str) -> Verdict {
+        self.check_in(limiter, bucket, key, self.window_secs).await
+    }
+
+    /// As [`Self::check`], for a limiter defined over its own window.
+    pub async fn check_in(&self, limiter: &Limiter, bucket: &str, key: &str, window_secs: u64) -> Verdict {
         if let Some((pool, prefix)) = &self.shared {
-            let (interval, burst) = limiter.shape(self.window_secs);
+            let (interval, burst) = limiter.shape(window_secs);
             let redis_key = format!("{prefix}:ratelimit:{bucket}:{key}");
             let call = async {
                 let mut c = pool.get().await.map_err(|e| e.to_string())?;

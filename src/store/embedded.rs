@@ -49,6 +49,11 @@ const HISTORY_BY_TIME: TableDefinition<(u64, &str, u64), ()> = TableDefinition::
 /// (board, u64::MAX − score, player id) → username: iterating forward is best first.
 const BOARDS: TableDefinition<(&str, u64, &str), &str> = TableDefinition::new("boards");
 
+/// Redeem codes: code → the code as JSON (its use count inside).
+const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("codes");
+/// (code, player id) → (): who holds a use of which code.
+const CODE_USES: TableDefinition<(&str, &str), ()> = TableDefinition::new("code_uses");
+
 /// Counts of scores by prefix, for ranks without walking a board: (board,
 /// level, prefix) → players whose score's top `level + 1` bytes are `prefix`.
 /// The players ahead of a score are, at each of the 8 levels, the counts of the
@@ -190,6 +195,8 @@ impl EmbeddedStore {
             txn.open_table(IDEMPOTENCY_BY_TIME).map_err(unavailable)?;
             txn.open_table(HISTORY_BY_TIME).map_err(unavailable)?;
             txn.open_table(RANK_COUNTS).map_err(unavailable)?;
+            txn.open_table(CODES).map_err(unavailable)?;
+            txn.open_table(CODE_USES).map_err(unavailable)?;
             build_rank_counts(&txn)?;
         }
         txn.commit().map_err(unavailable)?;
@@ -718,6 +725,74 @@ impl Store for EmbeddedStore {
                 out.push((k.value().to_string(), decode(v.value())?));
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn create_code(&self, code: &crate::game::codes::RedeemCode) -> Result<bool, StoreError> {
+        let code = code.clone();
+        self.write(move |txn| {
+            let mut t = txn.open_table(CODES).map_err(unavailable)?;
+            if t.get(code.code.as_str()).map_err(unavailable)?.is_some() {
+                return Ok(false);
+            }
+            t.insert(code.code.as_str(), encode(&code)?.as_slice()).map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn codes(&self) -> Result<Vec<crate::game::codes::RedeemCode>, StoreError> {
+        self.read(|txn| {
+            let t = txn.open_table(CODES).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(unavailable)? {
+                out.push(decode(row.map_err(unavailable)?.1.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn disable_code(&self, code: &str) -> Result<bool, StoreError> {
+        let code = code.to_string();
+        self.write(move |txn| {
+            let mut t = txn.open_table(CODES).map_err(unavailable)?;
+            let found: Option<crate::game::codes::RedeemCode> =
+                t.get(code.as_str()).map_err(unavailable)?.map(|g| decode(g.value())).transpose()?;
+            let Some(mut c) = found else { return Ok(false) };
+            c.enabled = false;
+            t.insert(code.as_str(), encode(&c)?.as_slice()).map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn reserve_code_use(
+        &self,
+        code: &str,
+        player_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<crate::game::codes::CodeUse, StoreError> {
+        use crate::game::codes::{CodeRefusal, CodeUse, RedeemCode};
+        let (code, player_id) = (code.to_string(), player_id.to_string());
+        // One write job: the check, the count and the holder are one atomic step.
+        self.write(move |txn| {
+            let mut t = txn.open_table(CODES).map_err(unavailable)?;
+            let found: Option<RedeemCode> =
+                t.get(code.as_str()).map_err(unavailable)?.map(|g| decode(g.value())).transpose()?;
+            let Some(mut c) = found else { return Ok(CodeUse::Refused(CodeRefusal::Unknown)) };
+            let mut holders = txn.open_table(CODE_USES).map_err(unavailable)?;
+            if holders.get((code.as_str(), player_id.as_str())).map_err(unavailable)?.is_some() {
+                return Ok(CodeUse::Reserved(c));
+            }
+            if let Some(why) = c.refusal(now) {
+                return Ok(CodeUse::Refused(why));
+            }
+            c.uses += 1;
+            t.insert(code.as_str(), encode(&c)?.as_slice()).map_err(unavailable)?;
+            holders.insert((code.as_str(), player_id.as_str()), ()).map_err(unavailable)?;
+            Ok(CodeUse::Reserved(c))
         })
         .await
     }

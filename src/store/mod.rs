@@ -116,6 +116,8 @@ pub enum LedgerReason {
     Purchase,
     /// A purchase refunded by the provider.
     Refund,
+    /// A redeem code redeemed.
+    CodeRedeemed,
     /// A direct correction of a balance (operators; test fixtures).
     Adjustment,
     /// Stamina regenerated over time, written with the next write.
@@ -154,6 +156,7 @@ impl LedgerReason {
             Self::ShopPurchase => "shop_purchase",
             Self::Purchase => "purchase",
             Self::Refund => "refund",
+            Self::CodeRedeemed => "code_redeemed",
             Self::Adjustment => "adjustment",
             Self::StaminaRegen => "stamina_regen",
             Self::TicketRefill => "ticket_refill",
@@ -589,6 +592,22 @@ pub trait Store: Send + Sync + 'static {
         after: Option<String>,
         limit: usize,
     ) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
+    /// Creates a redeem code; false when the code exists already.
+    async fn create_code(&self, code: &crate::game::codes::RedeemCode) -> Result<bool, StoreError>;
+    /// Every redeem code, by code.
+    async fn codes(&self) -> Result<Vec<crate::game::codes::RedeemCode>, StoreError>;
+    /// Disables a code; false when there is no such code.
+    async fn disable_code(&self, code: &str) -> Result<bool, StoreError>;
+    /// Takes one use of `code` for `player_id` at `now`, atomically against
+    /// every other pod: refused when unknown, disabled, expired or used up; a
+    /// player who took a use before is answered `Reserved` again without a
+    /// second one (a retried redemption). The count never passes `max_uses`.
+    async fn reserve_code_use(
+        &self,
+        code: &str,
+        player_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<crate::game::codes::CodeUse, StoreError>;
     /// Writes rows as an export holds them (a restore): a player with its
     /// username and leaderboard rows, and ledger, history, idempotency and
     /// battle rows under their own keys. A row already there is replaced, so a

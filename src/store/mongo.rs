@@ -886,6 +886,103 @@ impl Store for MongoStore {
         .await
     }
 
+    async fn create_code(&self, code: &crate::game::codes::RedeemCode) -> Result<bool, StoreError> {
+        self.bounded(async move {
+            let record = serde_json::to_string(code).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let doc = doc! {
+                "_id": &code.code,
+                "remaining": i64::try_from(code.max_uses.saturating_sub(code.uses)).unwrap_or(i64::MAX),
+                "enabled": code.enabled,
+                "expires": bson::DateTime::from_chrono(code.expires_at.unwrap_or_else(never)),
+                "record": record,
+            };
+            match self.db.collection::<Document>("codes").insert_one(doc).await {
+                Ok(_) => Ok(true),
+                Err(e) if is_duplicate_key(&e) => Ok(false),
+                Err(e) => Err(unavailable(e)),
+            }
+        })
+        .await
+    }
+
+    async fn codes(&self) -> Result<Vec<crate::game::codes::RedeemCode>, StoreError> {
+        self.bounded(async move {
+            use futures_util::TryStreamExt;
+            let docs: Vec<Document> = self
+                .db
+                .collection::<Document>("codes")
+                .find(doc! {})
+                .sort(doc! {"_id": 1})
+                .await
+                .map_err(unavailable)?
+                .try_collect()
+                .await
+                .map_err(unavailable)?;
+            docs.iter().map(code_of).collect()
+        })
+        .await
+    }
+
+    async fn disable_code(&self, code: &str) -> Result<bool, StoreError> {
+        self.bounded(async move {
+            let r = self
+                .db
+                .collection::<Document>("codes")
+                .update_one(doc! {"_id": code}, doc! {"$set": {"enabled": false}})
+                .await
+                .map_err(unavailable)?;
+            Ok(r.matched_count == 1)
+        })
+        .await
+    }
+
+    async fn reserve_code_use(
+        &self,
+        code: &str,
+        player_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<crate::game::codes::CodeUse, StoreError> {
+        use crate::game::codes::{CodeRefusal, CodeUse};
+        self.bounded(async move {
+            let codes = self.db.collection::<Document>("codes");
+            let holders = self.db.collection::<Document>("code_uses");
+            let holder_id = format!("{code}:{player_id}");
+            let current = || async {
+                codes.find_one(doc! {"_id": code}).await.map_err(unavailable)?.as_ref().map(code_of).transpose()
+            };
+            if holders.find_one(doc! {"_id": &holder_id}).await.map_err(unavailable)?.is_some() {
+                return Ok(current().await?.map_or(CodeUse::Refused(CodeRefusal::Unknown), CodeUse::Reserved));
+            }
+            // One conditional update of the code's document takes the use: MongoDB
+            // applies single-document updates atomically, so concurrent takers on
+            // every pod see each other's counts and none passes the last use.
+            let taken = codes
+                .find_one_and_update(
+                    doc! {"_id": code, "enabled": true, "remaining": {"$gt": 0}, "expires": {"$gt": bson::DateTime::from_chrono(now)}},
+                    doc! {"$inc": {"remaining": -1}},
+                )
+                .return_document(mongodb::options::ReturnDocument::After)
+                .await
+                .map_err(unavailable)?;
+            let Some(taken) = taken else {
+                let Some(c) = current().await? else { return Ok(CodeUse::Refused(CodeRefusal::Unknown)) };
+                return Ok(CodeUse::Refused(c.refusal(now).unwrap_or(CodeRefusal::UsedUp)));
+            };
+            // The holder is written after the use is taken: a crash between the
+            // two wastes a use but never grants one past the count.
+            match holders.insert_one(doc! {"_id": &holder_id, "at": bson::DateTime::from_chrono(now)}).await {
+                Ok(_) => Ok(CodeUse::Reserved(code_of(&taken)?)),
+                Err(e) if is_duplicate_key(&e) => {
+                    // The same player's concurrent try holds a use already: give this one back.
+                    codes.update_one(doc! {"_id": code}, doc! {"$inc": {"remaining": 1}}).await.map_err(unavailable)?;
+                    Ok(current().await?.map_or(CodeUse::Refused(CodeRefusal::Unknown), CodeUse::Reserved))
+                }
+                Err(e) => Err(unavailable(e)),
+            }
+        })
+        .await
+    }
+
     async fn restore(&self, rows: Vec<Restore>) -> Result<(), StoreError> {
         // One upsert per row, each replacing what is there: a restore can be run again.
         let now = bson::DateTime::now();
@@ -1094,6 +1191,24 @@ impl Store for MongoStore {
         })
         .await
     }
+}
+
+/// The expiry of a code that never expires: a date every driver and server can
+/// hold (not chrono's far maximum).
+fn never() -> DateTime<Utc> {
+    chrono::NaiveDate::from_ymd_opt(9999, 12, 31).and_then(|d| d.and_hms_opt(0, 0, 0)).unwrap_or_default().and_utc()
+}
+
+/// A redeem code from its document: the record, with the live count and flag.
+fn code_of(d: &Document) -> Result<crate::game::codes::RedeemCode, StoreError> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("redeem code: {e}"));
+    let mut c: crate::game::codes::RedeemCode =
+        serde_json::from_str(d.get_str("record").map_err(|e| corrupt(e.to_string()))?)
+            .map_err(|e| corrupt(e.to_string()))?;
+    let remaining = d.get_i64("remaining").or_else(|_| d.get_i32("remaining").map(i64::from)).unwrap_or(0);
+    c.uses = c.max_uses.saturating_sub(u64::try_from(remaining).unwrap_or(0));
+    c.enabled = d.get_bool("enabled").unwrap_or(false);
+    Ok(c)
 }
 
 /// Escapes a string for use inside a regular expression.

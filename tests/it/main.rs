@@ -20,6 +20,7 @@ mod fault_drills;
 mod gacha_fairness;
 mod gacha_page;
 mod http_battle;
+mod http_codes;
 mod http_foundation;
 mod http_gacha;
 mod http_heroes;

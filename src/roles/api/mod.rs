@@ -1,6 +1,7 @@
 //! The api role: accounts and the player's own data.
 
 mod auth;
+mod codes;
 mod heroes;
 mod player;
 mod purchases;
@@ -45,5 +46,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     .service(quests::post_chest_claim)
     .service(shop::get_shop)
     .service(shop::post_buy)
-    .service(purchases::post_purchase_webhook);
+    .service(purchases::post_purchase_webhook)
+    .service(codes::post_redeem);
 }

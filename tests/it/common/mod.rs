@@ -38,6 +38,16 @@ pub struct TestStore {
 }
 
 impl TestStore {
+    /// A second connection (a second pod) to this store's MongoDB database;
+    /// the database stays the first one's to drop.
+    pub async fn second_mongo_pod(&self) -> Option<TestStore> {
+        let db = self.mongo_db()?;
+        let s = MongoStore::connect_with(&mongo_url(), db, wall_clock_safe_retention(), Duration::from_secs(5))
+            .await
+            .expect("a second connection to the same database");
+        Some(TestStore { store: Arc::new(s), _dir: None, db: None })
+    }
+
     /// The MongoDB database of a Mongo-backed store.
     pub fn mongo_db(&self) -> Option<&str> {
         self.db.as_ref().map(|d| d.0.as_str())
