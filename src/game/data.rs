@@ -9,6 +9,7 @@ use super::catalog::Catalog;
 use super::data_error::DataError;
 use super::gacha::banner::BannerTable;
 use super::gacha::rates;
+use super::live_events::EventTable;
 use super::quests::QuestTable;
 use super::rewards::RewardTable;
 use super::shop::ShopTable;
@@ -48,6 +49,8 @@ pub struct GameData {
     pub quests: QuestTable,
     /// The daily shop, fixed offers and the medal shop.
     pub shop: ShopTable,
+    /// Dated live events.
+    pub events: EventTable,
     /// Rate-table versions not yet in `rate-tables.lock`, as the lines to add
     /// (a version whose table changed is refused at load instead).
     pub unrecorded_versions: Vec<String>,
@@ -87,7 +90,9 @@ impl GameData {
         let quests = QuestTable::from_toml(&display(&quests_path), &read(&quests_path)?)?;
         let shop_path = dir.join("shop.toml");
         let shop = ShopTable::from_toml(&display(&shop_path), &read(&shop_path)?, &catalog)?;
-        Ok(Self { catalog, banners, rewards, battle, quests, shop, unrecorded_versions })
+        let events_path = dir.join("events.toml");
+        let events = EventTable::from_toml(&display(&events_path), &read(&events_path)?)?;
+        Ok(Self { catalog, banners, rewards, battle, quests, shop, events, unrecorded_versions })
     }
 
     /// The tables compiled into the binary, for tests and benches.
@@ -109,7 +114,9 @@ impl GameData {
             .expect("compiled-in quests.toml is valid");
         let shop = ShopTable::from_toml("shop.toml", include_str!("../../config/shop.toml"), &catalog)
             .expect("compiled-in shop.toml is valid");
-        Self { catalog, banners, rewards, battle, quests, shop, unrecorded_versions: unrecorded }
+        let events = EventTable::from_toml("events.toml", include_str!("../../config/events.toml"))
+            .expect("compiled-in events.toml is valid");
+        Self { catalog, banners, rewards, battle, quests, shop, events, unrecorded_versions: unrecorded }
     }
 }
 

@@ -176,3 +176,12 @@ pub struct PurchaseState {
     #[serde(default)]
     pub codes: BTreeSet<String>,
 }
+
+/// A player's claims of one login event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoginEventState {
+    /// Rewards claimed so far.
+    pub claimed: u32,
+    /// The UTC day of the last claim.
+    pub last_day: Option<NaiveDate>,
+}

@@ -10,6 +10,7 @@ pub mod economy;
 pub mod error;
 pub mod gacha;
 pub mod ids;
+pub mod live_events;
 pub mod loops;
 pub mod player;
 pub mod progression;

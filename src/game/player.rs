@@ -186,6 +186,9 @@ pub struct Player {
     /// Purchases with real money: transactions credited and refunded, debt.
     #[serde(default)]
     pub purchases: super::loops::PurchaseState,
+    /// Claims of login events, by event id.
+    #[serde(default)]
+    pub login_events: BTreeMap<String, super::loops::LoginEventState>,
     /// Leaderboard scores (derived; kept on the record so stores can index them).
     #[serde(default)]
     pub scores: Scores,
@@ -287,6 +290,7 @@ impl Player {
             quests: super::loops::QuestState::default(),
             shop: super::loops::ShopState::default(),
             purchases: super::loops::PurchaseState::default(),
+            login_events: BTreeMap::new(),
             scores: Scores::default(),
             version: 0,
         }

@@ -118,6 +118,8 @@ pub enum LedgerReason {
     Refund,
     /// A redeem code redeemed.
     CodeRedeemed,
+    /// A login event's daily reward claimed.
+    EventReward,
     /// A direct correction of a balance (operators; test fixtures).
     Adjustment,
     /// Stamina regenerated over time, written with the next write.
@@ -157,6 +159,7 @@ impl LedgerReason {
             Self::Purchase => "purchase",
             Self::Refund => "refund",
             Self::CodeRedeemed => "code_redeemed",
+            Self::EventReward => "event_reward",
             Self::Adjustment => "adjustment",
             Self::StaminaRegen => "stamina_regen",
             Self::TicketRefill => "ticket_refill",

@@ -50,6 +50,7 @@ async fn each_role_documents_exactly_its_own_routes() {
                 "/api/shop",
                 "/api/webhooks/",
                 "/api/codes/",
+                "/api/events",
             ]
             .into(),
             Role::All => BTreeSet::new(),

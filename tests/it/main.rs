@@ -21,6 +21,7 @@ mod gacha_fairness;
 mod gacha_page;
 mod http_battle;
 mod http_codes;
+mod http_events;
 mod http_foundation;
 mod http_gacha;
 mod http_heroes;

@@ -3,6 +3,7 @@
 mod auth;
 mod codes;
 mod heroes;
+mod live_events;
 mod player;
 mod purchases;
 mod quests;
@@ -47,5 +48,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     .service(shop::get_shop)
     .service(shop::post_buy)
     .service(purchases::post_purchase_webhook)
-    .service(codes::post_redeem);
+    .service(codes::post_redeem)
+    .service(live_events::get_events)
+    .service(live_events::post_event_claim);
 }

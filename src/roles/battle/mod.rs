@@ -101,13 +101,16 @@ fn count_battle(mode: &'static str, winner: Side) {
     metrics::counter!(crate::platform::metrics::BATTLES, "mode" => mode, "winner" => winner).increment(1);
 }
 
+/// The stage as it is fought now: live events may double its win rewards or
+/// discount its stamina.
 fn stage_or_404(state: &AppState, chapter: u32, stage: u32) -> Result<Stage, AppError> {
-    state
+    let stage = state
         .data
         .battle
         .campaign
         .stage(&state.data.catalog, chapter, stage)
-        .ok_or_else(|| AppError::new(ErrorCode::NotFound, format!("no stage {chapter}-{stage}")))
+        .ok_or_else(|| AppError::new(ErrorCode::NotFound, format!("no stage {chapter}-{stage}")))?;
+    Ok(state.data.events.stage_at(stage, state.clock.now()))
 }
 
 /// Path of a stage: numbers that do not parse name no stage (404 via the path handler).
