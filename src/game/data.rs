@@ -10,6 +10,7 @@ use super::data_error::DataError;
 use super::gacha::banner::BannerTable;
 use super::gacha::rates;
 use super::live_events::EventTable;
+use super::pass::PassTable;
 use super::quests::QuestTable;
 use super::rewards::RewardTable;
 use super::shop::ShopTable;
@@ -51,6 +52,8 @@ pub struct GameData {
     pub shop: ShopTable,
     /// Dated live events.
     pub events: EventTable,
+    /// The battle pass.
+    pub pass: PassTable,
     /// Rate-table versions not yet in `rate-tables.lock`, as the lines to add
     /// (a version whose table changed is refused at load instead).
     pub unrecorded_versions: Vec<String>,
@@ -92,7 +95,9 @@ impl GameData {
         let shop = ShopTable::from_toml(&display(&shop_path), &read(&shop_path)?, &catalog)?;
         let events_path = dir.join("events.toml");
         let events = EventTable::from_toml(&display(&events_path), &read(&events_path)?)?;
-        Ok(Self { catalog, banners, rewards, battle, quests, shop, events, unrecorded_versions })
+        let pass_path = dir.join("pass.toml");
+        let pass = PassTable::from_toml(&display(&pass_path), &read(&pass_path)?)?;
+        Ok(Self { catalog, banners, rewards, battle, quests, shop, events, pass, unrecorded_versions })
     }
 
     /// The tables compiled into the binary, for tests and benches.
@@ -116,7 +121,9 @@ impl GameData {
             .expect("compiled-in shop.toml is valid");
         let events = EventTable::from_toml("events.toml", include_str!("../../config/events.toml"))
             .expect("compiled-in events.toml is valid");
-        Self { catalog, banners, rewards, battle, quests, shop, events, unrecorded_versions: unrecorded }
+        let pass = PassTable::from_toml("pass.toml", include_str!("../../config/pass.toml"))
+            .expect("compiled-in pass.toml is valid");
+        Self { catalog, banners, rewards, battle, quests, shop, events, pass, unrecorded_versions: unrecorded }
     }
 }
 

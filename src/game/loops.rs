@@ -185,3 +185,18 @@ pub struct LoginEventState {
     /// The UTC day of the last claim.
     pub last_day: Option<NaiveDate>,
 }
+
+/// A player's pass in the season it names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PassState {
+    /// The season (0: none yet).
+    pub season: u32,
+    /// Pass xp this season.
+    pub xp: u64,
+    /// The premium track is unlocked this season.
+    pub premium: bool,
+    /// Free-track levels claimed.
+    pub free_claimed: BTreeSet<u32>,
+    /// Premium-track levels claimed.
+    pub premium_claimed: BTreeSet<u32>,
+}

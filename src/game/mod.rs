@@ -12,6 +12,7 @@ pub mod gacha;
 pub mod ids;
 pub mod live_events;
 pub mod loops;
+pub mod pass;
 pub mod player;
 pub mod progression;
 pub mod purchases;

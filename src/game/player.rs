@@ -189,6 +189,9 @@ pub struct Player {
     /// Claims of login events, by event id.
     #[serde(default)]
     pub login_events: BTreeMap<String, super::loops::LoginEventState>,
+    /// The battle pass of the current season.
+    #[serde(default)]
+    pub pass: super::loops::PassState,
     /// Leaderboard scores (derived; kept on the record so stores can index them).
     #[serde(default)]
     pub scores: Scores,
@@ -291,6 +294,7 @@ impl Player {
             shop: super::loops::ShopState::default(),
             purchases: super::loops::PurchaseState::default(),
             login_events: BTreeMap::new(),
+            pass: super::loops::PassState::default(),
             scores: Scores::default(),
             version: 0,
         }

@@ -120,6 +120,12 @@ pub enum LedgerReason {
     CodeRedeemed,
     /// A login event's daily reward claimed.
     EventReward,
+    /// The battle pass's premium track unlocked.
+    PassUnlock,
+    /// Battle pass rewards claimed.
+    PassClaim,
+    /// A battle pass season closed (unclaimed rewards mailed).
+    PassSeason,
     /// A direct correction of a balance (operators; test fixtures).
     Adjustment,
     /// Stamina regenerated over time, written with the next write.
@@ -160,6 +166,9 @@ impl LedgerReason {
             Self::Refund => "refund",
             Self::CodeRedeemed => "code_redeemed",
             Self::EventReward => "event_reward",
+            Self::PassUnlock => "pass_unlock",
+            Self::PassClaim => "pass_claim",
+            Self::PassSeason => "pass_season",
             Self::Adjustment => "adjustment",
             Self::StaminaRegen => "stamina_regen",
             Self::TicketRefill => "ticket_refill",

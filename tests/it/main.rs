@@ -27,6 +27,7 @@ mod http_gacha;
 mod http_heroes;
 mod http_loops;
 mod http_openapi;
+mod http_pass;
 mod http_purchases;
 mod http_rewards;
 mod store_conformance;

@@ -4,6 +4,7 @@ mod auth;
 mod codes;
 mod heroes;
 mod live_events;
+mod pass;
 mod player;
 mod purchases;
 mod quests;
@@ -50,5 +51,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     .service(purchases::post_purchase_webhook)
     .service(codes::post_redeem)
     .service(live_events::get_events)
-    .service(live_events::post_event_claim);
+    .service(live_events::post_event_claim)
+    .service(pass::get_pass)
+    .service(pass::post_unlock)
+    .service(pass::post_claim)
+    .service(pass::post_claim_all);
 }

@@ -65,6 +65,10 @@ pub async fn post_quest_claim(
     let (data, now) = (state.data.clone(), state.clock.now());
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let reward = quests::claim(&data.quests, p, &quest_id, now)?;
+        if let QuestReward::ActivityPoints { points } = reward {
+            let xp = u64::from(points) * data.pass.xp_per_activity_point;
+            crate::game::pass::add_xp(&data.pass, p, xp, now, data.rewards.mail.expiry_days);
+        }
         let view = QuestClaimView {
             quest_id: quest_id.clone(),
             reward,

@@ -278,6 +278,10 @@ async fn post_fight(
         }
         let log = simulate(RULES_VERSION, seed, &team, &stage.enemies);
         let rewards = campaign::apply_fight(p, &stage, &log)?;
+        if log.winner == crate::game::battle::Side::Attacker {
+            let xp = u64::try_from(stage.stamina).unwrap_or(0) * data.pass.xp_per_stamina;
+            crate::game::pass::add_xp(&data.pass, p, xp, now, data.rewards.mail.expiry_days);
+        }
         let rec = record(&battle_id, "campaign", &log, (&player_id, None), (team, stage.enemies.clone()), now);
         let event = DomainEvent::BattleFinished {
             ref_id: battle_id.clone(),
@@ -355,8 +359,12 @@ async fn post_sweep(
     }
     let idem = key.for_body(&body.into_inner());
     let sweep_id = crate::store::time_ordered_id();
+    let (data, now) = (state.data.clone(), state.clock.now());
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let rewards = campaign::sweep(p, &stage, times, max)?;
+        // Every clear of a sweep is a win: its stamina earns pass xp.
+        let xp = u64::try_from(stage.stamina).unwrap_or(0) * u64::from(times) * data.pass.xp_per_stamina;
+        crate::game::pass::add_xp(&data.pass, p, xp, now, data.rewards.mail.expiry_days);
         let event = DomainEvent::BattleFinished {
             ref_id: sweep_id.clone(),
             chapter: stage.chapter,

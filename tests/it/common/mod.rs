@@ -357,7 +357,7 @@ pub async fn direct_write(
 pub fn game_data_with(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a scratch directory");
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
-    for f in ["heroes.toml", "rewards.toml", "battle.toml", "quests.toml", "shop.toml", "events.toml"] {
+    for f in ["heroes.toml", "rewards.toml", "battle.toml", "quests.toml", "shop.toml", "events.toml", "pass.toml"] {
         std::fs::copy(format!("{shipped}/{f}"), dir.path().join(f)).expect("a copy of the table");
     }
     let banners = std::fs::read_to_string(format!("{shipped}/banners.toml")).expect("the banner table");
