@@ -41,7 +41,7 @@ impl Track {
     pub fn reward(&self, level: u32) -> Reward {
         self.milestones
             .iter()
-            .filter(|m| level % m.every == 0)
+            .filter(|m| level.is_multiple_of(m.every))
             .max_by_key(|m| m.every)
             .map_or(self.default, |m| m.reward)
     }
