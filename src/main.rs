@@ -147,10 +147,26 @@ enum Command {
         #[command(subcommand)]
         command: PurchasesCommand,
     },
+    /// Abyss tower operations.
+    Tower {
+        #[command(subcommand)]
+        command: TowerCommand,
+    },
     /// Redeem codes (through a running server on the embedded store, as `grant`).
     Codes {
         #[command(subcommand)]
         command: CodesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TowerCommand {
+    /// Mail last week's board rewards by rank (run after Monday 00:00 UTC;
+    /// re-running pays no one twice). Through a running server, as `grant`.
+    CloseWeek {
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -405,6 +421,9 @@ fn main() -> ExitCode {
         }
         Command::Purchases { command: PurchasesCommand::Debts { config } } => {
             run_command(config.as_ref(), ops::Command::PurchaseDebts)
+        }
+        Command::Tower { command: TowerCommand::CloseWeek { config } } => {
+            run_command(config.as_ref(), ops::Command::TowerCloseWeek)
         }
         Command::Codes { command } => match command {
             CodesCommand::Create { code, reward, max_uses, expires, config } => {

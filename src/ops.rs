@@ -271,6 +271,8 @@ pub enum Command {
     },
     /// `purchases debts`.
     PurchaseDebts,
+    /// `tower close-week`: mail the ended week's board rewards.
+    TowerCloseWeek,
 }
 
 impl Command {
@@ -318,6 +320,10 @@ impl Command {
                 ensure!(writer.store.disable_code(&code).await?, "no code {code}");
                 Ok(format!("code {code} disabled"))
             }
+            Self::TowerCloseWeek => {
+                let (week, n) = close_tower_week(writer, now).await?;
+                Ok(format!("tower week {week}: rewards mailed to {n} player(s)"))
+            }
             Self::PurchaseDebts => {
                 let debts = purchase_debts(writer.store).await?;
                 let mut lines = debts.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?;
@@ -326,6 +332,50 @@ impl Command {
             }
         }
     }
+}
+
+/// Mails the abyss tower's board rewards of the week before `now`'s, by rank,
+/// once per player and week (re-running pays no one twice). Returns the week
+/// and how many were paid now.
+pub async fn close_tower_week(writer: &Writer<'_>, now: DateTime<Utc>) -> anyhow::Result<(u64, usize)> {
+    use crate::game::battle::tower;
+    let rules = &writer.data.battle.tower;
+    let week = tower::week_index(now).saturating_sub(1);
+    let last_rank = rules.weekly.last().map_or(0, |b| b.to_rank);
+    let rows = writer
+        .store
+        .board_range(crate::store::Board::Tower, week << 32, (week << 32) | 0xFFFF_FFFF, usize::try_from(last_rank)?)
+        .await?;
+    let mut paid = 0;
+    for (i, row) in rows.iter().enumerate() {
+        let rank = i as u64 + 1;
+        let Some(crystals) = rules.weekly_crystals(rank) else { break };
+        let mail_days = writer.data.rewards.mail.expiry_days;
+        let written = writer
+            .mutate(&row.player_id, None, now, move |p| {
+                let fresh = p.tower.rewarded_week < week;
+                if fresh {
+                    p.tower.rewarded_week = week;
+                    p.deliver(Mail {
+                        id: format!("tower-week-{week}"),
+                        subject: format!("Abyss tower: rank {rank} last week"),
+                        body: format!("You finished last week's tower board at rank {rank}."),
+                        attachments: vec![Attachment { currency: Currency::Crystals, amount: crystals }],
+                        sent_at: now,
+                        expires_at: now + Duration::days(mail_days),
+                        claimed_at: None,
+                    });
+                }
+                Ok(Applied::new(LedgerReason::TowerWeek, format!("tower-week-{week}"), fresh))
+            })
+            .await;
+        match written {
+            Ok(w) if w.view => paid += 1,
+            Ok(_) | Err(WriteError::PlayerNotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((week, paid))
 }
 
 /// A new redeem code from the command line's words.

@@ -23,6 +23,8 @@ pub struct BattleTable {
     pub campaign: CampaignRules,
     /// Arena parameters.
     pub arena: ArenaRules,
+    /// The abyss tower.
+    pub tower: super::battle::tower::TowerRules,
 }
 
 impl BattleTable {
@@ -31,6 +33,7 @@ impl BattleTable {
         let t: BattleTable = toml::from_str(text).map_err(|e| DataError::new(file, "(file)", e.to_string()))?;
         t.campaign.validate(file, catalog)?;
         t.arena.validate(file)?;
+        t.tower.validate(file)?;
         Ok(t)
     }
 }

@@ -200,3 +200,15 @@ pub struct PassState {
     /// Premium-track levels claimed.
     pub premium_claimed: BTreeSet<u32>,
 }
+
+/// A player's abyss tower.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TowerState {
+    /// Highest floor cleared (the next one is the only one open).
+    pub best_floor: u32,
+    /// The weekly board's score of the last clear (week, floor, time).
+    pub board_score: u64,
+    /// The last week whose board reward was mailed (mailed once per week).
+    #[serde(default)]
+    pub rewarded_week: u64,
+}

@@ -94,6 +94,9 @@ pub struct Scores {
     pub campaign: u64,
     /// Arena rating.
     pub arena: u64,
+    /// The abyss tower's weekly board: week, highest floor, who got there first.
+    #[serde(default)]
+    pub tower: u64,
 }
 
 /// Starting arena rating.
@@ -192,6 +195,9 @@ pub struct Player {
     /// The battle pass of the current season.
     #[serde(default)]
     pub pass: super::loops::PassState,
+    /// The abyss tower.
+    #[serde(default)]
+    pub tower: super::loops::TowerState,
     /// Leaderboard scores (derived; kept on the record so stores can index them).
     #[serde(default)]
     pub scores: Scores,
@@ -295,6 +301,7 @@ impl Player {
             purchases: super::loops::PurchaseState::default(),
             login_events: BTreeMap::new(),
             pass: super::loops::PassState::default(),
+            tower: super::loops::TowerState::default(),
             scores: Scores::default(),
             version: 0,
         }
@@ -312,6 +319,7 @@ impl Player {
             campaign: self.stages_cleared() as u64 * 10
                 + self.campaign_stars.iter().map(|&s| u64::from(s)).sum::<u64>(),
             arena: self.arena_rating.max(0) as u64,
+            tower: self.tower.board_score,
         };
     }
 

@@ -91,6 +91,16 @@ pub enum DomainEvent {
         /// Rating changes of both sides.
         rating_change: RatingChange,
     },
+    /// An abyss tower fight.
+    #[serde(rename = "tower.finished")]
+    TowerFinished {
+        /// Battle id.
+        battle_id: String,
+        /// The floor fought.
+        floor: u32,
+        /// Whether it was cleared.
+        cleared: bool,
+    },
     /// Balances moved: the ledger entries of one write.
     #[serde(rename = "ledger.changed")]
     LedgerChanged {
@@ -117,6 +127,7 @@ impl DomainEvent {
             Self::GachaSummoned { .. } => "gacha.summoned",
             Self::BattleFinished { .. } => "battle.finished",
             Self::ArenaFinished { .. } => "arena.finished",
+            Self::TowerFinished { .. } => "tower.finished",
             Self::LedgerChanged { .. } => "ledger.changed",
             Self::PlayerUpdated { .. } => "player.updated",
         }

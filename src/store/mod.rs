@@ -120,6 +120,10 @@ pub enum LedgerReason {
     CodeRedeemed,
     /// A login event's daily reward claimed.
     EventReward,
+    /// An abyss tower fight.
+    TowerFight,
+    /// The abyss tower's weekly board rewards mailed.
+    TowerWeek,
     /// The battle pass's premium track unlocked.
     PassUnlock,
     /// Battle pass rewards claimed.
@@ -166,6 +170,8 @@ impl LedgerReason {
             Self::Refund => "refund",
             Self::CodeRedeemed => "code_redeemed",
             Self::EventReward => "event_reward",
+            Self::TowerFight => "tower_fight",
+            Self::TowerWeek => "tower_week",
             Self::PassUnlock => "pass_unlock",
             Self::PassClaim => "pass_claim",
             Self::PassSeason => "pass_season",
@@ -429,6 +435,8 @@ pub enum Board {
     Campaign,
     /// Arena rating.
     Arena,
+    /// The abyss tower's weekly board (see `game::battle::tower::board_score`).
+    Tower,
 }
 
 impl Board {
@@ -438,11 +446,12 @@ impl Board {
             Board::Power => "power",
             Board::Campaign => "campaign",
             Board::Arena => "arena",
+            Board::Tower => "tower",
         }
     }
 
     /// Every board.
-    pub const ALL: [Board; 3] = [Board::Power, Board::Campaign, Board::Arena];
+    pub const ALL: [Board; 4] = [Board::Power, Board::Campaign, Board::Arena, Board::Tower];
 
     /// A player's score on this board.
     pub fn score(self, p: &Player) -> u64 {
@@ -450,6 +459,7 @@ impl Board {
             Board::Power => p.scores.power,
             Board::Campaign => p.scores.campaign,
             Board::Arena => p.scores.arena,
+            Board::Tower => p.scores.tower,
         }
     }
 }

@@ -30,4 +30,5 @@ mod http_openapi;
 mod http_pass;
 mod http_purchases;
 mod http_rewards;
+mod http_tower;
 mod store_conformance;

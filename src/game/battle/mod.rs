@@ -4,6 +4,7 @@
 
 pub mod arena;
 pub mod campaign;
+pub mod tower;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};

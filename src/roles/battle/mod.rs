@@ -33,8 +33,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_arena)
         .service(get_opponents)
         .service(post_challenge)
-        .service(get_replay);
+        .service(get_replay)
+        .service(tower::get_tower)
+        .service(tower::post_tower_fight);
 }
+
+mod tower;
 
 /// What a stored battle keeps: enough to replay it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -355,13 +355,22 @@ pub async fn direct_write(
 /// The shipped game tables in a directory of their own, `banners.toml` passed
 /// through `edit` first (tests of other tables than the shipped ones).
 pub fn game_data_with(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
+    game_data_editing("banners.toml", edit)
+}
+
+/// The shipped game tables in a directory of their own, `file` passed through
+/// `edit` first.
+pub fn game_data_editing(file: &str, edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a scratch directory");
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
-    for f in ["heroes.toml", "rewards.toml", "battle.toml", "quests.toml", "shop.toml", "events.toml", "pass.toml"] {
-        std::fs::copy(format!("{shipped}/{f}"), dir.path().join(f)).expect("a copy of the table");
+    for entry in std::fs::read_dir(shipped).expect("the shipped tables") {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("a name"))).expect("a copy of the table");
+        }
     }
-    let banners = std::fs::read_to_string(format!("{shipped}/banners.toml")).expect("the banner table");
-    std::fs::write(dir.path().join("banners.toml"), edit(banners)).expect("the edited banner table");
+    let text = std::fs::read_to_string(format!("{shipped}/{file}")).expect("the table");
+    std::fs::write(dir.path().join(file), edit(text)).expect("the edited table");
     dir
 }
 
