@@ -1,6 +1,6 @@
 //! The daily loops over real HTTP on both stores: quests counted by the actions
-//! themselves, activity chests, achievements, the shop's limits and daily
-//! offers, with a clock the tests move across days and weeks.
+//! themselves, activity chests, achievements, pass xp, a tower floor, the
+//! shop's limits and daily offers, with a clock the tests move across days and weeks.
 
 use crate::common::{app_at_fixed_time, audit, StoreKind, TestApp};
 use chrono::Duration;
@@ -89,6 +89,18 @@ async fn a_players_day_moves_quests_chests_and_the_shop(kind: StoreKind) {
     let (s, b) = claim(&app, &token, "/api/quests/total_pulls_10/claim", "ach-10").await;
     assert_eq!((s, &b["reward"]), (200, &json!({"kind": "currency", "currency": "crystals", "amount": 50})), "{b}");
     assert_eq!(claim(&app, &token, "/api/quests/total_pulls_100/claim", "ach-100").await.0, 409, "not reached");
+
+    // Pass xp from the same day: 70 activity points (700) and 60 stamina on wins (600).
+    let pass: Value = app.get("/api/pass", Some(&token)).await.json().await.unwrap();
+    assert_eq!((pass["xp"].as_u64(), pass["level"].as_u64()), (Some(1300), Some(1)), "{pass}");
+    let r = app.post("/api/pass/claim", Some(&token), Some("pass-1"), json!({"level": 1, "track": "free"})).await;
+    assert_eq!(r.status(), 200);
+    // A tower floor: a win opens the next floor, a loss changes nothing.
+    let r = app.post("/api/battle/tower/fight", Some(&token), Some("tower-1"), json!({})).await;
+    let tower: Value = r.json().await.unwrap();
+    let won = tower["winner"] == "attacker";
+    assert_eq!(tower["best_floor"].as_u64(), Some(u64::from(won)), "{}", tower["rewards"]);
+    assert_eq!(app.player(&id).await.tower.best_floor, u32::from(won));
 
     // A shop purchase the same day.
     let shop: Value = app.get("/api/shop", Some(&token)).await.json().await.unwrap();
