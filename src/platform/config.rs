@@ -449,6 +449,10 @@ impl Settings {
             if let Some(why) = self.jwt_secret_previous.as_ref().and_then(|p| weak_secret(p.expose_secret())) {
                 return bad(format!("APP_ENV=production refuses this JWT_SECRET_PREVIOUS ({why})"));
             }
+            // A guessable webhook key would let anyone credit paid currency.
+            if let Some(why) = self.purchase_webhook_secret.as_ref().and_then(|p| weak_secret(p.expose_secret())) {
+                return bad(format!("APP_ENV=production refuses this PURCHASE_WEBHOOK_SECRET ({why})"));
+            }
             if self.mongo_url.is_none() {
                 return bad("APP_ENV=production refuses the embedded store: set MONGO_URL".into());
             }
@@ -554,5 +558,21 @@ mod tests {
         assert_eq!(weak_secret(&"ab".repeat(30)), Some("too little entropy"));
         assert_eq!(weak_secret(&"0123456789".repeat(4)), Some("too little entropy"));
         assert_eq!(weak_secret("q7Vt2mXa9LwR4pZk8Jd3Nf6Hs1Yb5Ce0Gu+Ti/Ko"), None);
+    }
+
+    /// The purchase webhook's key is held to the same bar in production: the
+    /// Secret template's placeholder would let anyone credit paid currency.
+    #[test]
+    fn production_refuses_a_weak_purchase_webhook_key() {
+        let mut s = Settings::defaults();
+        s.app_env = AppEnv::Production;
+        s.jwt_secret = SecretString::from("q7Vt2mXa9LwR4pZk8Jd3Nf6Hs1Yb5Ce0Gu+Ti/Ko");
+        s.mongo_url = Some("mongodb://db".into());
+        assert!(s.validate().is_ok(), "no webhook key: purchases simply refused");
+        s.purchase_webhook_secret = Some(SecretString::from("REPLACE-with-the-payment-providers-signing-key"));
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("PURCHASE_WEBHOOK_SECRET"), "{e}");
+        s.purchase_webhook_secret = Some(SecretString::from("Zr8uKq2Lw5Xn9Ys3Bd7Pf1Hv4Tj6Mc0Ga+Ne/Qo"));
+        assert!(s.validate().is_ok());
     }
 }
