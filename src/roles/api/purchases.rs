@@ -146,3 +146,21 @@ pub async fn post_purchase_webhook(
         })?;
     Ok(HttpResponse::Ok().json(written.view))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::verify_signature;
+
+    /// The worked example of the README (Purchases with real money) verifies,
+    /// and fails with another body, another key or a stale timestamp.
+    #[test]
+    fn the_readme_example_signature_verifies() {
+        let body = br#"{"event":"purchase","transaction_id":"pay_7Hc2","player_id":"0193a1b2c3d4e5f6a7b8c9d0e1f2a3b4","pack_id":"crystals_980"}"#;
+        let header = "t=1795772400,v1=796ae300ac27579187bcbb5be167cf8481dd68cbef69581cab07aa157739bbad";
+        assert_eq!(verify_signature(b"whsec_example_key", header, body, 1_795_772_400 + 60), Ok(()));
+        assert!(verify_signature(b"whsec_example_key", header, &body[1..], 1_795_772_400).is_err());
+        assert!(verify_signature(b"another_key", header, body, 1_795_772_400).is_err());
+        let stale = verify_signature(b"whsec_example_key", header, body, 1_795_772_400 + 301).unwrap_err();
+        assert!(stale.contains("300 s"), "{stale}");
+    }
+}
