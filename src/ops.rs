@@ -311,9 +311,7 @@ impl Command {
             }
             Self::CodesList => {
                 let codes = writer.store.codes().await?;
-                let mut lines = codes.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?;
-                lines.push(format!("{} codes", codes.len()));
-                Ok(lines.join("\n"))
+                json_lines(&codes, &format!("{} codes", codes.len()))
             }
             Self::CodesDisable { code } => {
                 let code = crate::game::codes::normalize(&code).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -326,9 +324,7 @@ impl Command {
             }
             Self::PurchaseDebts => {
                 let debts = purchase_debts(writer.store).await?;
-                let mut lines = debts.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?;
-                lines.push(format!("{} players owe crystals", debts.len()));
-                Ok(lines.join("\n"))
+                json_lines(&debts, &format!("{} players owe crystals", debts.len()))
             }
         }
     }
@@ -376,6 +372,13 @@ pub async fn close_tower_week(writer: &Writer<'_>, now: DateTime<Utc>) -> anyhow
         }
     }
     Ok((week, paid))
+}
+
+/// A listing for the terminal: one JSON line per item, then a summary line.
+fn json_lines<T: serde::Serialize>(items: &[T], summary: &str) -> anyhow::Result<String> {
+    let mut lines = items.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?;
+    lines.push(summary.to_string());
+    Ok(lines.join("\n"))
 }
 
 /// A new redeem code from the command line's words.
