@@ -261,7 +261,10 @@ pub async fn apply(state: &AppState, events: &[Event]) -> anyhow::Result<()> {
     let mut item_of: Vec<Option<usize>> = Vec::with_capacity(events.len());
     for e in events {
         let counters = banner_counters(e);
-        let economy = matches!(e.body, DomainEvent::LedgerChanged { .. } | DomainEvent::GachaSummoned { .. });
+        let economy = matches!(
+            e.body,
+            DomainEvent::LedgerChanged { .. } | DomainEvent::GachaSummoned { .. } | DomainEvent::PurchaseSettled { .. }
+        );
         if economy || !counters.is_empty() {
             item_of.push(Some(items.len()));
             let (audit, draws) = (economy.then(|| e.clone()), Draw::of_event(e));

@@ -101,6 +101,50 @@ pub enum DomainEvent {
         /// Whether it was cleared.
         cleared: bool,
     },
+    /// A daily quest, an achievement tier or an activity chest claimed.
+    #[serde(rename = "quest.claimed")]
+    QuestClaimed {
+        /// The quest id, or `chest:<points>` for a chest.
+        quest_id: String,
+        /// Activity points it gave (a daily quest).
+        points: u32,
+    },
+    /// A shop purchase.
+    #[serde(rename = "shop.purchased")]
+    ShopPurchased {
+        /// The offer.
+        offer_id: String,
+        /// How many.
+        quantity: u32,
+        /// The currency paid in.
+        currency: crate::game::economy::Currency,
+        /// How much.
+        amount: i64,
+    },
+    /// A purchase with real money credited, or refunded.
+    #[serde(rename = "purchase.settled")]
+    PurchaseSettled {
+        /// The provider's transaction id.
+        transaction_id: String,
+        /// Crystals credited (negative: taken back by a refund).
+        crystals: i64,
+        /// Crystals owed after it.
+        debt: i64,
+    },
+    /// A redeem code redeemed.
+    #[serde(rename = "code.redeemed")]
+    CodeRedeemed {
+        /// The code.
+        code: String,
+    },
+    /// Battle pass rewards claimed.
+    #[serde(rename = "pass.claimed")]
+    PassClaimed {
+        /// The season.
+        season: u32,
+        /// Pass xp when claimed.
+        xp: u64,
+    },
     /// Balances moved: the ledger entries of one write.
     #[serde(rename = "ledger.changed")]
     LedgerChanged {
@@ -128,6 +172,11 @@ impl DomainEvent {
             Self::BattleFinished { .. } => "battle.finished",
             Self::ArenaFinished { .. } => "arena.finished",
             Self::TowerFinished { .. } => "tower.finished",
+            Self::QuestClaimed { .. } => "quest.claimed",
+            Self::ShopPurchased { .. } => "shop.purchased",
+            Self::PurchaseSettled { .. } => "purchase.settled",
+            Self::CodeRedeemed { .. } => "code.redeemed",
+            Self::PassClaimed { .. } => "pass.claimed",
             Self::LedgerChanged { .. } => "ledger.changed",
             Self::PlayerUpdated { .. } => "player.updated",
         }

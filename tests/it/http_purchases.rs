@@ -10,6 +10,7 @@ use chrono::TimeZone;
 use divine_heroes::game::economy::Currency;
 use divine_heroes::platform::clock::{Clock, ManualClock};
 use divine_heroes::platform::config::Role;
+use divine_heroes::store::events::DomainEvent;
 use futures_util::future::join_all;
 use hmac::{Hmac, Mac};
 use secrecy::SecretString;
@@ -65,6 +66,13 @@ async fn webhook_credits_once_and_refunds(kind: StoreKind) {
     assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
     assert_eq!(app.player(&id).await.balances.crystals, start + 1960, "980 doubled, once");
     assert!(answers.iter().all(|(_, b)| b["settlement"]["crystals"] == 1960));
+    // One `purchase.settled` event in the outbox (no relay runs here): replays emit nothing.
+    let outbox = app.state.store.outbox_batch(10_000).await.unwrap();
+    let settled = outbox
+        .iter()
+        .filter(|o| matches!(&o.event.body, DomainEvent::PurchaseSettled { transaction_id, crystals: 1960, .. } if transaction_id == "tx-1"))
+        .count();
+    assert_eq!(settled, 1, "one event for twenty deliveries");
 
     // A second purchase of the pack is not doubled.
     let second = json!({"event": "purchase", "transaction_id": "tx-2", "player_id": id, "pack_id": "crystals_980"});

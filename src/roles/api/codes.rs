@@ -13,6 +13,7 @@ use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::rate_limit::Verdict;
 use crate::roles::views::{respond, write};
 use crate::state::AppState;
+use crate::store::events::DomainEvent;
 use crate::store::LedgerReason;
 use crate::writes::Applied;
 
@@ -80,7 +81,8 @@ pub async fn post_redeem(
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let reward = codes::redeem(p, &reserved)?;
         let view = RedeemView { code: reserved.code.clone(), reward, balances_after: p.balances };
-        Ok(Applied::new(LedgerReason::CodeRedeemed, reserved.code.clone(), view))
+        let event = DomainEvent::CodeRedeemed { code: reserved.code.clone() };
+        Ok(Applied::new(LedgerReason::CodeRedeemed, reserved.code.clone(), view).with_event(event))
     })
     .await?;
     Ok(respond(&written))

@@ -13,6 +13,7 @@ use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::no_body::NoBody;
 use crate::roles::views::{respond, write};
 use crate::state::AppState;
+use crate::store::events::DomainEvent;
 use crate::store::LedgerReason;
 use crate::writes::Applied;
 
@@ -118,7 +119,8 @@ pub async fn post_claim(
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let reward = pass::claim(&data.pass, p, req.level, req.track, now, data.rewards.mail.expiry_days)?;
         let ref_id = format!("pass-season-{}:{}:{:?}", p.pass.season, req.level, req.track);
-        Ok(Applied::new(LedgerReason::PassClaim, ref_id, change(p, vec![reward])))
+        let event = DomainEvent::PassClaimed { season: p.pass.season, xp: p.pass.xp };
+        Ok(Applied::new(LedgerReason::PassClaim, ref_id, change(p, vec![reward])).with_event(event))
     })
     .await?;
     Ok(respond(&written))
@@ -144,7 +146,9 @@ pub async fn post_claim_all(
     let (data, now) = (state.data.clone(), state.clock.now());
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let rewards = pass::claim_all(&data.pass, p, now, data.rewards.mail.expiry_days)?;
-        Ok(Applied::new(LedgerReason::PassClaim, format!("pass-season-{}:all", p.pass.season), change(p, rewards)))
+        let event = DomainEvent::PassClaimed { season: p.pass.season, xp: p.pass.xp };
+        let ref_id = format!("pass-season-{}:all", p.pass.season);
+        Ok(Applied::new(LedgerReason::PassClaim, ref_id, change(p, rewards)).with_event(event))
     })
     .await?;
     Ok(respond(&written))

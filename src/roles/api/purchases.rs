@@ -17,6 +17,7 @@ use crate::game::player::Player;
 use crate::game::purchases::{self, Settlement};
 use crate::platform::error::{AppError, ErrorCode};
 use crate::state::AppState;
+use crate::store::events::DomainEvent;
 use crate::store::{IdempotencyRequest, LedgerReason};
 use crate::writes::{Applied, WriteError, Writer};
 
@@ -133,11 +134,13 @@ pub async fn post_purchase_webhook(
                 }
                 PurchaseEvent::Refund => purchases::refund(p, &d.transaction_id)?,
             };
-            Ok(Applied::new(
-                reason,
-                d.transaction_id.clone(),
-                SettlementView { settlement, balances_after: p.balances },
-            ))
+            let event = DomainEvent::PurchaseSettled {
+                transaction_id: d.transaction_id.clone(),
+                crystals: settlement.crystals,
+                debt: settlement.debt,
+            };
+            let view = SettlementView { settlement, balances_after: p.balances };
+            Ok(Applied::new(reason, d.transaction_id.clone(), view).with_event(event))
         })
         .await
         .map_err(|e| match e {

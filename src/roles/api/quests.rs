@@ -12,6 +12,7 @@ use crate::platform::idempotency::IdempotencyKey;
 use crate::platform::no_body::NoBody;
 use crate::roles::views::{respond, write};
 use crate::state::AppState;
+use crate::store::events::DomainEvent;
 use crate::store::LedgerReason;
 use crate::writes::Applied;
 
@@ -76,7 +77,12 @@ pub async fn post_quest_claim(
             weekly_points: p.quests.weekly_points,
             balances_after: p.balances,
         };
-        Ok(Applied::new(LedgerReason::QuestClaim, format!("{}:{quest_id}", now.date_naive()), view))
+        let points = match reward {
+            QuestReward::ActivityPoints { points } => points,
+            QuestReward::Currency { .. } => 0,
+        };
+        let event = DomainEvent::QuestClaimed { quest_id: quest_id.clone(), points };
+        Ok(Applied::new(LedgerReason::QuestClaim, format!("{}:{quest_id}", now.date_naive()), view).with_event(event))
     })
     .await?;
     Ok(respond(&written))
@@ -116,7 +122,9 @@ pub async fn post_chest_claim(
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let reward = quests::open_chest(&data.quests, p, points, now)?;
         let view = ChestClaimView { points, reward, balances_after: p.balances };
-        Ok(Applied::new(LedgerReason::ChestClaim, format!("{}:chest:{points}", now.date_naive()), view))
+        let event = DomainEvent::QuestClaimed { quest_id: format!("chest:{points}"), points: 0 };
+        Ok(Applied::new(LedgerReason::ChestClaim, format!("{}:chest:{points}", now.date_naive()), view)
+            .with_event(event))
     })
     .await?;
     Ok(respond(&written))

@@ -11,6 +11,7 @@ use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
 use crate::roles::views::{respond, write};
 use crate::state::AppState;
+use crate::store::events::DomainEvent;
 use crate::store::LedgerReason;
 use crate::writes::Applied;
 
@@ -84,8 +85,14 @@ pub async fn post_buy(
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         let purchase =
             shop::buy(&data.shop, &data.catalog, p, &req.offer_id, req.quantity, req.hero_id.as_deref(), now)?;
+        let event = DomainEvent::ShopPurchased {
+            offer_id: purchase.offer_id.clone(),
+            quantity: purchase.quantity,
+            currency: purchase.paid.currency,
+            amount: purchase.paid.amount,
+        };
         let view = PurchaseView { purchase_id: purchase_id.clone(), purchase, balances_after: p.balances };
-        Ok(Applied::new(LedgerReason::ShopPurchase, purchase_id.clone(), view))
+        Ok(Applied::new(LedgerReason::ShopPurchase, purchase_id.clone(), view).with_event(event))
     })
     .await?;
     Ok(respond(&written))
