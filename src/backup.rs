@@ -83,6 +83,18 @@ pub async fn export(store: &DynStore, out: &mut impl Write, progress: &mut dyn F
             moved.rows += 1;
         }
     }
+    // Redeem codes with their counts and holders: a moved world keeps every
+    // code's global count exact.
+    for code in store.codes().await? {
+        let holders = store.code_holders(&code.code).await?;
+        let name = code.code.clone();
+        line(out, &Restore::Code { code })?;
+        moved.rows += 1;
+        for player_id in holders {
+            line(out, &Restore::CodeHolder { code: name.clone(), player_id })?;
+            moved.rows += 1;
+        }
+    }
     line(out, &Frame::End { players: moved.players, rows: moved.rows })?;
     out.flush()?;
     progress(moved);

@@ -797,6 +797,24 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn code_holders(&self, code: &str) -> Result<Vec<String>, StoreError> {
+        let code = code.to_string();
+        self.read(move |txn| {
+            let t = txn.open_table(CODE_USES).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in t.range((code.as_str(), "")..).map_err(unavailable)? {
+                let (k, _) = row.map_err(unavailable)?;
+                let (c, player) = k.value();
+                if c != code {
+                    break;
+                }
+                out.push(player.to_string());
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn restore(&self, rows: Vec<Restore>) -> Result<(), StoreError> {
         let now = unix_secs(Utc::now());
         self.write(move |txn| {
@@ -834,6 +852,18 @@ impl Store for EmbeddedStore {
                         txn.open_table(BATTLES)
                             .map_err(unavailable)?
                             .insert(id.as_str(), encode(record)?.as_slice())
+                            .map_err(unavailable)?;
+                    }
+                    Restore::Code { code } => {
+                        txn.open_table(CODES)
+                            .map_err(unavailable)?
+                            .insert(code.code.as_str(), encode(code)?.as_slice())
+                            .map_err(unavailable)?;
+                    }
+                    Restore::CodeHolder { code, player_id } => {
+                        txn.open_table(CODE_USES)
+                            .map_err(unavailable)?
+                            .insert((code.as_str(), player_id.as_str()), ())
                             .map_err(unavailable)?;
                     }
                 }

@@ -630,6 +630,8 @@ pub trait Store: Send + Sync + 'static {
         player_id: &str,
         now: DateTime<Utc>,
     ) -> Result<crate::game::codes::CodeUse, StoreError>;
+    /// The players holding a use of `code`, in id order (for export).
+    async fn code_holders(&self, code: &str) -> Result<Vec<String>, StoreError>;
     /// Writes rows as an export holds them (a restore): a player with its
     /// username and leaderboard rows, and ledger, history, idempotency and
     /// battle rows under their own keys. A row already there is replaced, so a
@@ -680,6 +682,18 @@ pub enum Restore {
         id: String,
         /// The record.
         record: serde_json::Value,
+    },
+    /// A redeem code with its use count.
+    Code {
+        /// The code.
+        code: crate::game::codes::RedeemCode,
+    },
+    /// A player holding a use of a code.
+    CodeHolder {
+        /// The code.
+        code: String,
+        /// The player.
+        player_id: String,
     },
 }
 

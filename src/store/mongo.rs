@@ -888,15 +888,7 @@ impl Store for MongoStore {
 
     async fn create_code(&self, code: &crate::game::codes::RedeemCode) -> Result<bool, StoreError> {
         self.bounded(async move {
-            let record = serde_json::to_string(code).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let doc = doc! {
-                "_id": &code.code,
-                "remaining": i64::try_from(code.max_uses.saturating_sub(code.uses)).unwrap_or(i64::MAX),
-                "enabled": code.enabled,
-                "expires": bson::DateTime::from_chrono(code.expires_at.unwrap_or_else(never)),
-                "record": record,
-            };
-            match self.db.collection::<Document>("codes").insert_one(doc).await {
+            match self.db.collection::<Document>("codes").insert_one(code_doc(code)?).await {
                 Ok(_) => Ok(true),
                 Err(e) if is_duplicate_key(&e) => Ok(false),
                 Err(e) => Err(unavailable(e)),
@@ -983,6 +975,28 @@ impl Store for MongoStore {
         .await
     }
 
+    async fn code_holders(&self, code: &str) -> Result<Vec<String>, StoreError> {
+        self.bounded(async move {
+            use futures_util::TryStreamExt;
+            let prefix = format!("{code}:");
+            let docs: Vec<Document> = self
+                .db
+                .collection::<Document>("code_uses")
+                .find(doc! {"_id": {"$regex": format!("^{}", regex_escape(&prefix))}})
+                .sort(doc! {"_id": 1})
+                .await
+                .map_err(unavailable)?
+                .try_collect()
+                .await
+                .map_err(unavailable)?;
+            Ok(docs
+                .iter()
+                .filter_map(|d| d.get_str("_id").ok().and_then(|id| id.strip_prefix(&prefix)).map(str::to_string))
+                .collect())
+        })
+        .await
+    }
+
     async fn restore(&self, rows: Vec<Restore>) -> Result<(), StoreError> {
         // One upsert per row, each replacing what is there: a restore can be run again.
         let now = bson::DateTime::now();
@@ -1012,6 +1026,11 @@ impl Store for MongoStore {
                 }
                 Restore::Battle { id, record } => {
                     ("battles", id.clone(), doc! {"_id": id, "record": record.to_string()})
+                }
+                Restore::Code { code } => ("codes", code.code.clone(), code_doc(code)?),
+                Restore::CodeHolder { code, player_id } => {
+                    let id = format!("{code}:{player_id}");
+                    ("code_uses", id.clone(), doc! {"_id": id, "at": now})
                 }
             };
             self.db
@@ -1197,6 +1216,19 @@ impl Store for MongoStore {
 /// hold (not chrono's far maximum).
 fn never() -> DateTime<Utc> {
     chrono::NaiveDate::from_ymd_opt(9999, 12, 31).and_then(|d| d.and_hms_opt(0, 0, 0)).unwrap_or_default().and_utc()
+}
+
+/// A redeem code's document: the record, and beside it the fields the
+/// conditional update of a redemption filters on (uses left, flag, expiry).
+fn code_doc(code: &crate::game::codes::RedeemCode) -> Result<Document, StoreError> {
+    let record = serde_json::to_string(code).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(doc! {
+        "_id": &code.code,
+        "remaining": i64::try_from(code.max_uses.saturating_sub(code.uses)).unwrap_or(i64::MAX),
+        "enabled": code.enabled,
+        "expires": bson::DateTime::from_chrono(code.expires_at.unwrap_or_else(never)),
+        "record": record,
+    })
 }
 
 /// A redeem code from its document: the record, with the live count and flag.

@@ -45,6 +45,15 @@ async fn a_world_moves_from_the_embedded_store_to_mongodb_and_back() {
         attach: vec!["gold=500".into()],
     };
     mail.run(&app.writer(), clock.now()).await.unwrap();
+    let code = divine_heroes::ops::Command::CodesCreate {
+        code: "MOVED".into(),
+        reward: "gold=100".into(),
+        max_uses: 2,
+        expires: None,
+    };
+    code.run(&app.writer(), clock.now()).await.unwrap();
+    let redeemed = app.post("/api/codes/redeem", Some(&other), Some("c1"), json!({"code": "moved"})).await;
+    assert_eq!(redeemed.status(), 200);
     let first_receipt: Value = app.summon(&token, "premium", 10, "s0").await.json().await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
@@ -81,9 +90,19 @@ async fn a_world_moves_from_the_embedded_store_to_mongodb_and_back() {
         assert_eq!(rank.score, p.scores.power, "the board row came with the player");
     }
 
-    // The restored world serves: the first summon's key still answers its receipt.
+    // The restored world serves: the first summon's key still answers its receipt,
+    // and the code's count came along: its holder is known, one use is left.
     let restored = TestApp::spawn_on_store(back, Role::All, |_| {}, std::sync::Arc::new(clock.clone()), None);
+    let other = restored.login("Homebody").await;
+    let again = restored.post("/api/codes/redeem", Some(&other), Some("c2"), json!({"code": "moved"})).await;
+    assert_eq!(again.json::<Value>().await.unwrap()["error"]["code"], "CODE_ALREADY_REDEEMED");
     let token = restored.login("Traveller").await;
+    assert_eq!(
+        restored.post("/api/codes/redeem", Some(&token), Some("c3"), json!({"code": "MOVED"})).await.status(),
+        200
+    );
+    let codes = restored.state.store.codes().await.unwrap();
+    assert_eq!((codes[0].uses, codes[0].max_uses), (2, 2), "the last use taken");
     let replay = restored.summon(&token, "premium", 10, "s0").await;
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
     assert_eq!(replay.json::<Value>().await.unwrap(), first_receipt);
