@@ -415,10 +415,11 @@ fn quest_activities(effects: &Effects, ledger: &[LedgerEntry]) -> Vec<(Activity,
         }
         _ => {}
     }
-    // Stamina the rule spent (regeneration is ledgered under its own reason).
+    // Stamina spent playing (fights and sweeps; not an operator's correction).
     let spent: i64 = ledger
         .iter()
-        .filter(|e| e.currency == Currency::Stamina && e.delta < 0 && e.reason != R::StaminaRegen)
+        .filter(|e| e.currency == Currency::Stamina && e.delta < 0)
+        .filter(|e| matches!(e.reason, R::CampaignFight | R::CampaignSweep))
         .map(|e| -e.delta)
         .sum();
     out.push((Activity::StaminaSpent, u64::try_from(spent).unwrap_or(0)));
