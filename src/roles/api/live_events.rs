@@ -19,8 +19,7 @@ use crate::writes::Applied;
 /// An event as the player sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventView {
-    /// The event.
-    #[serde(flatten)]
+    /// The event as `config/events.toml` defines it.
     pub event: LiveEvent,
     /// A login event's rewards claimed by the caller.
     pub claimed: u32,
