@@ -899,17 +899,7 @@ impl Store for MongoStore {
 
     async fn codes(&self) -> Result<Vec<crate::game::codes::RedeemCode>, StoreError> {
         self.bounded(async move {
-            use futures_util::TryStreamExt;
-            let docs: Vec<Document> = self
-                .db
-                .collection::<Document>("codes")
-                .find(doc! {})
-                .sort(doc! {"_id": 1})
-                .await
-                .map_err(unavailable)?
-                .try_collect()
-                .await
-                .map_err(unavailable)?;
+            let docs: Vec<Document> = self.find_sorted("codes", doc! {}, doc! {"_id": 1}, usize::MAX).await?;
             docs.iter().map(code_of).collect()
         })
         .await
@@ -977,18 +967,9 @@ impl Store for MongoStore {
 
     async fn code_holders(&self, code: &str) -> Result<Vec<String>, StoreError> {
         self.bounded(async move {
-            use futures_util::TryStreamExt;
             let prefix = format!("{code}:");
-            let docs: Vec<Document> = self
-                .db
-                .collection::<Document>("code_uses")
-                .find(doc! {"_id": {"$regex": format!("^{}", regex_escape(&prefix))}})
-                .sort(doc! {"_id": 1})
-                .await
-                .map_err(unavailable)?
-                .try_collect()
-                .await
-                .map_err(unavailable)?;
+            let filter = doc! {"_id": {"$regex": format!("^{}", regex_escape(&prefix))}};
+            let docs: Vec<Document> = self.find_sorted("code_uses", filter, doc! {"_id": 1}, usize::MAX).await?;
             Ok(docs
                 .iter()
                 .filter_map(|d| d.get_str("_id").ok().and_then(|id| id.strip_prefix(&prefix)).map(str::to_string))

@@ -97,6 +97,15 @@ fn record(
 }
 
 /// Counts a fought battle by mode and winner.
+/// The player's team as it fights now; an empty team cannot fight.
+fn fighting_team(p: &Player, catalog: &crate::game::catalog::Catalog) -> Result<TeamSnapshot, GameError> {
+    let team = team_snapshot(p, catalog);
+    if team.iter().all(Option::is_none) {
+        return Err(GameError::Conflict("the team is empty".into()));
+    }
+    Ok(team)
+}
+
 fn count_battle(mode: &'static str, winner: Side) {
     let winner = match winner {
         Side::Attacker => "attacker",
@@ -276,10 +285,7 @@ async fn post_fight(
     let written = write(&state, &who.0, Some(idem), move |p: &mut Player| {
         // Checks first: nothing is simulated or charged for a locked stage or an empty purse.
         campaign::check_fight(p, &stage, 1)?;
-        let team = team_snapshot(p, &data.catalog);
-        if team.iter().all(Option::is_none) {
-            return Err(GameError::Conflict("the team is empty".into()));
-        }
+        let team = fighting_team(p, &data.catalog)?;
         let log = simulate(RULES_VERSION, seed, &team, &stage.enemies);
         let rewards = campaign::apply_fight(p, &stage, &log)?;
         if log.winner == crate::game::battle::Side::Attacker {

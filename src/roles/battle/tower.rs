@@ -4,9 +4,9 @@
 use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::{count_battle, record};
+use super::{count_battle, fighting_team, record};
 use crate::game::battle::tower::{self, Floor, FloorRewards};
-use crate::game::battle::{simulate, team_snapshot, BattleLog, Side, RULES_VERSION};
+use crate::game::battle::{simulate, BattleLog, Side, RULES_VERSION};
 use crate::game::economy::Balances;
 use crate::game::error::GameError;
 use crate::game::player::Player;
@@ -138,10 +138,7 @@ pub async fn post_tower_fight(
         let floor = rules
             .floor(&data.catalog, next)
             .ok_or_else(|| GameError::Conflict(format!("every one of the {} floors is cleared", rules.floors)))?;
-        let team = team_snapshot(p, &data.catalog);
-        if team.iter().all(Option::is_none) {
-            return Err(GameError::Conflict("the team is empty".into()));
-        }
+        let team = fighting_team(p, &data.catalog)?;
         let log = simulate(RULES_VERSION, seed, &team, &floor.enemies);
         let rewards = tower::apply_fight(rules, p, &floor, &log, now)?;
         let rec = record(&battle_id, "tower", &log, (&player_id, None), (team, floor.enemies.clone()), now);
