@@ -42,7 +42,7 @@ impl TestStore {
     /// the database stays the first one's to drop.
     pub async fn second_mongo_pod(&self) -> Option<TestStore> {
         let db = self.mongo_db()?;
-        let s = MongoStore::connect_with(&mongo_url(), db, wall_clock_safe_retention(), Duration::from_secs(5))
+        let s = MongoStore::connect_with(&mongo_url(), db, wall_clock_safe_retention(), TEST_WRITE_BOUND)
             .await
             .expect("a second connection to the same database");
         Some(TestStore { store: Arc::new(s), _dir: None, db: None })
@@ -53,6 +53,9 @@ impl TestStore {
         self.db.as_ref().map(|d| d.0.as_str())
     }
 }
+
+/// How long a test store's MongoDB write may take before it fails as unavailable.
+pub const TEST_WRITE_BOUND: Duration = Duration::from_secs(15);
 
 /// The MongoDB-compatible server tests use (`.ci/run` starts one).
 pub fn mongo_url() -> String {
@@ -70,7 +73,12 @@ pub async fn open_store(kind: StoreKind) -> Option<TestStore> {
         }
         StoreKind::Mongo => {
             let db = format!("dh_test_{}", uuid::Uuid::new_v4().simple());
-            match tokio::time::timeout(Duration::from_secs(20), MongoStore::connect(&mongo_url(), &db)).await {
+            // The wall-clock-safe retention (see below), and a write bound wider
+            // than production's 5 s: the MongoDB-compatible server of the tests is
+            // one Python process shared by every test running at once. Tests of
+            // the bound itself open their store with their own.
+            let connect = MongoStore::connect_with(&mongo_url(), &db, wall_clock_safe_retention(), TEST_WRITE_BOUND);
+            match tokio::time::timeout(Duration::from_secs(20), connect).await {
                 Ok(Ok(s)) => Some(TestStore { store: Arc::new(s), _dir: None, db: Some(MongoScratch(db)) }),
                 other => {
                     let why = match other {
