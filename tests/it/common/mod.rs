@@ -77,7 +77,8 @@ pub async fn open_store(kind: StoreKind) -> Option<TestStore> {
             // than production's 5 s: the MongoDB-compatible server of the tests is
             // one Python process shared by every test running at once. Tests of
             // the bound itself open their store with their own.
-            let connect = MongoStore::connect_with(&mongo_url(), &db, wall_clock_safe_retention(), TEST_WRITE_BOUND);
+            let url = mongo_url();
+            let connect = MongoStore::connect_with(&url, &db, wall_clock_safe_retention(), TEST_WRITE_BOUND);
             match tokio::time::timeout(Duration::from_secs(20), connect).await {
                 Ok(Ok(s)) => Some(TestStore { store: Arc::new(s), _dir: None, db: Some(MongoScratch(db)) }),
                 other => {
