@@ -95,6 +95,17 @@ pub async fn export(store: &DynStore, out: &mut impl Write, progress: &mut dyn F
             moved.rows += 1;
         }
     }
+    // Shared documents (friend books, guilds) with their versions.
+    let mut after: Option<String> = None;
+    loop {
+        let docs = store.shared_scan("", after.as_deref(), PAGE).await?;
+        let Some((last, _)) = docs.last() else { break };
+        after = Some(last.clone());
+        for (key, doc) in docs {
+            line(out, &Restore::Shared { key, doc })?;
+            moved.rows += 1;
+        }
+    }
     line(out, &Frame::End { players: moved.players, rows: moved.rows })?;
     out.flush()?;
     progress(moved);

@@ -20,7 +20,8 @@ use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::metrics::STORE_SECONDS;
 use crate::store::events::DomainEvent;
 use crate::store::{
-    DynStore, Effects, IdempotencyRequest, LedgerReason, MutateOutcome, Mutation, StoreError, StoredResponse,
+    DynStore, Effects, IdempotencyRequest, LedgerReason, MutateOutcome, SharedDocs, SharedMutation, StoreError,
+    StoredResponse,
 };
 
 /// What a rule produced: the typed view for the caller and what the store writes with it.
@@ -134,14 +135,31 @@ impl Writer<'_> {
         T: Serialize + DeserializeOwned + Send + 'static,
         F: Fn(&mut Player) -> Result<Applied<T>, GameError> + Send + Sync + 'static,
     {
+        self.mutate_shared(player_id, idempotency, now, Vec::new(), move |p, _| rule(p)).await
+    }
+
+    /// As `mutate`, with the shared documents under `keys` (friend books,
+    /// guilds) read and written in the same atomic write.
+    pub async fn mutate_shared<T, F>(
+        &self,
+        player_id: &str,
+        idempotency: Option<IdempotencyRequest>,
+        now: DateTime<Utc>,
+        keys: Vec<String>,
+        rule: F,
+    ) -> Result<Written<T>, WriteError>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: Fn(&mut Player, &mut SharedDocs) -> Result<Applied<T>, GameError> + Send + Sync + 'static,
+    {
         // The store may run the rule more than once (a retried transaction); the
         // view of the run that committed is the last one left here.
         let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
         let (data, out) = (self.data.clone(), slot.clone());
         // The request's trace travels with the events this write produces.
         let traceparent = crate::platform::tracing_otlp::current_traceparent();
-        let op: Mutation = Arc::new(move |p: &mut Player| {
-            let a = rule(p)?;
+        let op: SharedMutation = Arc::new(move |p: &mut Player, docs: &mut SharedDocs| {
+            let a = rule(p, docs)?;
             // Every write keeps the leaderboard scores in step with the player.
             p.recompute_scores(&data.catalog);
             let body = serde_json::to_value(&a.view).unwrap_or_else(|e| {
@@ -161,7 +179,7 @@ impl Writer<'_> {
         });
         let started = Instant::now();
         let span = tracing::info_span!("store.mutate", store = self.store.kind());
-        let outcome = self.store.mutate(player_id, idempotency, now, op).instrument(span).await;
+        let outcome = self.store.mutate_shared(player_id, idempotency, now, keys, op).instrument(span).await;
         metrics::histogram!(STORE_SECONDS, "op" => "mutate", "store" => self.store.kind())
             .record(started.elapsed().as_secs_f64());
         match outcome? {

@@ -7,6 +7,7 @@ use super::battle::arena::ArenaRules;
 use super::battle::campaign::CampaignRules;
 use super::catalog::Catalog;
 use super::data_error::DataError;
+use super::friends::FriendRules;
 use super::gacha::banner::BannerTable;
 use super::gacha::rates;
 use super::live_events::EventTable;
@@ -57,6 +58,8 @@ pub struct GameData {
     pub events: EventTable,
     /// The battle pass.
     pub pass: PassTable,
+    /// Friend limits and gifts.
+    pub friends: FriendRules,
     /// Rate-table versions not yet in `rate-tables.lock`, as the lines to add
     /// (a version whose table changed is refused at load instead).
     pub unrecorded_versions: Vec<String>,
@@ -100,7 +103,9 @@ impl GameData {
         let events = EventTable::from_toml(&display(&events_path), &read(&events_path)?)?;
         let pass_path = dir.join("pass.toml");
         let pass = PassTable::from_toml(&display(&pass_path), &read(&pass_path)?)?;
-        Ok(Self { catalog, banners, rewards, battle, quests, shop, events, pass, unrecorded_versions })
+        let friends_path = dir.join("friends.toml");
+        let friends = FriendRules::from_toml(&display(&friends_path), &read(&friends_path)?)?;
+        Ok(Self { catalog, banners, rewards, battle, quests, shop, events, pass, friends, unrecorded_versions })
     }
 
     /// The tables compiled into the binary, for tests and benches.
@@ -126,7 +131,9 @@ impl GameData {
             .expect("compiled-in events.toml is valid");
         let pass = PassTable::from_toml("pass.toml", include_str!("../../config/pass.toml"))
             .expect("compiled-in pass.toml is valid");
-        Self { catalog, banners, rewards, battle, quests, shop, events, pass, unrecorded_versions: unrecorded }
+        let friends = FriendRules::from_toml("friends.toml", include_str!("../../config/friends.toml"))
+            .expect("compiled-in friends.toml is valid");
+        Self { catalog, banners, rewards, battle, quests, shop, events, pass, friends, unrecorded_versions: unrecorded }
     }
 }
 

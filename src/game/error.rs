@@ -49,4 +49,11 @@ pub enum GameError {
     /// The account is marked as a minor's: no summons.
     #[error("summons are not available on this account")]
     SummonsBarred,
+    /// The caller may not do this to that object (another guild's member, a
+    /// player who blocked them, a rank that lacks the power).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Stored state the rule cannot read: a bug or corruption, never the caller's fault.
+    #[error("{0}")]
+    Internal(String),
 }

@@ -29,7 +29,7 @@ pub enum Activity {
     HeroLevelUp,
     /// An idle-reward claim.
     IdleClaim,
-    /// A stamina gift sent to a friend (counted once friends exist).
+    /// A stamina gift sent to a friend.
     FriendGift,
     /// Stamina spent.
     StaminaSpent,

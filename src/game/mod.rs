@@ -8,6 +8,7 @@ pub mod data;
 pub mod data_error;
 pub mod economy;
 pub mod error;
+pub mod friends;
 pub mod gacha;
 pub mod ids;
 pub mod live_events;

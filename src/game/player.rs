@@ -198,6 +198,9 @@ pub struct Player {
     /// The abyss tower.
     #[serde(default)]
     pub tower: super::loops::TowerState,
+    /// The last UTC day the player acted (friends see it coarsely).
+    #[serde(default)]
+    pub active_on: Option<chrono::NaiveDate>,
     /// Leaderboard scores (derived; kept on the record so stores can index them).
     #[serde(default)]
     pub scores: Scores,
@@ -297,6 +300,7 @@ impl Player {
             spending: super::spending::SpendingControls::default(),
             fairness: super::seeds::Fairness::default(),
             quests: super::loops::QuestState::default(),
+            active_on: Some(now.date_naive()),
             shop: super::loops::ShopState::default(),
             purchases: super::loops::PurchaseState::default(),
             login_events: BTreeMap::new(),

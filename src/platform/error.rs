@@ -65,6 +65,8 @@ pub enum ErrorCode {
     CodeAlreadyRedeemed,
     /// The offer is no longer on sale.
     OfferExpired,
+    /// Not allowed on that object (another's guild, a blocker, a rank without the power).
+    Forbidden,
     /// Too many requests.
     RateLimited,
     /// A dependency is down or the server is shutting down.
@@ -105,6 +107,7 @@ impl ErrorCode {
             CodeDisabled => (StatusCode::GONE, "CODE_DISABLED"),
             CodeAlreadyRedeemed => (StatusCode::CONFLICT, "CODE_ALREADY_REDEEMED"),
             OfferExpired => (StatusCode::GONE, "OFFER_EXPIRED"),
+            Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN"),
             SeedNotRevealed => (StatusCode::CONFLICT, "SEED_NOT_REVEALED"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
@@ -202,6 +205,8 @@ impl From<GameError> for AppError {
             GameError::LimitReached(m) => AppError::new(ErrorCode::LimitReached, m),
             GameError::AlreadyRedeemed(m) => AppError::new(ErrorCode::CodeAlreadyRedeemed, m),
             GameError::OfferExpired(m) => AppError::new(ErrorCode::OfferExpired, m),
+            GameError::Forbidden(m) => AppError::new(ErrorCode::Forbidden, m),
+            GameError::Internal(m) => AppError::internal(anyhow::anyhow!(m)),
         }
     }
 }

@@ -14,39 +14,37 @@ pub fn board_keys(prefix: &str, board: Board) -> (String, String, String) {
     (format!("{prefix}:board:{}", board.name()), format!("{prefix}:board:names"), format!("{prefix}:board:versions"))
 }
 
-/// Applies a player's scores to the three boards unless a newer version already was.
-/// KEYS: names, versions, power, campaign, arena. ARGV: player, version, username, scores.
+/// Set once a board has been copied from the store. Events write a board's sorted
+/// set too, so the set existing does not mean it is whole: a flushed Redis that
+/// gets one event before the next read would otherwise hold only that player.
+fn built_key(prefix: &str, board: Board) -> String {
+    format!("{prefix}:board:{}:built", board.name())
+}
+
+/// Applies a player's scores to every board unless a newer version already was.
+/// KEYS: names, versions, then one sorted set per board.
+/// ARGV: player, version, username, then one score per board (same order).
 const ZADD_IF_NEWER: &str = "local v = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1') \
      if tonumber(ARGV[2]) >= v then \
        redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) \
        redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) \
-       redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) \
-       redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1]) \
-       redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1]) \
+       for i = 3, #KEYS do redis.call('ZADD', KEYS[i], ARGV[i + 1], ARGV[1]) end \
      end return 1";
 
 /// Records the scores an event carries. Idempotent, and order-safe by version.
 pub async fn apply(pool: &deadpool_redis::Pool, prefix: &str, e: &Event) -> anyhow::Result<()> {
     let mut c = pool.get().await?;
-    let (power, names, versions) = board_keys(prefix, Board::Power);
-    let (campaign, _, _) = board_keys(prefix, Board::Campaign);
-    let (arena, _, _) = board_keys(prefix, Board::Arena);
-    let _: i64 = redis::cmd("EVAL")
-        .arg(ZADD_IF_NEWER)
-        .arg(5)
-        .arg(&names)
-        .arg(&versions)
-        .arg(&power)
-        .arg(&campaign)
-        .arg(&arena)
-        .arg(&e.player_id)
-        .arg(e.version)
-        .arg(&e.username)
-        .arg(e.scores.power)
-        .arg(e.scores.campaign)
-        .arg(e.scores.arena)
-        .query_async(&mut c)
-        .await?;
+    let (_, names, versions) = board_keys(prefix, Board::Power);
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(ZADD_IF_NEWER).arg(2 + Board::ALL.len()).arg(&names).arg(&versions);
+    for board in Board::ALL {
+        cmd.arg(board_keys(prefix, board).0);
+    }
+    cmd.arg(&e.player_id).arg(e.version).arg(&e.username);
+    for board in Board::ALL {
+        cmd.arg(board.of_scores(&e.scores));
+    }
+    let _: i64 = cmd.query_async(&mut c).await?;
     Ok(())
 }
 
@@ -62,7 +60,10 @@ pub async fn read(
 ) -> anyhow::Result<(Vec<BoardEntry>, Option<BoardEntry>)> {
     let mut c = pool.get().await?;
     let (key, names, _) = board_keys(prefix, board);
-    if !c.exists::<_, bool>(&key).await? {
+    // Rebuilt unless both the set and its marker are there (a flush takes both;
+    // an eviction may take either).
+    let built = built_key(prefix, board);
+    if c.exists::<_, usize>(&[&built, &key]).await? < 2 {
         let rows = store.leaderboard(board, REBUILD_MAX).await?;
         if !rows.is_empty() {
             let mut pipe = redis::pipe();
@@ -73,6 +74,7 @@ pub async fn read(
             }
             pipe.query_async::<()>(&mut c).await?;
         }
+        let _: () = c.set(&built, 1).await?;
     }
     let top: Vec<(String, f64)> = c.zrevrange_withscores(&key, 0, limit as isize - 1).await?;
     let ids: Vec<&String> = top.iter().map(|(id, _)| id).collect();

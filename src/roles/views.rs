@@ -14,7 +14,7 @@ use crate::game::spending::SpendingControls;
 use crate::platform::auth::PlayerSource;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::state::AppState;
-use crate::store::IdempotencyRequest;
+use crate::store::{IdempotencyRequest, SharedDocs};
 use crate::writes::{Applied, Writer, Written};
 
 /// A list answer: `{"items": [...]}`.
@@ -149,6 +149,22 @@ where
 {
     let writer = Writer { store: &state.store, cache: &state.cache, data: &state.data };
     Ok(writer.mutate(player_id, idempotency, state.clock.now(), rule).await?)
+}
+
+/// As `write`, with the shared documents under `keys` in the same atomic write.
+pub async fn write_shared<T, F>(
+    state: &AppState,
+    player_id: &str,
+    idempotency: Option<IdempotencyRequest>,
+    keys: Vec<String>,
+    rule: F,
+) -> Result<Written<T>, AppError>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    F: Fn(&mut Player, &mut SharedDocs) -> Result<Applied<T>, GameError> + Send + Sync + 'static,
+{
+    let writer = Writer { store: &state.store, cache: &state.cache, data: &state.data };
+    Ok(writer.mutate_shared(player_id, idempotency, state.clock.now(), keys, rule).await?)
 }
 
 /// The HTTP answer of a write: its view, marked when replayed.

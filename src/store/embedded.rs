@@ -19,7 +19,8 @@ use tokio::sync::oneshot;
 
 use super::{
     apply_mutation, starting_ledger, Board, BoardEntry, HistoryRow, IdempotencyRecord, IdempotencyRequest, LedgerEntry,
-    MutateOutcome, Mutation, Page, Player, PreparedWrite, Restore, Store, StoreError, StoredResponse,
+    MutateOutcome, Page, Player, PreparedWrite, Restore, SharedDoc, SharedDocs, SharedMutation, Store, StoreError,
+    StoredResponse,
 };
 
 const PLAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("players");
@@ -53,6 +54,8 @@ const BOARDS: TableDefinition<(&str, u64, &str), &str> = TableDefinition::new("b
 const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("codes");
 /// (code, player id) → (): who holds a use of which code.
 const CODE_USES: TableDefinition<(&str, &str), ()> = TableDefinition::new("code_uses");
+/// Shared documents (friend books, guilds): `kind:id` → `SharedDoc` as JSON.
+const SHARED: TableDefinition<&str, &[u8]> = TableDefinition::new("shared");
 
 /// Counts of scores by prefix, for ranks without walking a board: (board,
 /// level, prefix) → players whose score's top `level + 1` bytes are `prefix`.
@@ -197,6 +200,7 @@ impl EmbeddedStore {
             txn.open_table(RANK_COUNTS).map_err(unavailable)?;
             txn.open_table(CODES).map_err(unavailable)?;
             txn.open_table(CODE_USES).map_err(unavailable)?;
+            txn.open_table(SHARED).map_err(unavailable)?;
             build_rank_counts(&txn)?;
         }
         txn.commit().map_err(unavailable)?;
@@ -303,6 +307,37 @@ fn load_player_w(txn: &WriteTransaction, id: &str) -> Result<Option<Player>, Sto
     let t = txn.open_table(PLAYERS).map_err(unavailable)?;
     let v = t.get(id).map_err(unavailable)?;
     v.map(|g| decode(g.value())).transpose()
+}
+
+fn load_shared_w(txn: &WriteTransaction, keys: &[String]) -> Result<SharedDocs, StoreError> {
+    let t = txn.open_table(SHARED).map_err(unavailable)?;
+    let mut rows = Vec::with_capacity(keys.len());
+    for k in keys {
+        let doc: Option<SharedDoc> = t.get(k.as_str()).map_err(unavailable)?.map(|g| decode(g.value())).transpose()?;
+        rows.push((k.clone(), doc));
+    }
+    Ok(SharedDocs::loaded(rows))
+}
+
+/// Writes what the rule changed, each document's version one past the one read.
+fn put_shared(txn: &WriteTransaction, docs: &SharedDocs) -> Result<(), StoreError> {
+    let mut changes = docs.changes().peekable();
+    if changes.peek().is_none() {
+        return Ok(());
+    }
+    let mut t = txn.open_table(SHARED).map_err(unavailable)?;
+    for c in changes {
+        match c.doc {
+            Some(doc) => {
+                let row = SharedDoc { v: c.read.unwrap_or(0) + 1, doc: doc.clone() };
+                t.insert(c.key, encode(&row)?.as_slice()).map_err(unavailable)?;
+            }
+            None => {
+                t.remove(c.key).map_err(unavailable)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn put_player(txn: &WriteTransaction, p: &Player) -> Result<(), StoreError> {
@@ -518,6 +553,26 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn players_by_username_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<Player>, StoreError> {
+        let prefix = prefix.to_string();
+        self.read(move |txn| {
+            let names = txn.open_table(USERNAMES).map_err(unavailable)?;
+            let players = txn.open_table(PLAYERS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in names.range(prefix.as_str()..).map_err(unavailable)? {
+                let (name, id) = row.map_err(unavailable)?;
+                if !name.value().starts_with(prefix.as_str()) || out.len() == limit {
+                    break;
+                }
+                if let Some(g) = players.get(id.value()).map_err(unavailable)? {
+                    out.push(decode(g.value())?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn player_by_username(&self, username_lower: &str) -> Result<Option<Player>, StoreError> {
         let name = username_lower.to_string();
         self.read(move |txn| {
@@ -530,14 +585,17 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn mutate(
+    async fn mutate_shared(
         &self,
         player_id: &str,
         idempotency: Option<IdempotencyRequest>,
         now: DateTime<Utc>,
-        op: Mutation,
+        keys: Vec<String>,
+        op: SharedMutation,
     ) -> Result<MutateOutcome, StoreError> {
         let player_id = player_id.to_string();
+        // The one writer runs jobs one after another: what it reads here cannot
+        // change before this job's writes, so the versions need no check.
         self.write(move |txn| {
             if let Some(idem) = &idempotency {
                 let t = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
@@ -552,11 +610,13 @@ impl Store for EmbeddedStore {
                 }
             }
             let Some(loaded) = load_player_w(txn, &player_id)? else { return Ok(MutateOutcome::PlayerNotFound) };
+            let mut docs = if keys.is_empty() { SharedDocs::default() } else { load_shared_w(txn, &keys)? };
             let PreparedWrite { player, effects, ledger, history, events } =
-                match apply_mutation(loaded.clone(), &op, now) {
+                match apply_mutation(loaded.clone(), |p| op(p, &mut docs), now) {
                     Ok(x) => x,
                     Err(e) => return Ok(MutateOutcome::Rejected(e)),
                 };
+            put_shared(txn, &docs)?;
             put_player(txn, &player)?;
             update_boards(txn, Some(&loaded), &player)?;
             put_ledger(txn, &ledger)?;
@@ -797,6 +857,44 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn shared_docs(&self, keys: &[String]) -> Result<Vec<Option<SharedDoc>>, StoreError> {
+        let keys = keys.to_vec();
+        self.read(move |txn| {
+            let t = txn.open_table(SHARED).map_err(unavailable)?;
+            keys.iter()
+                .map(|k| t.get(k.as_str()).map_err(unavailable)?.map(|g| decode(g.value())).transpose())
+                .collect()
+        })
+        .await
+    }
+
+    async fn shared_scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, SharedDoc)>, StoreError> {
+        let (prefix, after) = (prefix.to_string(), after.map(str::to_string));
+        self.read(move |txn| {
+            let t = txn.open_table(SHARED).map_err(unavailable)?;
+            let start = after.as_deref().map_or(prefix.as_str(), |a| a.max(prefix.as_str()));
+            let mut out = Vec::new();
+            for row in t.range(start..).map_err(unavailable)? {
+                let (k, v) = row.map_err(unavailable)?;
+                let key = k.value();
+                if !key.starts_with(prefix.as_str()) || out.len() == limit {
+                    break;
+                }
+                if after.as_deref() == Some(key) {
+                    continue;
+                }
+                out.push((key.to_string(), decode(v.value())?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn code_holders(&self, code: &str) -> Result<Vec<String>, StoreError> {
         let code = code.to_string();
         self.read(move |txn| {
@@ -864,6 +962,12 @@ impl Store for EmbeddedStore {
                         txn.open_table(CODE_USES)
                             .map_err(unavailable)?
                             .insert((code.as_str(), player_id.as_str()), ())
+                            .map_err(unavailable)?;
+                    }
+                    Restore::Shared { key, doc } => {
+                        txn.open_table(SHARED)
+                            .map_err(unavailable)?
+                            .insert(key.as_str(), encode(doc)?.as_slice())
                             .map_err(unavailable)?;
                     }
                 }

@@ -145,6 +145,15 @@ pub enum DomainEvent {
         /// Pass xp when claimed.
         xp: u64,
     },
+    /// A friend action between the event's player and another.
+    #[serde(rename = "friends.changed")]
+    FriendsChanged {
+        /// The other player.
+        other_id: String,
+        /// What happened (`request_sent`, `befriended`, `declined`, `removed`,
+        /// `blocked`, `unblocked`, `gift_sent`).
+        action: String,
+    },
     /// Balances moved: the ledger entries of one write.
     #[serde(rename = "ledger.changed")]
     LedgerChanged {
@@ -177,6 +186,7 @@ impl DomainEvent {
             Self::PurchaseSettled { .. } => "purchase.settled",
             Self::CodeRedeemed { .. } => "code.redeemed",
             Self::PassClaimed { .. } => "pass.claimed",
+            Self::FriendsChanged { .. } => "friends.changed",
             Self::LedgerChanged { .. } => "ledger.changed",
             Self::PlayerUpdated { .. } => "player.updated",
         }

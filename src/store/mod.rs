@@ -8,6 +8,7 @@
 pub mod embedded;
 pub mod events;
 pub mod mongo;
+pub mod shared;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use crate::game::economy::{Balances, Currency};
 use crate::game::error::GameError;
 use crate::game::player::Player;
 use crate::game::quests::Activity;
+pub use shared::{SharedChange, SharedDoc, SharedDocs, SharedMutation};
 
 /// A fault of the storage itself (never a rule refusal).
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +132,12 @@ pub enum LedgerReason {
     PassClaim,
     /// A battle pass season closed (unclaimed rewards mailed).
     PassSeason,
+    /// A friend request, answer, removal or block.
+    Friends,
+    /// A stamina gift sent to a friend (it costs the sender nothing).
+    FriendGift,
+    /// Received friend gifts claimed.
+    FriendGiftClaim,
     /// A direct correction of a balance (operators; test fixtures).
     Adjustment,
     /// Stamina regenerated over time, written with the next write.
@@ -139,6 +147,26 @@ pub enum LedgerReason {
 }
 
 impl LedgerReason {
+    /// Whether a change of this kind is the player acting (not something done
+    /// to their record by others, the clock or an operator).
+    pub fn is_the_players_own(self) -> bool {
+        !matches!(
+            self,
+            Self::ArenaDefense
+                | Self::ArenaSeason
+                | Self::MailDelivered
+                | Self::OperatorGrant
+                | Self::SpendingControls
+                | Self::Purchase
+                | Self::Refund
+                | Self::TowerWeek
+                | Self::PassSeason
+                | Self::Adjustment
+                | Self::StaminaRegen
+                | Self::TicketRefill
+        )
+    }
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -175,6 +203,9 @@ impl LedgerReason {
             Self::PassUnlock => "pass_unlock",
             Self::PassClaim => "pass_claim",
             Self::PassSeason => "pass_season",
+            Self::Friends => "friends",
+            Self::FriendGift => "friend_gift",
+            Self::FriendGiftClaim => "friend_gift_claim",
             Self::Adjustment => "adjustment",
             Self::StaminaRegen => "stamina_regen",
             Self::TicketRefill => "ticket_refill",
@@ -354,12 +385,19 @@ pub struct PreparedWrite {
 
 /// Runs a mutation on a loaded player: refresh, rule, version bump, ledger.
 /// Shared by both stores so that they apply rules identically.
-pub fn apply_mutation(mut player: Player, op: &Mutation, now: DateTime<Utc>) -> Result<PreparedWrite, GameError> {
+pub fn apply_mutation(
+    mut player: Player,
+    op: impl FnOnce(&mut Player) -> Result<Effects, GameError>,
+    now: DateTime<Utc>,
+) -> Result<PreparedWrite, GameError> {
     let stored = player.balances;
     player.refresh(now);
     let before = player.balances;
     let mut effects = op(&mut player)?;
     player.version += 1;
+    if effects.reason.is_the_players_own() {
+        player.active_on = Some(now.date_naive());
+    }
     // What the clock gave since the last write (stamina, the daily tickets) is
     // ledgered first, under its own reason, so the entries chain to every
     // stored balance; then the rule's own change.
@@ -397,6 +435,7 @@ fn quest_activities(effects: &Effects, ledger: &[LedgerEntry]) -> Vec<(Activity,
         R::DailyLogin => out.push((Activity::DailyLogin, 1)),
         R::HeroLevelUp => out.push((Activity::HeroLevelUp, 1)),
         R::IdleClaim => out.push((Activity::IdleClaim, 1)),
+        R::FriendGift => out.push((Activity::FriendGift, 1)),
         _ => {}
     }
     match &effects.event {
@@ -456,11 +495,16 @@ impl Board {
 
     /// A player's score on this board.
     pub fn score(self, p: &Player) -> u64 {
+        self.of_scores(&p.scores)
+    }
+
+    /// This board's score among a player's scores.
+    pub fn of_scores(self, s: &crate::game::player::Scores) -> u64 {
         match self {
-            Board::Power => p.scores.power,
-            Board::Campaign => p.scores.campaign,
-            Board::Arena => p.scores.arena,
-            Board::Tower => p.scores.tower,
+            Board::Power => s.power,
+            Board::Campaign => s.campaign,
+            Board::Arena => s.arena,
+            Board::Tower => s.tower,
         }
     }
 }
@@ -515,6 +559,8 @@ pub trait Store: Send + Sync + 'static {
     async fn player_by_id(&self, id: &str) -> Result<Option<Player>, StoreError>;
     /// Loads a player by lower-cased username.
     async fn player_by_username(&self, username_lower: &str) -> Result<Option<Player>, StoreError>;
+    /// Up to `limit` players whose lower-cased username starts with `prefix`, by username.
+    async fn players_by_username_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<Player>, StoreError>;
     /// Applies `op` to the player atomically, with the idempotency key if given.
     async fn mutate(
         &self,
@@ -522,7 +568,30 @@ pub trait Store: Send + Sync + 'static {
         idempotency: Option<IdempotencyRequest>,
         now: DateTime<Utc>,
         op: Mutation,
+    ) -> Result<MutateOutcome, StoreError> {
+        let op: SharedMutation = Arc::new(move |p: &mut Player, _: &mut SharedDocs| op(p));
+        self.mutate_shared(player_id, idempotency, now, Vec::new(), op).await
+    }
+    /// As `mutate`, with the shared documents under `keys` read and written in
+    /// the same atomic unit (each guarded by the version read).
+    async fn mutate_shared(
+        &self,
+        player_id: &str,
+        idempotency: Option<IdempotencyRequest>,
+        now: DateTime<Utc>,
+        keys: Vec<String>,
+        op: SharedMutation,
     ) -> Result<MutateOutcome, StoreError>;
+    /// Shared documents by key, in the order asked (`None`: absent).
+    async fn shared_docs(&self, keys: &[String]) -> Result<Vec<Option<SharedDoc>>, StoreError>;
+    /// Up to `limit` shared documents whose keys start with `prefix` and sort
+    /// after `after`, in key order.
+    async fn shared_scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, SharedDoc)>, StoreError>;
     /// The player's ledger, newest first, entries with `seq < before`.
     async fn ledger(&self, player_id: &str, limit: usize, before: Option<u64>)
         -> Result<Page<LedgerEntry>, StoreError>;
@@ -695,6 +764,13 @@ pub enum Restore {
         code: String,
         /// The player.
         player_id: String,
+    },
+    /// A shared document (a friend book, a guild) with its version.
+    Shared {
+        /// `kind:id`.
+        key: String,
+        /// The document.
+        doc: SharedDoc,
     },
 }
 

@@ -28,7 +28,8 @@ use tokio::sync::Mutex;
 
 use super::{
     apply_mutation, starting_ledger, Board, BoardEntry, HistoryRow, IdempotencyRecord, IdempotencyRequest, LedgerEntry,
-    MutateOutcome, Mutation, Page, Player, PreparedWrite, Restore, Retention, Store, StoreError, StoredResponse,
+    MutateOutcome, Page, Player, PreparedWrite, Restore, Retention, SharedDoc, SharedDocs, SharedMutation, Store,
+    StoreError, StoredResponse,
 };
 
 const MAX_ATTEMPTS: u32 = 60;
@@ -102,6 +103,15 @@ fn player_from(mut d: Document) -> Result<Player, StoreError> {
         d.insert("id", id);
     }
     bson::from_document(d).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A `shared` document's key and stored form (`doc` is JSON text, as events are).
+fn shared_from(d: Document) -> Result<(String, SharedDoc), StoreError> {
+    let key = d.get_str("_id").map_err(|e| StoreError::Corrupt(e.to_string()))?.to_string();
+    let v = u64::try_from(d.get_i64("v").map_err(|e| StoreError::Corrupt(e.to_string()))?).unwrap_or(0);
+    let text = d.get_str("doc").map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let doc = serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok((key, SharedDoc { v, doc }))
 }
 
 fn row_doc<T: Serialize>(player_id: &str, seq: u64, v: &T) -> Result<Document, StoreError> {
@@ -227,15 +237,16 @@ impl MongoStore {
         player_id: &str,
         idempotency: Option<IdempotencyRequest>,
         now: DateTime<Utc>,
-        op: Mutation,
+        keys: &[String],
+        op: SharedMutation,
     ) -> Result<MutateOutcome, StoreError> {
-        let _turn = self.stripe(player_id).lock().await;
+        let _turns = self.lock_stripes(player_id, keys).await;
         for attempt in 0..MAX_ATTEMPTS {
             let mut s = match self.start().await {
                 Ok(s) => s,
                 Err(e) => return Err(unavailable(e)),
             };
-            let outcome = match self.try_mutate(&mut s, player_id, &idempotency, now, &op).await {
+            let outcome = match self.try_mutate(&mut s, player_id, &idempotency, now, keys, &op).await {
                 Ok(Attempt::Done(o @ MutateOutcome::Applied(..))) => match Self::commit(&mut s).await {
                     Ok(()) => return Ok(o),
                     Err(e) => Err(e),
@@ -476,11 +487,87 @@ impl MongoStore {
         self.db.collection("players")
     }
 
-    fn stripe(&self, player_id: &str) -> &Mutex<()> {
+    fn stripe_of(key: &str) -> usize {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        player_id.hash(&mut h);
-        &self.stripes[(h.finish() as usize) % LOCK_STRIPES]
+        key.hash(&mut h);
+        (h.finish() as usize) % LOCK_STRIPES
+    }
+
+    /// This process's turn on the player and on every shared document of a
+    /// write. Stripes are taken in index order, so two writes never wait on each
+    /// other in a circle; other processes are kept apart by the transaction.
+    async fn lock_stripes(&self, player_id: &str, keys: &[String]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> =
+            std::iter::once(player_id).chain(keys.iter().map(String::as_str)).map(Self::stripe_of).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut turns = Vec::with_capacity(stripes.len());
+        for i in stripes {
+            turns.push(self.stripes[i].lock().await);
+        }
+        turns
+    }
+
+    /// The shared documents under `keys`, read in the transaction.
+    async fn load_shared(&self, s: &mut ClientSession, keys: &[String]) -> Result<SharedDocs, mongodb::error::Error> {
+        use futures_util::TryStreamExt;
+        if keys.is_empty() {
+            return Ok(SharedDocs::default());
+        }
+        let found: Vec<Document> = self
+            .shared()
+            .find(doc! {"_id": {"$in": keys}})
+            .session(&mut *s)
+            .await?
+            .stream(&mut *s)
+            .try_collect()
+            .await?;
+        let mut by_key: std::collections::HashMap<String, SharedDoc> = std::collections::HashMap::new();
+        for d in found {
+            let (key, doc) = shared_from(d).map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
+            by_key.insert(key, doc);
+        }
+        Ok(SharedDocs::loaded(keys.iter().map(|k| (k.clone(), by_key.remove(k)))))
+    }
+
+    /// Writes what the rule changed, each guarded by the version read: `false`
+    /// when another writer got there first (the transaction is then retried).
+    async fn put_shared(&self, s: &mut ClientSession, docs: &SharedDocs) -> Result<bool, mongodb::error::Error> {
+        for c in docs.changes() {
+            let read = c.read.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+            match (read, c.doc) {
+                (Some(v), Some(doc)) => {
+                    let r = self
+                        .shared()
+                        .update_one(doc! {"_id": c.key, "v": v}, doc! {"$set": {"v": v + 1, "doc": doc.to_string()}})
+                        .session(&mut *s)
+                        .await?;
+                    if r.matched_count == 0 {
+                        return Ok(false);
+                    }
+                }
+                // A duplicate key (inserted meanwhile) aborts the attempt and retries it.
+                (None, Some(doc)) => {
+                    self.shared()
+                        .insert_one(doc! {"_id": c.key, "v": 1i64, "doc": doc.to_string()})
+                        .session(&mut *s)
+                        .await?;
+                }
+                (Some(v), None) => {
+                    let r = self.shared().delete_one(doc! {"_id": c.key, "v": v}).session(&mut *s).await?;
+                    if r.deleted_count == 0 {
+                        return Ok(false);
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        Ok(true)
+    }
+
+    fn shared(&self) -> Collection<Document> {
+        self.db.collection("shared")
     }
 
     async fn start(&self) -> Result<ClientSession, mongodb::error::Error> {
@@ -509,7 +596,8 @@ impl MongoStore {
         player_id: &str,
         idem: &Option<IdempotencyRequest>,
         now: DateTime<Utc>,
-        op: &Mutation,
+        keys: &[String],
+        op: &SharedMutation,
     ) -> Result<Attempt, mongodb::error::Error> {
         let idem_coll = self.db.collection::<IdemDoc>("idempotency");
         if let Some(i) = idem {
@@ -528,10 +616,12 @@ impl MongoStore {
         let player = player_from(d).map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
         let read_version = player.version;
         let stored = player.balances;
-        let PreparedWrite { player, effects, ledger, history, events } = match apply_mutation(player, op, now) {
-            Ok(x) => x,
-            Err(e) => return Ok(Attempt::Done(MutateOutcome::Rejected(e))),
-        };
+        let mut docs = self.load_shared(s, keys).await?;
+        let PreparedWrite { player, effects, ledger, history, events } =
+            match apply_mutation(player, |p| op(p, &mut docs), now) {
+                Ok(x) => x,
+                Err(e) => return Ok(Attempt::Done(MutateOutcome::Rejected(e))),
+            };
         let mut filter = doc! {"_id": player_id, "version": read_version as i64};
         let mut inc = doc! {"version": 1i64};
         for (c, delta) in player.balances.deltas_since(&stored) {
@@ -546,7 +636,7 @@ impl MongoStore {
             set.remove(k);
         }
         let r = self.players().update_one(filter, doc! {"$set": set, "$inc": inc}).session(&mut *s).await?;
-        if r.matched_count == 0 {
+        if r.matched_count == 0 || !self.put_shared(s, &docs).await? {
             return Ok(Attempt::Retry);
         }
         if !ledger.is_empty() {
@@ -710,6 +800,16 @@ impl Store for MongoStore {
         .await
     }
 
+    async fn players_by_username_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<Player>, StoreError> {
+        self.bounded(async move {
+            // An anchored prefix: a range of the unique username index.
+            let filter = doc! {"username_lower": {"$regex": format!("^{}", regex_escape(prefix))}};
+            let docs: Vec<Document> = self.find_sorted("players", filter, doc! {"username_lower": 1}, limit).await?;
+            docs.into_iter().map(player_from).collect()
+        })
+        .await
+    }
+
     async fn player_by_username(&self, username_lower: &str) -> Result<Option<Player>, StoreError> {
         self.bounded(async move {
             self.players()
@@ -722,18 +822,19 @@ impl Store for MongoStore {
         .await
     }
 
-    async fn mutate(
+    async fn mutate_shared(
         &self,
         player_id: &str,
         idempotency: Option<IdempotencyRequest>,
         now: DateTime<Utc>,
-        op: Mutation,
+        keys: Vec<String>,
+        op: SharedMutation,
     ) -> Result<MutateOutcome, StoreError> {
         // Bounded: through an outage a write fails after `write_timeout` instead of
         // hanging. The transaction holds the change and its idempotency record
         // together, so a write cut off here is applied with its record or not at
         // all, and a retry with the same key applies it once.
-        self.bounded(self.mutate_within(player_id, idempotency, now, op)).await
+        self.bounded(self.mutate_within(player_id, idempotency, now, &keys, op)).await
     }
 
     async fn ledger(
@@ -965,6 +1066,35 @@ impl Store for MongoStore {
         .await
     }
 
+    async fn shared_docs(&self, keys: &[String]) -> Result<Vec<Option<SharedDoc>>, StoreError> {
+        self.bounded(async move {
+            let found: Vec<Document> =
+                self.find_sorted("shared", doc! {"_id": {"$in": keys}}, doc! {"_id": 1}, keys.len()).await?;
+            let mut by_key: std::collections::HashMap<String, SharedDoc> =
+                found.into_iter().map(shared_from).collect::<Result<_, _>>()?;
+            Ok(keys.iter().map(|k| by_key.remove(k)).collect())
+        })
+        .await
+    }
+
+    async fn shared_scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, SharedDoc)>, StoreError> {
+        self.bounded(async move {
+            // An anchored prefix: a range of the `_id` index.
+            let mut range = doc! {"$regex": format!("^{}", regex_escape(prefix))};
+            if let Some(a) = after {
+                range.insert("$gt", a);
+            }
+            let found: Vec<Document> = self.find_sorted("shared", doc! {"_id": range}, doc! {"_id": 1}, limit).await?;
+            found.into_iter().map(shared_from).collect()
+        })
+        .await
+    }
+
     async fn code_holders(&self, code: &str) -> Result<Vec<String>, StoreError> {
         self.bounded(async move {
             let prefix = format!("{code}:");
@@ -1012,6 +1142,10 @@ impl Store for MongoStore {
                 Restore::CodeHolder { code, player_id } => {
                     let id = format!("{code}:{player_id}");
                     ("code_uses", id.clone(), doc! {"_id": id, "at": now})
+                }
+                Restore::Shared { key, doc } => {
+                    let v = i64::try_from(doc.v).unwrap_or(i64::MAX);
+                    ("shared", key.clone(), doc! {"_id": key, "v": v, "doc": doc.doc.to_string()})
                 }
             };
             self.db

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{Scratch, StoreKind, TestApp, RABBIT_URL, REDIS_URL};
+use crate::common::{direct_write, Scratch, StoreKind, TestApp, RABBIT_URL, REDIS_URL};
 use divine_heroes::game::gacha::engine::{Grant, PullResult};
 use divine_heroes::platform::clock::SystemClock;
 use divine_heroes::platform::config::Role;
@@ -368,9 +368,38 @@ async fn leaderboards_live_in_redis_sorted_sets() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(rebuilt["source"], "redis");
-    assert_eq!(rebuilt["top"][0]["player_id"], strong_id.as_str());
-    assert_eq!(rebuilt["top"].as_array().unwrap().len(), 2);
+    assert_eq!(rebuilt["source"], "redis", "{rebuilt}");
+    assert_eq!(rebuilt["top"][0]["player_id"], strong_id.as_str(), "{rebuilt}");
+    assert_eq!(rebuilt["top"].as_array().map(Vec::len), Some(2), "{rebuilt}");
+
+    // Redis restarted empty, then an event comes before any read: the event's
+    // player alone must not pass for the whole board. The event (a tower floor)
+    // also carries the tower score, which the tower board shows from Redis.
+    let boards: Vec<String> =
+        deadpool_redis::redis::cmd("KEYS").arg(format!("{prefix}:board:*")).query_async(&mut c).await.unwrap();
+    let _: i64 = deadpool_redis::redis::cmd("DEL").arg(&boards).query_async(&mut c).await.unwrap();
+    direct_write(&app.state.store, &strong_id, chrono::Utc::now(), |p| {
+        for h in divine_heroes::game::player::STARTER_HEROES {
+            p.heroes.get_mut(h).expect("a starter").level = 50;
+        }
+    })
+    .await;
+    let won = app.post("/api/battle/tower/fight", Some(&strong), Some("floor-1"), json!({})).await;
+    assert_eq!(won.status(), 200);
+    let won: serde_json::Value = won.json().await.unwrap();
+    assert_eq!(won["winner"], "attacker", "{won}");
+    let mut tower = serde_json::Value::Null;
+    for _ in 0..100 {
+        tower = app.get("/api/leaderboards/tower", Some(&strong)).await.json().await.unwrap();
+        if tower["source"] == "redis" && tower["me"]["score"].as_u64() > Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!((tower["source"].as_str(), tower["me"]["rank"].as_u64()), (Some("redis"), Some(1)), "{tower}");
+    let power: serde_json::Value = app.get("/api/leaderboards/power", Some(&weak)).await.json().await.unwrap();
+    assert_eq!(power["source"], "redis", "{power}");
+    assert_eq!(power["top"].as_array().map(Vec::len), Some(2), "rebuilt although the event came first: {power}");
 }
 
 /// Redis restarted without its data (here: the stream deleted, its consumer

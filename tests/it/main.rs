@@ -23,6 +23,7 @@ mod http_battle;
 mod http_codes;
 mod http_events;
 mod http_foundation;
+mod http_friends;
 mod http_gacha;
 mod http_heroes;
 mod http_loops;

@@ -2,6 +2,7 @@
 
 mod auth;
 mod codes;
+mod friends;
 mod heroes;
 mod live_events;
 mod pass;
@@ -55,5 +56,16 @@ pub fn configure(cfg: &mut ServiceConfig) {
     .service(pass::get_pass)
     .service(pass::post_unlock)
     .service(pass::post_claim)
-    .service(pass::post_claim_all);
+    .service(pass::post_claim_all)
+    // Fixed paths before `{player_id}` ones.
+    .service(friends::get_friends)
+    .service(friends::get_search)
+    .service(friends::post_request)
+    .service(friends::post_accept)
+    .service(friends::post_decline)
+    .service(friends::post_claim_gifts)
+    .service(friends::delete_friend)
+    .service(friends::post_block)
+    .service(friends::delete_block)
+    .service(friends::post_gift);
 }

@@ -252,7 +252,7 @@ pub struct LeaderboardView {
 #[utoipa::path(
     get,
     path = "/api/leaderboards/{board}",
-    params(("board" = String, Path, description = "power, campaign or arena"), ("limit" = Option<usize>, Query, description = "1-100, default 20")),
+    params(("board" = String, Path, description = "power, campaign, arena or tower (this week)"), ("limit" = Option<usize>, Query, description = "1-100, default 20")),
     responses((status = 200, description = "OK", body = LeaderboardView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
     security(("bearer" = [])),
     description = "Top N of a board and the caller's rank"
@@ -265,7 +265,7 @@ pub async fn get_leaderboard(
     q: web::Query<TopQuery>,
 ) -> Result<HttpResponse, AppError> {
     let board: Board = serde_json::from_value(json!(board.as_str()))
-        .map_err(|_| AppError::new(ErrorCode::NotFound, "no such leaderboard (power, campaign, arena)"))?;
+        .map_err(|_| AppError::new(ErrorCode::NotFound, "no such leaderboard (power, campaign, arena, tower)"))?;
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(AppError::new(ErrorCode::ValidationFailed, "limit must be between 1 and 100"));

@@ -261,6 +261,14 @@ impl TestApp {
         r.send().await.expect("request sent")
     }
 
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut r = self.http.delete(self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.expect("request sent")
+    }
+
     /// Registers a player; returns (token, player id).
     pub async fn register(&self, username: &str) -> (String, String) {
         let r = self
