@@ -10,6 +10,7 @@ use super::data_error::DataError;
 use super::friends::FriendRules;
 use super::gacha::banner::BannerTable;
 use super::gacha::rates;
+use super::guilds::GuildTable;
 use super::live_events::EventTable;
 use super::pass::PassTable;
 use super::quests::QuestTable;
@@ -60,6 +61,8 @@ pub struct GameData {
     pub pass: PassTable,
     /// Friend limits and gifts.
     pub friends: FriendRules,
+    /// Guilds: sizes, donations, the boss, the guild shop.
+    pub guilds: GuildTable,
     /// Rate-table versions not yet in `rate-tables.lock`, as the lines to add
     /// (a version whose table changed is refused at load instead).
     pub unrecorded_versions: Vec<String>,
@@ -105,7 +108,10 @@ impl GameData {
         let pass = PassTable::from_toml(&display(&pass_path), &read(&pass_path)?)?;
         let friends_path = dir.join("friends.toml");
         let friends = FriendRules::from_toml(&display(&friends_path), &read(&friends_path)?)?;
-        Ok(Self { catalog, banners, rewards, battle, quests, shop, events, pass, friends, unrecorded_versions })
+        let guilds_path = dir.join("guilds.toml");
+        let guilds = GuildTable::from_toml(&display(&guilds_path), &read(&guilds_path)?)?;
+        check_guild_shop(&display(&guilds_path), &guilds, &shop, &catalog)?;
+        Ok(Self { catalog, banners, rewards, battle, quests, shop, events, pass, friends, guilds, unrecorded_versions })
     }
 
     /// The tables compiled into the binary, for tests and benches.
@@ -133,8 +139,36 @@ impl GameData {
             .expect("compiled-in pass.toml is valid");
         let friends = FriendRules::from_toml("friends.toml", include_str!("../../config/friends.toml"))
             .expect("compiled-in friends.toml is valid");
-        Self { catalog, banners, rewards, battle, quests, shop, events, pass, friends, unrecorded_versions: unrecorded }
+        let guilds = GuildTable::from_toml("guilds.toml", include_str!("../../config/guilds.toml"))
+            .expect("compiled-in guilds.toml is valid");
+        check_guild_shop("guilds.toml", &guilds, &shop, &catalog).expect("compiled-in guild shop is valid");
+        Self {
+            catalog,
+            banners,
+            rewards,
+            battle,
+            quests,
+            shop,
+            events,
+            pass,
+            friends,
+            guilds,
+            unrecorded_versions: unrecorded,
+        }
     }
+}
+
+/// The guild shop's items name real heroes and its ids no shop offer's.
+fn check_guild_shop(file: &str, guilds: &GuildTable, shop: &ShopTable, catalog: &Catalog) -> Result<(), DataError> {
+    for o in &guilds.shop {
+        if !super::shop::item_is_valid(&o.item, catalog) {
+            return Err(DataError::new(file, &o.id, "needs a positive item of a real hero or currency"));
+        }
+        if shop.fixed.iter().chain(&shop.medal).any(|s| s.id == o.id) {
+            return Err(DataError::new(file, &o.id, "an id of shop.toml too"));
+        }
+    }
+    Ok(())
 }
 
 /// The fingerprints of every released rate-table version, beside `banners.toml`.

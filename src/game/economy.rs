@@ -23,11 +23,13 @@ pub enum Currency {
     ArenaTickets,
     /// Arena reward currency.
     ArenaMedals,
+    /// Guild donations' currency, spent in the guild shop.
+    GuildCoins,
 }
 
 impl Currency {
     /// Every currency in a fixed order (ledger entries follow it).
-    pub const ALL: [Currency; 7] = [
+    pub const ALL: [Currency; 8] = [
         Currency::Gold,
         Currency::Coins,
         Currency::Crystals,
@@ -35,6 +37,7 @@ impl Currency {
         Currency::Stamina,
         Currency::ArenaTickets,
         Currency::ArenaMedals,
+        Currency::GuildCoins,
     ];
 
     /// The snake_case name used on the wire and in data files.
@@ -47,6 +50,7 @@ impl Currency {
             Currency::Stamina => "stamina",
             Currency::ArenaTickets => "arena_tickets",
             Currency::ArenaMedals => "arena_medals",
+            Currency::GuildCoins => "guild_coins",
         }
     }
 }
@@ -68,6 +72,9 @@ pub struct Balances {
     pub stamina: i64,
     pub arena_tickets: i64,
     pub arena_medals: i64,
+    /// Absent on records from before guilds.
+    #[serde(default)]
+    pub guild_coins: i64,
 }
 
 /// A debit that would take a balance below zero.
@@ -93,6 +100,7 @@ impl Balances {
             stamina: 100,
             arena_tickets: 5,
             arena_medals: 0,
+            guild_coins: 0,
         }
     }
 
@@ -106,6 +114,7 @@ impl Balances {
             Currency::Stamina => self.stamina,
             Currency::ArenaTickets => self.arena_tickets,
             Currency::ArenaMedals => self.arena_medals,
+            Currency::GuildCoins => self.guild_coins,
         }
     }
 
@@ -118,6 +127,7 @@ impl Balances {
             Currency::Stamina => &mut self.stamina,
             Currency::ArenaTickets => &mut self.arena_tickets,
             Currency::ArenaMedals => &mut self.arena_medals,
+            Currency::GuildCoins => &mut self.guild_coins,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod economy;
 pub mod error;
 pub mod friends;
 pub mod gacha;
+pub mod guilds;
 pub mod ids;
 pub mod live_events;
 pub mod loops;

@@ -127,13 +127,7 @@ impl ShopTable {
             }
         }
         for o in t.fixed.iter().chain(&t.medal) {
-            let item_ok = match &o.item {
-                Item::Currency { amount, .. } => *amount > 0,
-                Item::Shards { hero_id, shards } => {
-                    *shards > 0 && hero_id.as_ref().is_none_or(|h| catalog.get(h).is_some())
-                }
-            };
-            if !item_ok || o.price.amount <= 0 || o.price_step < 0 || o.limit == 0 {
+            if !item_is_valid(&o.item, catalog) || o.price.amount <= 0 || o.price_step < 0 || o.limit == 0 {
                 return Err(DataError::new(file, &o.id, "needs a positive item, price and limit"));
             }
             if !ids.insert(o.id.clone()) || o.id.starts_with("daily-") {
@@ -142,6 +136,15 @@ impl ShopTable {
         }
         super::purchases::validate(file, &t.packs)?;
         Ok(t)
+    }
+}
+
+/// A limited offer's item: a positive amount of a currency, or shards of a
+/// real hero (or of one the buyer names).
+pub fn item_is_valid(item: &Item, catalog: &Catalog) -> bool {
+    match item {
+        Item::Currency { amount, .. } => *amount > 0,
+        Item::Shards { hero_id, shards } => *shards > 0 && hero_id.as_ref().is_none_or(|h| catalog.get(h).is_some()),
     }
 }
 
@@ -330,6 +333,26 @@ pub fn buy(
     } else {
         return Err(GameError::NotFound(format!("no offer {offer_id:?}")));
     };
+    buy_limited(catalog, p, offer, weekly, quantity, hero_id, now)
+}
+
+/// Buys `quantity` of a limited offer (fixed, medal or guild shop): the limit
+/// of its period checked, the price debited and the item granted in one change.
+/// The counts live on the player's shop record under the offer's id.
+pub fn buy_limited(
+    catalog: &Catalog,
+    p: &mut Player,
+    offer: &LimitedOffer,
+    weekly: bool,
+    quantity: u32,
+    hero_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Purchase, GameError> {
+    if quantity == 0 || quantity > 100 {
+        return Err(GameError::Invalid(format!("quantity must be 1-100, got {quantity}")));
+    }
+    p.shop.roll(now);
+    let offer_id = offer.id.as_str();
     let bought = if weekly { &p.shop.this_week } else { &p.shop.today }.get(offer_id).copied().unwrap_or(0);
     if bought + quantity > offer.limit {
         let period = if weekly { "this week" } else { "today" };

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per role, each mounted through one `configure`.
 
 pub mod common;
+pub mod guild_state;
 pub mod views;
 
 #[cfg(feature = "api")]

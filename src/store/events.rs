@@ -154,6 +154,29 @@ pub enum DomainEvent {
         /// `blocked`, `unblocked`, `gift_sent`).
         action: String,
     },
+    /// A guild action by the event's player.
+    #[serde(rename = "guild.changed")]
+    GuildChanged {
+        /// The guild.
+        guild_id: String,
+        /// What happened (`created`, `joined`, `requested`, `left`, `dissolved`,
+        /// `approved`, `rejected`, `promoted`, `demoted`, `removed`, `donated`, `shop`).
+        action: String,
+    },
+    /// A guild boss attacked.
+    #[serde(rename = "guild.boss_attacked")]
+    GuildBossAttacked {
+        /// The guild.
+        guild_id: String,
+        /// Which boss.
+        boss: u32,
+        /// The battle.
+        battle_id: String,
+        /// Damage taken off its HP.
+        damage: u64,
+        /// Whether this attack felled it.
+        killed: bool,
+    },
     /// Balances moved: the ledger entries of one write.
     #[serde(rename = "ledger.changed")]
     LedgerChanged {
@@ -187,6 +210,8 @@ impl DomainEvent {
             Self::CodeRedeemed { .. } => "code.redeemed",
             Self::PassClaimed { .. } => "pass.claimed",
             Self::FriendsChanged { .. } => "friends.changed",
+            Self::GuildChanged { .. } => "guild.changed",
+            Self::GuildBossAttacked { .. } => "guild.boss_attacked",
             Self::LedgerChanged { .. } => "ledger.changed",
             Self::PlayerUpdated { .. } => "player.updated",
         }

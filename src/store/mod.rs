@@ -138,6 +138,18 @@ pub enum LedgerReason {
     FriendGift,
     /// Received friend gifts claimed.
     FriendGiftClaim,
+    /// A guild founded (its price paid).
+    GuildCreate,
+    /// Guild membership or ranks changed (join, leave, approvals, promotions, removals).
+    Guild,
+    /// The daily guild donation.
+    GuildDonation,
+    /// A guild shop purchase.
+    GuildShopPurchase,
+    /// A guild boss attack.
+    GuildBossAttack,
+    /// A fallen guild boss's reward mailed.
+    GuildBossReward,
     /// A direct correction of a balance (operators; test fixtures).
     Adjustment,
     /// Stamina regenerated over time, written with the next write.
@@ -161,6 +173,7 @@ impl LedgerReason {
                 | Self::Refund
                 | Self::TowerWeek
                 | Self::PassSeason
+                | Self::GuildBossReward
                 | Self::Adjustment
                 | Self::StaminaRegen
                 | Self::TicketRefill
@@ -206,6 +219,12 @@ impl LedgerReason {
             Self::Friends => "friends",
             Self::FriendGift => "friend_gift",
             Self::FriendGiftClaim => "friend_gift_claim",
+            Self::GuildCreate => "guild_create",
+            Self::Guild => "guild",
+            Self::GuildDonation => "guild_donation",
+            Self::GuildShopPurchase => "guild_shop_purchase",
+            Self::GuildBossAttack => "guild_boss_attack",
+            Self::GuildBossReward => "guild_boss_reward",
             Self::Adjustment => "adjustment",
             Self::StaminaRegen => "stamina_regen",
             Self::TicketRefill => "ticket_refill",

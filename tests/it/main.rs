@@ -25,6 +25,7 @@ mod http_events;
 mod http_foundation;
 mod http_friends;
 mod http_gacha;
+mod http_guilds;
 mod http_heroes;
 mod http_loops;
 mod http_openapi;

@@ -3,6 +3,7 @@
 mod auth;
 mod codes;
 mod friends;
+mod guilds;
 mod heroes;
 mod live_events;
 mod pass;
@@ -67,5 +68,17 @@ pub fn configure(cfg: &mut ServiceConfig) {
     .service(friends::delete_friend)
     .service(friends::post_block)
     .service(friends::delete_block)
-    .service(friends::post_gift);
+    .service(friends::post_gift)
+    .service(guilds::post_create)
+    .service(guilds::get_search)
+    .service(guilds::get_shop)
+    .service(guilds::get_boss)
+    .service(guilds::get_guild)
+    .service(guilds::post_join)
+    .service(guilds::post_leave)
+    .service(guilds::post_approve)
+    .service(guilds::post_reject)
+    .service(guilds::post_member_action)
+    .service(guilds::post_donate)
+    .service(guilds::post_shop_buy);
 }

@@ -35,9 +35,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(post_challenge)
         .service(get_replay)
         .service(tower::get_tower)
-        .service(tower::post_tower_fight);
+        .service(tower::post_tower_fight)
+        .service(guild_boss::post_attack);
 }
 
+mod guild_boss;
 mod tower;
 
 /// What a stored battle keeps: enough to replay it.
