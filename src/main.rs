@@ -152,6 +152,12 @@ enum Command {
         #[command(subcommand)]
         command: TowerCommand,
     },
+    /// Chat moderation: mute, unmute, reports (through a running server on the
+    /// embedded store, as `grant`).
+    Chat {
+        #[command(subcommand)]
+        command: ChatCommand,
+    },
     /// Redeem codes (through a running server on the embedded store, as `grant`).
     Codes {
         #[command(subcommand)]
@@ -164,6 +170,37 @@ enum TowerCommand {
     /// Mail last week's board rewards by rank (run after Monday 00:00 UTC;
     /// re-running pays no one twice). Through a running server, as `grant`.
     CloseWeek {
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChatCommand {
+    /// Refuse a player's chat messages for some hours.
+    Mute {
+        /// Username (case-insensitive).
+        #[arg(long)]
+        player: String,
+        /// How long, hours (at least 1).
+        #[arg(long)]
+        hours: u32,
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Lift a player's mute.
+    Unmute {
+        /// Username (case-insensitive).
+        #[arg(long)]
+        player: String,
+        /// Extra settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List reported messages, one JSON line each.
+    Reports {
         /// Extra settings file.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -425,6 +462,13 @@ fn main() -> ExitCode {
         Command::Tower { command: TowerCommand::CloseWeek { config } } => {
             run_command(config.as_ref(), ops::Command::TowerCloseWeek)
         }
+        Command::Chat { command } => match command {
+            ChatCommand::Mute { player, hours, config } => {
+                run_command(config.as_ref(), ops::Command::ChatMute { player, hours })
+            }
+            ChatCommand::Unmute { player, config } => run_command(config.as_ref(), ops::Command::ChatUnmute { player }),
+            ChatCommand::Reports { config } => run_command(config.as_ref(), ops::Command::ChatReports),
+        },
         Command::Codes { command } => match command {
             CodesCommand::Create { code, reward, max_uses, expires, config } => {
                 run_command(config.as_ref(), ops::Command::CodesCreate { code, reward, max_uses, expires })

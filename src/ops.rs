@@ -103,6 +103,28 @@ pub async fn set_minor(writer: &Writer<'_>, username: &str, minor: bool) -> anyh
     writer.store.player_by_id(&player.id).await?.context("the player vanished")
 }
 
+/// Mutes a player in chat until `until`, or lifts the mute (`None`).
+pub async fn set_chat_mute(
+    writer: &Writer<'_>,
+    username: &str,
+    until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Player> {
+    let player = writer
+        .store
+        .player_by_username(&username.to_ascii_lowercase())
+        .await?
+        .with_context(|| format!("no player {username:?}"))?;
+    writer
+        .mutate(&player.id, None, now, move |p| {
+            p.chat_muted_until = until;
+            Ok(Applied::new(LedgerReason::ChatModeration, "operator", ()))
+        })
+        .await
+        .context("the mute was not applied")?;
+    writer.store.player_by_id(&player.id).await?.context("the player vanished")
+}
+
 /// Who receives a mail.
 pub enum Recipients {
     /// One player by username.
@@ -273,6 +295,20 @@ pub enum Command {
     PurchaseDebts,
     /// `tower close-week`: mail the ended week's board rewards.
     TowerCloseWeek,
+    /// `chat mute`: refuse a player's messages for some hours.
+    ChatMute {
+        /// Username.
+        player: String,
+        /// How long.
+        hours: u32,
+    },
+    /// `chat unmute`.
+    ChatUnmute {
+        /// Username.
+        player: String,
+    },
+    /// `chat reports`: every reported message, one JSON line each.
+    ChatReports,
 }
 
 impl Command {
@@ -321,6 +357,31 @@ impl Command {
             Self::TowerCloseWeek => {
                 let (week, n) = close_tower_week(writer, now).await?;
                 Ok(format!("tower week {week}: rewards mailed to {n} player(s)"))
+            }
+            Self::ChatMute { player, hours } => {
+                let until = (hours > 0).then(|| now + Duration::hours(i64::from(hours)));
+                anyhow::ensure!(until.is_some(), "--hours must be at least 1 (chat unmute lifts a mute)");
+                let p = set_chat_mute(writer, &player, until, now).await?;
+                Ok(format!(
+                    "{} is muted in chat until {}",
+                    p.username,
+                    until.map(|u| u.to_rfc3339()).unwrap_or_default()
+                ))
+            }
+            Self::ChatUnmute { player } => {
+                let p = set_chat_mute(writer, &player, None, now).await?;
+                Ok(format!("{} may chat again", p.username))
+            }
+            Self::ChatReports => {
+                let mut reports = Vec::new();
+                let mut after: Option<String> = None;
+                loop {
+                    let page = writer.store.shared_scan("chatreport:", after.as_deref(), 500).await?;
+                    let Some((last, _)) = page.last() else { break };
+                    after = Some(last.clone());
+                    reports.extend(page.into_iter().map(|(_, d)| d.doc));
+                }
+                json_lines(&reports, &format!("{} reports", reports.len()))
             }
             Self::PurchaseDebts => {
                 let debts = purchase_debts(writer.store).await?;

@@ -242,8 +242,11 @@ impl Server {
                 tick.tick().await;
                 state.limits.general.prune();
                 state.limits.auth.prune();
+                state.limits.redeem.prune();
+                state.limits.chat.prune();
             }
         });
+        let chat_listener = self.state.chat.spawn_listener();
         let workers = match &self.queue {
             Some(q) => crate::workers::spawn(self.state.clone(), q.clone()),
             None => Vec::new(),
@@ -260,6 +263,9 @@ impl Server {
             handle.stop(true).await;
         }
         pruner.abort();
+        if let Some(l) = chat_listener {
+            l.abort();
+        }
         // In-flight events stay in the outbox or unacknowledged in the broker.
         workers.iter().for_each(tokio::task::JoinHandle::abort);
         r

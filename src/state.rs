@@ -40,6 +40,8 @@ pub struct AppState {
     pub cache: Cache,
     /// Prometheus handle.
     pub metrics: PrometheusHandle,
+    /// Live chat delivery (across processes through Redis when it is on).
+    pub chat: Arc<crate::platform::chat_bus::ChatBus>,
     /// Set when shutdown begins: readiness turns 503.
     pub shutting_down: AtomicBool,
     /// When the process started.
@@ -66,6 +68,7 @@ impl AppState {
             general: Limiter::new(settings.rate_limit_requests, settings.rate_limit_window),
             auth: Limiter::new(settings.auth_rate_limit_requests, settings.rate_limit_window),
             redeem: Limiter::new(crate::game::codes::REDEEM_ATTEMPTS_PER_MINUTE, 60),
+            chat: Limiter::new(data.chat.per_minute, 60),
             window_secs: settings.rate_limit_window,
             trusted_proxies: settings.trusted_proxy_list().unwrap_or_default(),
             authenticator: authenticator.clone(),
@@ -78,7 +81,11 @@ impl AppState {
             store.kind() == "embedded",
             [settings.cache_ttl_short, settings.cache_ttl_medium, settings.cache_ttl_long],
         );
+        let chat = Arc::new(crate::platform::chat_bus::ChatBus::new(
+            redis.clone().map(|pool| (pool, settings.redis_url.clone(), settings.cache_prefix.as_str())),
+        ));
         Self {
+            chat,
             tokens,
             authenticator,
             limits,
@@ -98,6 +105,7 @@ impl AppState {
     /// Marks the process as draining.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+        self.chat.close();
     }
 
     /// Checks every dependency within the readiness timeout. Returns whether the

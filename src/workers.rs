@@ -44,7 +44,7 @@ pub fn spawn(state: web::Data<AppState>, queue: Arc<dyn Queue>) -> Vec<JoinHandl
 /// Rows deleted per pruning write, so that pruning never holds the writer long.
 const PRUNE_BATCH: usize = 1000;
 
-/// Deletes idempotency records and history past their retention, every ten
+/// Deletes idempotency records, history and chat messages past their retention, every ten
 /// minutes, in small writes (MongoDB does it with TTL indexes instead).
 async fn prune(state: web::Data<AppState>) {
     loop {
@@ -57,6 +57,17 @@ async fn prune(state: web::Data<AppState>) {
                 .unwrap_or(DateTime::<Utc>::MIN_UTC)
         };
         let (idem_before, history_before) = (cut(retention.idempotency), cut(retention.history));
+        let chat_before = cut(retention.chat);
+        loop {
+            match state.store.prune_chat(chat_before, PRUNE_BATCH).await {
+                Ok(n) if n > 0 => tracing::debug!(messages = n, "pruned old chat messages"),
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning chat messages failed; will retry");
+                    break;
+                }
+            }
+        }
         loop {
             match state.store.prune(idem_before, history_before, PRUNE_BATCH).await {
                 Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned expired records"),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::battle::arena::ArenaRules;
 use super::battle::campaign::CampaignRules;
 use super::catalog::Catalog;
+use super::chat::ChatRules;
 use super::data_error::DataError;
 use super::friends::FriendRules;
 use super::gacha::banner::BannerTable;
@@ -63,6 +64,8 @@ pub struct GameData {
     pub friends: FriendRules,
     /// Guilds: sizes, donations, the boss, the guild shop.
     pub guilds: GuildTable,
+    /// Chat: message length, rate, masked words.
+    pub chat: ChatRules,
     /// Rate-table versions not yet in `rate-tables.lock`, as the lines to add
     /// (a version whose table changed is refused at load instead).
     pub unrecorded_versions: Vec<String>,
@@ -111,7 +114,22 @@ impl GameData {
         let guilds_path = dir.join("guilds.toml");
         let guilds = GuildTable::from_toml(&display(&guilds_path), &read(&guilds_path)?)?;
         check_guild_shop(&display(&guilds_path), &guilds, &shop, &catalog)?;
-        Ok(Self { catalog, banners, rewards, battle, quests, shop, events, pass, friends, guilds, unrecorded_versions })
+        let chat_path = dir.join("chat.toml");
+        let chat = ChatRules::from_toml(&display(&chat_path), &read(&chat_path)?)?;
+        Ok(Self {
+            catalog,
+            banners,
+            rewards,
+            battle,
+            quests,
+            shop,
+            events,
+            pass,
+            friends,
+            guilds,
+            chat,
+            unrecorded_versions,
+        })
     }
 
     /// The tables compiled into the binary, for tests and benches.
@@ -142,6 +160,8 @@ impl GameData {
         let guilds = GuildTable::from_toml("guilds.toml", include_str!("../../config/guilds.toml"))
             .expect("compiled-in guilds.toml is valid");
         check_guild_shop("guilds.toml", &guilds, &shop, &catalog).expect("compiled-in guild shop is valid");
+        let chat = ChatRules::from_toml("chat.toml", include_str!("../../config/chat.toml"))
+            .expect("compiled-in chat.toml is valid");
         Self {
             catalog,
             banners,
@@ -153,6 +173,7 @@ impl GameData {
             pass,
             friends,
             guilds,
+            chat,
             unrecorded_versions: unrecorded,
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod battle;
 pub mod catalog;
+pub mod chat;
 pub mod codes;
 pub mod data;
 pub mod data_error;

@@ -198,6 +198,9 @@ pub struct Player {
     /// The abyss tower.
     #[serde(default)]
     pub tower: super::loops::TowerState,
+    /// Chat is refused until then (an operator's mute).
+    #[serde(default)]
+    pub chat_muted_until: Option<DateTime<Utc>>,
     /// The last UTC day the player acted (friends see it coarsely).
     #[serde(default)]
     pub active_on: Option<chrono::NaiveDate>,
@@ -301,6 +304,7 @@ impl Player {
             fairness: super::seeds::Fairness::default(),
             quests: super::loops::QuestState::default(),
             active_on: Some(now.date_naive()),
+            chat_muted_until: None,
             shop: super::loops::ShopState::default(),
             purchases: super::loops::PurchaseState::default(),
             login_events: BTreeMap::new(),

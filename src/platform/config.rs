@@ -180,6 +180,9 @@ pub struct Settings {
     /// How long summon history is kept, days (then pruned).
     #[serde(default = "d_history_retention_days")]
     pub history_retention_days: u64,
+    /// How long chat messages are kept, days (then pruned).
+    #[serde(default = "d_chat_retention_days")]
+    pub chat_retention_days: u64,
     /// Directory of the game data tables.
     #[serde(default = "d_game_data_dir")]
     pub game_data_dir: PathBuf,
@@ -292,6 +295,9 @@ fn d_idempotency_ttl_hours() -> u64 {
 }
 fn d_history_retention_days() -> u64 {
     90
+}
+fn d_chat_retention_days() -> u64 {
+    30
 }
 fn d_game_data_dir() -> PathBuf {
     "./config".into()
@@ -407,6 +413,7 @@ impl Settings {
         crate::store::Retention {
             idempotency: std::time::Duration::from_secs(self.idempotency_ttl_hours.saturating_mul(3600)),
             history: std::time::Duration::from_secs(self.history_retention_days.saturating_mul(86_400)),
+            chat: std::time::Duration::from_secs(self.chat_retention_days.saturating_mul(86_400)),
         }
     }
 
@@ -431,8 +438,10 @@ impl Settings {
         if self.store_cache_mb == 0 {
             return bad("STORE_CACHE_MB must be at least 1".into());
         }
-        if self.idempotency_ttl_hours == 0 || self.history_retention_days == 0 {
-            return bad("IDEMPOTENCY_TTL_HOURS and HISTORY_RETENTION_DAYS must be at least 1".into());
+        if self.idempotency_ttl_hours == 0 || self.history_retention_days == 0 || self.chat_retention_days == 0 {
+            return bad(
+                "IDEMPOTENCY_TTL_HOURS, HISTORY_RETENTION_DAYS and CHAT_RETENTION_DAYS must be at least 1".into()
+            );
         }
         if let Some(bad_ip) = self.trusted_proxy_list().err() {
             return bad(format!("TRUSTED_PROXIES: {bad_ip:?} is not an IP address or a CIDR range (10.0.0.0/8)"));
@@ -498,6 +507,7 @@ impl fmt::Debug for Settings {
             .field("store_write_timeout_ms", &self.store_write_timeout_ms)
             .field("idempotency_ttl_hours", &self.idempotency_ttl_hours)
             .field("history_retention_days", &self.history_retention_days)
+            .field("chat_retention_days", &self.chat_retention_days)
             .field("game_data_dir", &self.game_data_dir)
             .field("shutdown_delay_secs", &self.shutdown_delay_secs)
             .field("redis_enabled", &self.redis_enabled)

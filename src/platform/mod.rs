@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod chat_bus;
 pub mod clock;
 pub mod config;
 pub mod error;

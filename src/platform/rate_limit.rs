@@ -194,6 +194,8 @@ pub struct Limits {
     pub auth: Limiter,
     /// Redeem-code attempts per player (5 a minute).
     pub redeem: Limiter,
+    /// Chat messages per player (`config/chat.toml`, 10 a minute).
+    pub chat: Limiter,
     /// The window both are defined over, seconds (for the error details).
     pub window_secs: u64,
     /// Proxy ranges whose `X-Forwarded-For` is believed.

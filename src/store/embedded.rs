@@ -17,6 +17,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::game::chat::ChatMessage;
+
 use super::{
     apply_mutation, starting_ledger, Board, BoardEntry, HistoryRow, IdempotencyRecord, IdempotencyRequest, LedgerEntry,
     MutateOutcome, Page, Player, PreparedWrite, Restore, SharedDoc, SharedDocs, SharedMutation, Store, StoreError,
@@ -54,6 +56,13 @@ const BOARDS: TableDefinition<(&str, u64, &str), &str> = TableDefinition::new("b
 const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("codes");
 /// (code, player id) → (): who holds a use of which code.
 const CODE_USES: TableDefinition<(&str, &str), ()> = TableDefinition::new("code_uses");
+/// Chat: (channel, message id) → the message as JSON; ids sort by time.
+const CHAT: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("chat");
+/// Chat message id → (channel, sender, sender's Idempotency-Key): lookups by
+/// id, and pruning oldest first.
+const CHAT_IDS: TableDefinition<&str, (&str, &str, &str)> = TableDefinition::new("chat_ids");
+/// (sender, Idempotency-Key) → message id: a repeated send is the first one.
+const CHAT_KEYS: TableDefinition<(&str, &str), &str> = TableDefinition::new("chat_keys");
 /// Shared documents (friend books, guilds): `kind:id` → `SharedDoc` as JSON.
 const SHARED: TableDefinition<&str, &[u8]> = TableDefinition::new("shared");
 
@@ -201,6 +210,9 @@ impl EmbeddedStore {
             txn.open_table(CODES).map_err(unavailable)?;
             txn.open_table(CODE_USES).map_err(unavailable)?;
             txn.open_table(SHARED).map_err(unavailable)?;
+            txn.open_table(CHAT).map_err(unavailable)?;
+            txn.open_table(CHAT_IDS).map_err(unavailable)?;
+            txn.open_table(CHAT_KEYS).map_err(unavailable)?;
             build_rank_counts(&txn)?;
         }
         txn.commit().map_err(unavailable)?;
@@ -853,6 +865,90 @@ impl Store for EmbeddedStore {
             t.insert(code.as_str(), encode(&c)?.as_slice()).map_err(unavailable)?;
             holders.insert((code.as_str(), player_id.as_str()), ()).map_err(unavailable)?;
             Ok(CodeUse::Reserved(c))
+        })
+        .await
+    }
+
+    async fn chat_post(&self, message: &ChatMessage, key: &str) -> Result<(ChatMessage, bool), StoreError> {
+        let (m, key) = (message.clone(), key.to_string());
+        self.write(move |txn| {
+            let mut keys = txn.open_table(CHAT_KEYS).map_err(unavailable)?;
+            let mut t = txn.open_table(CHAT).map_err(unavailable)?;
+            let mut ids = txn.open_table(CHAT_IDS).map_err(unavailable)?;
+            let first =
+                keys.get((m.player_id.as_str(), key.as_str())).map_err(unavailable)?.map(|g| g.value().to_string());
+            if let Some(id) = first {
+                let channel = ids.get(id.as_str()).map_err(unavailable)?.map(|g| g.value().0.to_string());
+                if let Some(channel) = channel {
+                    if let Some(g) = t.get((channel.as_str(), id.as_str())).map_err(unavailable)? {
+                        return Ok((decode(g.value())?, false));
+                    }
+                }
+            }
+            keys.insert((m.player_id.as_str(), key.as_str()), m.id.as_str()).map_err(unavailable)?;
+            t.insert((m.channel.as_str(), m.id.as_str()), encode(&m)?.as_slice()).map_err(unavailable)?;
+            ids.insert(m.id.as_str(), (m.channel.as_str(), m.player_id.as_str(), key.as_str())).map_err(unavailable)?;
+            Ok((m, true))
+        })
+        .await
+    }
+
+    async fn chat_history(
+        &self,
+        channel: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let (channel, before) = (channel.to_string(), before.map(str::to_string));
+        self.read(move |txn| {
+            let t = txn.open_table(CHAT).map_err(unavailable)?;
+            let end = (channel.as_str(), before.as_deref().unwrap_or("\u{10FFFF}"));
+            let mut out = Vec::new();
+            for row in t.range((channel.as_str(), "")..end).map_err(unavailable)?.rev().take(limit) {
+                out.push(decode(row.map_err(unavailable)?.1.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn chat_message(&self, id: &str) -> Result<Option<ChatMessage>, StoreError> {
+        let id = id.to_string();
+        self.read(move |txn| {
+            let ids = txn.open_table(CHAT_IDS).map_err(unavailable)?;
+            let Some(row) = ids.get(id.as_str()).map_err(unavailable)? else { return Ok(None) };
+            let t = txn.open_table(CHAT).map_err(unavailable)?;
+            let v = t.get((row.value().0, id.as_str())).map_err(unavailable)?;
+            v.map(|g| decode(g.value())).transpose()
+        })
+        .await
+    }
+
+    async fn prune_chat(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+        // Ids start with the sending time in ms (12 hex digits): older ids sort first.
+        let cut = format!("{:012x}", before.timestamp_millis().max(0));
+        self.write(move |txn| {
+            let mut ids = txn.open_table(CHAT_IDS).map_err(unavailable)?;
+            let old: Vec<(String, [String; 3])> = ids
+                .range(..cut.as_str())
+                .map_err(unavailable)?
+                .take(limit)
+                .map(|r| {
+                    r.map(|(k, v)| {
+                        let (channel, player, key) = v.value();
+                        (k.value().to_string(), [channel.to_string(), player.to_string(), key.to_string()])
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?;
+            let mut t = txn.open_table(CHAT).map_err(unavailable)?;
+            let mut keys = txn.open_table(CHAT_KEYS).map_err(unavailable)?;
+            for (id, [channel, player, key]) in &old {
+                t.remove((channel.as_str(), id.as_str())).map_err(unavailable)?;
+                keys.remove((player.as_str(), key.as_str())).map_err(unavailable)?;
+                ids.remove(id.as_str()).map_err(unavailable)?;
+            }
+            Ok(old.len() as u64)
         })
         .await
     }

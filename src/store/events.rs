@@ -177,6 +177,14 @@ pub enum DomainEvent {
         /// Whether this attack felled it.
         killed: bool,
     },
+    /// A chat message reported by the event's player.
+    #[serde(rename = "chat.reported")]
+    ChatReported {
+        /// The message.
+        message_id: String,
+        /// Its sender.
+        author_id: String,
+    },
     /// Balances moved: the ledger entries of one write.
     #[serde(rename = "ledger.changed")]
     LedgerChanged {
@@ -212,6 +220,7 @@ impl DomainEvent {
             Self::FriendsChanged { .. } => "friends.changed",
             Self::GuildChanged { .. } => "guild.changed",
             Self::GuildBossAttacked { .. } => "guild.boss_attacked",
+            Self::ChatReported { .. } => "chat.reported",
             Self::LedgerChanged { .. } => "ledger.changed",
             Self::PlayerUpdated { .. } => "player.updated",
         }

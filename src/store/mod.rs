@@ -150,6 +150,10 @@ pub enum LedgerReason {
     GuildBossAttack,
     /// A fallen guild boss's reward mailed.
     GuildBossReward,
+    /// A chat message reported.
+    ChatReport,
+    /// An operator muted or unmuted the player in chat.
+    ChatModeration,
     /// A direct correction of a balance (operators; test fixtures).
     Adjustment,
     /// Stamina regenerated over time, written with the next write.
@@ -174,6 +178,7 @@ impl LedgerReason {
                 | Self::TowerWeek
                 | Self::PassSeason
                 | Self::GuildBossReward
+                | Self::ChatModeration
                 | Self::Adjustment
                 | Self::StaminaRegen
                 | Self::TicketRefill
@@ -225,6 +230,8 @@ impl LedgerReason {
             Self::GuildShopPurchase => "guild_shop_purchase",
             Self::GuildBossAttack => "guild_boss_attack",
             Self::GuildBossReward => "guild_boss_reward",
+            Self::ChatReport => "chat_report",
+            Self::ChatModeration => "chat_moderation",
             Self::Adjustment => "adjustment",
             Self::StaminaRegen => "stamina_regen",
             Self::TicketRefill => "ticket_refill",
@@ -319,11 +326,17 @@ pub struct Retention {
     pub idempotency: Duration,
     /// Summon history rows.
     pub history: Duration,
+    /// Chat messages.
+    pub chat: Duration,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Self { idempotency: Duration::from_hours(24), history: Duration::from_hours(90 * 24) }
+        Self {
+            idempotency: Duration::from_hours(24),
+            history: Duration::from_hours(90 * 24),
+            chat: Duration::from_hours(30 * 24),
+        }
     }
 }
 
@@ -601,6 +614,25 @@ pub trait Store: Send + Sync + 'static {
         keys: Vec<String>,
         op: SharedMutation,
     ) -> Result<MutateOutcome, StoreError>;
+    /// Stores a chat message (its id sorts by time) once per sender and
+    /// `Idempotency-Key`: a repeat returns the first message, `false`.
+    async fn chat_post(
+        &self,
+        message: &crate::game::chat::ChatMessage,
+        key: &str,
+    ) -> Result<(crate::game::chat::ChatMessage, bool), StoreError>;
+    /// Up to `limit` messages of a stored channel with ids below `before`, newest first.
+    async fn chat_history(
+        &self,
+        channel: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::game::chat::ChatMessage>, StoreError>;
+    /// One message by id.
+    async fn chat_message(&self, id: &str) -> Result<Option<crate::game::chat::ChatMessage>, StoreError>;
+    /// Deletes up to `limit` messages sent before `before`; how many went. MongoDB
+    /// expires them with a TTL index and returns 0.
+    async fn prune_chat(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError>;
     /// Shared documents by key, in the order asked (`None`: absent).
     async fn shared_docs(&self, keys: &[String]) -> Result<Vec<Option<SharedDoc>>, StoreError>;
     /// Up to `limit` shared documents whose keys start with `prefix` and sort

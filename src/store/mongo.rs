@@ -26,6 +26,8 @@ use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use crate::game::chat::ChatMessage;
+
 use super::{
     apply_mutation, starting_ledger, Board, BoardEntry, HistoryRow, IdempotencyRecord, IdempotencyRequest, LedgerEntry,
     MutateOutcome, Page, Player, PreparedWrite, Restore, Retention, SharedDoc, SharedDocs, SharedMutation, Store,
@@ -103,6 +105,11 @@ fn player_from(mut d: Document) -> Result<Player, StoreError> {
         d.insert("id", id);
     }
     bson::from_document(d).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn chat_from(d: &Document) -> Result<ChatMessage, StoreError> {
+    let text = d.get_str("message").map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// A `shared` document's key and stored form (`doc` is JSON text, as events are).
@@ -305,6 +312,18 @@ impl MongoStore {
         self.ttl_index("idempotency", "at", self.retention.idempotency).await?;
         self.ttl_index("consumed", "at", self.retention.idempotency).await?;
         self.ttl_index("draws", "at", self.retention.history).await?;
+        self.db
+            .collection::<Document>("chat")
+            .create_index(IndexModel::builder().keys(doc! {"channel": 1, "_id": -1}).build())
+            .await
+            .map_err(unavailable)?;
+        let unique = IndexOptions::builder().unique(true).build();
+        self.db
+            .collection::<Document>("chat")
+            .create_index(IndexModel::builder().keys(doc! {"key": 1}).options(unique).build())
+            .await
+            .map_err(unavailable)?;
+        self.ttl_index("chat", "at", self.retention.chat).await?;
         self.ttl_index("history", "at_date", self.retention.history).await
     }
 
@@ -1064,6 +1083,62 @@ impl Store for MongoStore {
             }
         })
         .await
+    }
+
+    async fn chat_post(&self, message: &ChatMessage, key: &str) -> Result<(ChatMessage, bool), StoreError> {
+        self.bounded(async move {
+            let text = serde_json::to_string(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let key = format!("{}:{key}", message.player_id);
+            let d = doc! {
+                "_id": &message.id,
+                "channel": &message.channel,
+                // Unique: one message per sender and Idempotency-Key, in one insert.
+                "key": &key,
+                // For the TTL index (chat retention).
+                "at": bson::DateTime::from_chrono(message.at),
+                "message": text,
+            };
+            let chat = self.db.collection::<Document>("chat");
+            match chat.insert_one(d).await {
+                Ok(_) => Ok((message.clone(), true)),
+                Err(e) if is_duplicate_key(&e) => {
+                    let first = chat.find_one(doc! {"key": &key}).await.map_err(unavailable)?;
+                    let first = first.ok_or_else(|| unavailable("a repeated chat message vanished"))?;
+                    Ok((chat_from(&first)?, false))
+                }
+                Err(e) => Err(unavailable(e)),
+            }
+        })
+        .await
+    }
+
+    async fn chat_history(
+        &self,
+        channel: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        self.bounded(async move {
+            let mut filter = doc! {"channel": channel};
+            if let Some(b) = before {
+                filter.insert("_id", doc! {"$lt": b});
+            }
+            let docs: Vec<Document> = self.find_sorted("chat", filter, doc! {"_id": -1}, limit).await?;
+            docs.iter().map(chat_from).collect()
+        })
+        .await
+    }
+
+    async fn chat_message(&self, id: &str) -> Result<Option<ChatMessage>, StoreError> {
+        self.bounded(async move {
+            let d = self.db.collection::<Document>("chat").find_one(doc! {"_id": id}).await.map_err(unavailable)?;
+            d.as_ref().map(chat_from).transpose()
+        })
+        .await
+    }
+
+    async fn prune_chat(&self, _before: DateTime<Utc>, _limit: usize) -> Result<u64, StoreError> {
+        Ok(0)
     }
 
     async fn shared_docs(&self, keys: &[String]) -> Result<Vec<Option<SharedDoc>>, StoreError> {

@@ -5,6 +5,7 @@
 //! mid-way and no failed request.
 
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::common::procs::{free_port, require_tool, start_role, wait_ready, Proc};
 use crate::common::{Scratch, REDIS_URL};
@@ -196,6 +197,35 @@ async fn a_players_journey_through_nginx_survives_a_dead_battle_process() {
     assert_eq!(me["balances"]["arena_tickets"], 4);
     let (s, _) = edge.call("GET", "/api/leaderboards/arena", Some(&token), None, None).await;
     assert_eq!(s, 200);
+    // Chat as Server-Sent Events through nginx: each event passed on as it
+    // comes, and a quiet stream held open past the 10 s read timeout of the
+    // other routes (the server's keep-alive comes every 15 s).
+    let mut stream =
+        edge.http.get(format!("{}/api/chat/world/stream", edge.base)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let opened = tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await.expect("the stream opens");
+    assert!(String::from_utf8_lossy(&opened.unwrap().unwrap()).contains(": connected"));
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let (s, sent) = edge
+        .call(
+            "POST",
+            "/api/chat/world",
+            Some(&token),
+            Some("edge-chat"),
+            Some(json!({"text": "hello through the edge"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{sent}");
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !seen.contains("hello through the edge") {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk()).await.expect("the message within 5 s");
+        let chunk = chunk.expect("the stream stays open after 12 s of quiet").expect("the stream goes on");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains(&format!("id: {}", sent["id"].as_str().unwrap())), "{seen}");
+    drop(stream);
     assert!(edge.failures.is_empty(), "failed requests: {:#?}", edge.failures);
     drop(battle);
 }

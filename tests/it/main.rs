@@ -20,6 +20,7 @@ mod fault_drills;
 mod gacha_fairness;
 mod gacha_page;
 mod http_battle;
+mod http_chat;
 mod http_codes;
 mod http_events;
 mod http_foundation;

@@ -446,7 +446,7 @@ async fn answer(
 #[utoipa::path(
     post,
     path = "/api/guilds/mine/members/{player_id}/{action}",
-    params(("player_id" = String, Path, description = "A member"), ("action" = MemberAction, Path, description = "promote, demote or remove"), ("Idempotency-Key" = String, Header, description = KEY_DOC)),
+    params(("player_id" = String, Path, description = "A member"), ("action" = inline(MemberAction), Path, description = "promote, demote or remove"), ("Idempotency-Key" = String, Header, description = KEY_DOC)),
     responses((status = 200, description = "OK", body = GuildActionView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
     security(("bearer" = [])),
     description = "The leader promotes (member → officer, 3 at most; officer → leader, the leader stepping down to officer), demotes and removes; officers remove members (FORBIDDEN otherwise). A removed member waits 24 h to join a guild"

@@ -1,6 +1,7 @@
 //! The api role: accounts and the player's own data.
 
 mod auth;
+pub mod chat;
 mod codes;
 mod friends;
 mod guilds;
@@ -80,5 +81,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     .service(guilds::post_reject)
     .service(guilds::post_member_action)
     .service(guilds::post_donate)
-    .service(guilds::post_shop_buy);
+    .service(guilds::post_shop_buy)
+    .service(chat::post_report)
+    .service(chat::get_stream)
+    .service(chat::get_history)
+    .service(chat::post_message);
 }

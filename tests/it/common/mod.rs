@@ -106,7 +106,7 @@ pub async fn open_store(kind: StoreKind) -> Option<TestStore> {
 /// stores' pruning by the game clock is tested with explicit dates instead.
 pub fn wall_clock_safe_retention() -> divine_heroes::store::Retention {
     let ten_years = Duration::from_hours(24 * 3650);
-    divine_heroes::store::Retention { idempotency: ten_years, history: ten_years }
+    divine_heroes::store::Retention { idempotency: ten_years, history: ten_years, chat: ten_years }
 }
 
 /// A fresh MongoDB database reached at `url` (a relay in front of the test
