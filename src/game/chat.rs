@@ -74,6 +74,11 @@ pub fn direct_channel(a: &str, b: &str) -> String {
     format!("dm:{x}:{y}")
 }
 
+/// The shared-document key of a report (one per message and reporter).
+pub fn report_key(message_id: &str, reporter: &str) -> String {
+    format!("chatreport:{message_id}:{reporter}")
+}
+
 /// A stored message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatMessage {

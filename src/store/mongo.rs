@@ -112,6 +112,36 @@ fn chat_from(d: &Document) -> Result<ChatMessage, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Shared documents live in one collection per kind (a guild in `guilds`, a
+/// friend book in `friend_books`, ...), `_id` the whole key, sorted here by
+/// the key prefix so that reading the collections in this order reads keys in
+/// order. A key of another kind is a bug (both stores' tests cover every kind).
+const SHARED_COLLECTIONS: [(&str, &str); 5] = [
+    ("chatreport:", "chat_reports"),
+    ("friends:", "friend_books"),
+    ("guild:", "guilds"),
+    ("guildname:", "guild_names"),
+    ("member:", "guild_members"),
+];
+
+/// The collection of a shared document's key.
+fn shared_collection(key: &str) -> Result<&'static str, StoreError> {
+    SHARED_COLLECTIONS
+        .iter()
+        .find(|(prefix, _)| key.starts_with(prefix))
+        .map(|(_, c)| *c)
+        .ok_or_else(|| StoreError::Corrupt(format!("no collection for shared document {key:?}")))
+}
+
+/// Keys grouped by their collection.
+fn by_collection(keys: &[String]) -> Result<std::collections::BTreeMap<&'static str, Vec<&String>>, StoreError> {
+    let mut out: std::collections::BTreeMap<&'static str, Vec<&String>> = std::collections::BTreeMap::new();
+    for k in keys {
+        out.entry(shared_collection(k)?).or_default().push(k);
+    }
+    Ok(out)
+}
+
 /// A `shared` document's key and stored form (`doc` is JSON text, as events are).
 fn shared_from(d: Document) -> Result<(String, SharedDoc), StoreError> {
     let key = d.get_str("_id").map_err(|e| StoreError::Corrupt(e.to_string()))?.to_string();
@@ -531,21 +561,22 @@ impl MongoStore {
     /// The shared documents under `keys`, read in the transaction.
     async fn load_shared(&self, s: &mut ClientSession, keys: &[String]) -> Result<SharedDocs, mongodb::error::Error> {
         use futures_util::TryStreamExt;
-        if keys.is_empty() {
-            return Ok(SharedDocs::default());
-        }
-        let found: Vec<Document> = self
-            .shared()
-            .find(doc! {"_id": {"$in": keys}})
-            .session(&mut *s)
-            .await?
-            .stream(&mut *s)
-            .try_collect()
-            .await?;
+        let custom = |e: StoreError| mongodb::error::Error::custom(e.to_string());
         let mut by_key: std::collections::HashMap<String, SharedDoc> = std::collections::HashMap::new();
-        for d in found {
-            let (key, doc) = shared_from(d).map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
-            by_key.insert(key, doc);
+        for (coll, ids) in by_collection(keys).map_err(custom)? {
+            let found: Vec<Document> = self
+                .db
+                .collection::<Document>(coll)
+                .find(doc! {"_id": {"$in": ids}})
+                .session(&mut *s)
+                .await?
+                .stream(&mut *s)
+                .try_collect()
+                .await?;
+            for d in found {
+                let (key, doc) = shared_from(d).map_err(custom)?;
+                by_key.insert(key, doc);
+            }
         }
         Ok(SharedDocs::loaded(keys.iter().map(|k| (k.clone(), by_key.remove(k)))))
     }
@@ -554,11 +585,12 @@ impl MongoStore {
     /// when another writer got there first (the transaction is then retried).
     async fn put_shared(&self, s: &mut ClientSession, docs: &SharedDocs) -> Result<bool, mongodb::error::Error> {
         for c in docs.changes() {
+            let coll = shared_collection(c.key).map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
+            let coll = self.db.collection::<Document>(coll);
             let read = c.read.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
             match (read, c.doc) {
                 (Some(v), Some(doc)) => {
-                    let r = self
-                        .shared()
+                    let r = coll
                         .update_one(doc! {"_id": c.key, "v": v}, doc! {"$set": {"v": v + 1, "doc": doc.to_string()}})
                         .session(&mut *s)
                         .await?;
@@ -568,13 +600,10 @@ impl MongoStore {
                 }
                 // A duplicate key (inserted meanwhile) aborts the attempt and retries it.
                 (None, Some(doc)) => {
-                    self.shared()
-                        .insert_one(doc! {"_id": c.key, "v": 1i64, "doc": doc.to_string()})
-                        .session(&mut *s)
-                        .await?;
+                    coll.insert_one(doc! {"_id": c.key, "v": 1i64, "doc": doc.to_string()}).session(&mut *s).await?;
                 }
                 (Some(v), None) => {
-                    let r = self.shared().delete_one(doc! {"_id": c.key, "v": v}).session(&mut *s).await?;
+                    let r = coll.delete_one(doc! {"_id": c.key, "v": v}).session(&mut *s).await?;
                     if r.deleted_count == 0 {
                         return Ok(false);
                     }
@@ -583,10 +612,6 @@ impl MongoStore {
             }
         }
         Ok(true)
-    }
-
-    fn shared(&self) -> Collection<Document> {
-        self.db.collection("shared")
     }
 
     async fn start(&self) -> Result<ClientSession, mongodb::error::Error> {
@@ -1143,10 +1168,15 @@ impl Store for MongoStore {
 
     async fn shared_docs(&self, keys: &[String]) -> Result<Vec<Option<SharedDoc>>, StoreError> {
         self.bounded(async move {
-            let found: Vec<Document> =
-                self.find_sorted("shared", doc! {"_id": {"$in": keys}}, doc! {"_id": 1}, keys.len()).await?;
-            let mut by_key: std::collections::HashMap<String, SharedDoc> =
-                found.into_iter().map(shared_from).collect::<Result<_, _>>()?;
+            let mut by_key: std::collections::HashMap<String, SharedDoc> = std::collections::HashMap::new();
+            for (coll, ids) in by_collection(keys)? {
+                let found: Vec<Document> =
+                    self.find_sorted(coll, doc! {"_id": {"$in": &ids}}, doc! {"_id": 1}, ids.len()).await?;
+                for d in found {
+                    let (k, doc) = shared_from(d)?;
+                    by_key.insert(k, doc);
+                }
+            }
             Ok(keys.iter().map(|k| by_key.remove(k)).collect())
         })
         .await
@@ -1159,13 +1189,25 @@ impl Store for MongoStore {
         limit: usize,
     ) -> Result<Vec<(String, SharedDoc)>, StoreError> {
         self.bounded(async move {
-            // An anchored prefix: a range of the `_id` index.
-            let mut range = doc! {"$regex": format!("^{}", regex_escape(prefix))};
-            if let Some(a) = after {
-                range.insert("$gt", a);
+            let mut out = Vec::new();
+            // The collections whose keys can start with `prefix`, in key order.
+            let kinds = SHARED_COLLECTIONS.iter().filter(|(p, _)| p.starts_with(prefix) || prefix.starts_with(p));
+            for (_, coll) in kinds {
+                if out.len() >= limit {
+                    break;
+                }
+                // An anchored prefix: a range of the `_id` index.
+                let mut range = doc! {"$regex": format!("^{}", regex_escape(prefix))};
+                if let Some(a) = after {
+                    range.insert("$gt", a);
+                }
+                let found: Vec<Document> =
+                    self.find_sorted(coll, doc! {"_id": range}, doc! {"_id": 1}, limit - out.len()).await?;
+                for d in found {
+                    out.push(shared_from(d)?);
+                }
             }
-            let found: Vec<Document> = self.find_sorted("shared", doc! {"_id": range}, doc! {"_id": 1}, limit).await?;
-            found.into_iter().map(shared_from).collect()
+            Ok(out)
         })
         .await
     }
@@ -1220,7 +1262,7 @@ impl Store for MongoStore {
                 }
                 Restore::Shared { key, doc } => {
                     let v = i64::try_from(doc.v).unwrap_or(i64::MAX);
-                    ("shared", key.clone(), doc! {"_id": key, "v": v, "doc": doc.doc.to_string()})
+                    (shared_collection(key)?, key.clone(), doc! {"_id": key, "v": v, "doc": doc.doc.to_string()})
                 }
             };
             self.db
@@ -1446,4 +1488,28 @@ async fn backoff(attempt: u32) {
     let cap = 2u64.saturating_pow(attempt.min(6)).min(50);
     let ms = rand::rngs::OsRng.gen_range(0..=cap);
     tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of shared document the game writes has its collection, and
+    /// the table is in key order (what `shared_scan` relies on).
+    #[test]
+    fn every_shared_kind_has_its_collection_in_key_order() {
+        use crate::game::guilds::keys;
+        let kinds = [
+            (crate::game::friends::book_key("p"), "friend_books"),
+            (keys::guild("g"), "guilds"),
+            (keys::name("dawn"), "guild_names"),
+            (keys::member("p"), "guild_members"),
+            (crate::game::chat::report_key("m", "p"), "chat_reports"),
+        ];
+        for (key, coll) in kinds {
+            assert_eq!(shared_collection(&key).unwrap(), coll, "{key}");
+        }
+        assert!(shared_collection("other:x").is_err());
+        assert!(SHARED_COLLECTIONS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
 }

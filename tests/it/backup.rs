@@ -55,6 +55,17 @@ async fn a_world_moves_from_the_embedded_store_to_mongodb_and_back() {
     let redeemed = app.post("/api/codes/redeem", Some(&other), Some("c1"), json!({"code": "moved"})).await;
     assert_eq!(redeemed.status(), 200);
     let first_receipt: Value = app.summon(&token, "premium", 10, "s0").await.json().await.unwrap();
+    // Shared documents: a friendship (two friend books), a guild with its name
+    // claim and two memberships.
+    let ask = app.post("/api/friends/requests", Some(&token), Some("f"), json!({"username": "Homebody"})).await;
+    assert_eq!(ask.status(), 200);
+    let accept = app.post(&format!("/api/friends/requests/{id}/accept"), Some(&other), Some("f"), json!({})).await;
+    assert_eq!(accept.status(), 200);
+    app.set_balance(&id, Currency::Gold, 100_000).await;
+    let guild = json!({"name": "Movers", "tag": "mov", "join_policy": "open"});
+    let founded: Value = app.post("/api/guilds", Some(&token), Some("g"), guild).await.json().await.unwrap();
+    let gid = founded["guild"]["guild"]["guild_id"].as_str().unwrap().to_string();
+    assert_eq!(app.post(&format!("/api/guilds/{gid}/join"), Some(&other), Some("j"), json!({})).await.status(), 200);
 
     let dir = tempfile::tempdir().unwrap();
     let source = app.state.store.clone();
@@ -106,6 +117,12 @@ async fn a_world_moves_from_the_embedded_store_to_mongodb_and_back() {
     let replay = restored.summon(&token, "premium", 10, "s0").await;
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
     assert_eq!(replay.json::<Value>().await.unwrap(), first_receipt);
+    let friends: Value = restored.get("/api/friends", Some(&token)).await.json().await.unwrap();
+    assert_eq!(friends["friends"][0]["username"], "Homebody", "{friends}");
+    let mine: Value = restored.get("/api/guilds/mine", Some(&other)).await.json().await.unwrap();
+    assert_eq!((mine["guild"]["name"].as_str(), mine["members"].as_array().map(Vec::len)), (Some("Movers"), Some(2)));
+    let found: Value = restored.get("/api/guilds?q=mov", Some(&other)).await.json().await.unwrap();
+    assert_eq!(found["items"][0]["guild_id"], gid.as_str(), "the name claim came too");
     let battle = first_fight_battle(&fight.json::<Value>().await.unwrap());
     let r = restored.get(&format!("/api/battle/replays/{battle}"), Some(&token)).await;
     assert_eq!(r.status(), 200, "the battle record came too");

@@ -238,11 +238,6 @@ pub struct ChatReport {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
-/// The shared-document key of a report (one per message and reporter).
-pub fn report_key(message_id: &str, reporter: &str) -> String {
-    format!("chatreport:{message_id}:{reporter}")
-}
-
 /// `POST /api/chat/messages/{id}/report`.
 #[utoipa::path(
     post,
@@ -281,7 +276,7 @@ pub async fn post_report(
         return Err(not_found());
     }
     let idem = key.for_body(&(&*id, &reason));
-    let report_key = report_key(&message.id, &who.0);
+    let report_key = chat::report_key(&message.id, &who.0);
     let now = state.clock.now();
     let written = write_shared(&state, &who.0, Some(idem), vec![report_key.clone()], move |p, docs| {
         if docs.get::<ChatReport>(&report_key)?.is_some() {
