@@ -17,8 +17,7 @@ use crate::game::chat::ChatMessage;
 /// Messages a slow subscriber may fall behind before it is told it lagged.
 const BUFFER: usize = 256;
 
-/// Counted when a message could not be published or a listener lost Redis.
-pub const CHAT_BUS_ERRORS: &str = "divine_heroes_chat_bus_errors_total";
+use super::metrics::CHAT_BUS_ERRORS;
 
 /// The local subscribers and the way to the other processes.
 pub struct ChatBus {

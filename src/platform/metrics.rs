@@ -28,6 +28,8 @@ pub const CACHE_HIT: &str = "divine_heroes_cache_hit";
 pub const CACHE_MISS: &str = "divine_heroes_cache_miss";
 /// Cache lookups or writes that failed (Redis down or slow).
 pub const CACHE_ERRORS: &str = "divine_heroes_cache_errors_total";
+/// Chat messages not published to Redis, and Redis subscriptions lost.
+pub const CHAT_BUS_ERRORS: &str = "divine_heroes_chat_bus_errors_total";
 /// Rate-limit checks decided in process because the shared (Redis) limiter did not answer.
 pub const RATE_LIMIT_FALLBACK: &str = "divine_heroes_rate_limit_fallback_total";
 /// Requests refused by a rate limit.
@@ -99,6 +101,7 @@ fn describe() {
     describe_counter!(CACHE_MISS, "Cache lookups that went to the store");
     describe_counter!(RATE_LIMIT_EXCEEDED, "Requests refused by a rate limit");
     describe_counter!(CACHE_ERRORS, "Cache operations that failed and fell through to the store");
+    describe_counter!(CHAT_BUS_ERRORS, "Chat messages not published through Redis and Redis subscriptions lost");
     describe_counter!(GACHA_PULLS, "Gacha pulls by banner and outcome category");
     describe_gauge!(GACHA_OBSERVED_RATE, "Observed share of each outcome per banner since start");
     describe_gauge!(GACHA_PUBLISHED_RATE, "Published long-run rate of each outcome per banner");

@@ -29,7 +29,7 @@ async fn register_login_and_profile(kind: StoreKind) {
     assert_eq!(profile["username"], "Nova_1");
     assert_eq!(
         profile["balances"],
-        json!({"gold": 5000, "coins": 10000, "crystals": 300, "divine_essence": 10, "stamina": 100, "arena_tickets": 5, "arena_medals": 0})
+        json!({"gold": 5000, "coins": 10000, "crystals": 300, "divine_essence": 10, "stamina": 100, "arena_tickets": 5, "arena_medals": 0, "guild_coins": 0})
     );
     let heroes: Vec<&str> =
         profile["heroes"].as_array().unwrap().iter().map(|h| h["hero_id"].as_str().unwrap()).collect();

@@ -83,6 +83,9 @@ async fn guild_rules_hold_over_http(kind: StoreKind) {
     let (s, b) = create(&app, &dan, "Dusk", "approval").await;
     assert_eq!(s, 200, "{b}");
     let dusk = b["guild"]["guild"]["guild_id"].as_str().unwrap().to_string();
+    // A leader's powers stop at their own guild.
+    let (s, b) = post(&app, &dan, &member(&ann_id, "remove"), "dan-rm-ann", json!({})).await;
+    assert_eq!((s, code(&b)), (404, "NOT_FOUND"), "Ann is in another guild: {b}");
     // By approval: a request waits; another guild's officer cannot answer it.
     let (s, b) = post(&app, &eve, &format!("/api/guilds/{dusk}/join"), "j-eve", json!({})).await;
     assert_eq!((s, b["action"].as_str()), (200, Some("requested")), "{b}");
