@@ -60,6 +60,24 @@ pub fn parse_attachment(s: &str) -> anyhow::Result<Attachment> {
     Ok(Attachment { currency, amount })
 }
 
+/// An operator's write to the player named `username` (case-insensitive):
+/// `rule` in one atomic write; the player after it.
+async fn operator_write(
+    writer: &Writer<'_>,
+    username: &str,
+    now: DateTime<Utc>,
+    what: &str,
+    rule: impl Fn(&mut Player) -> Result<Applied<()>, crate::game::error::GameError> + Send + Sync + 'static,
+) -> anyhow::Result<Player> {
+    let player = writer
+        .store
+        .player_by_username(&username.to_ascii_lowercase())
+        .await?
+        .with_context(|| format!("no player {username:?}"))?;
+    writer.mutate(&player.id, None, now, rule).await.with_context(|| format!("{what} not applied"))?;
+    writer.store.player_by_id(&player.id).await?.context("the player vanished")
+}
+
 /// Credits `amount` of `currency` to the player named `username`.
 pub async fn grant(
     writer: &Writer<'_>,
@@ -69,38 +87,22 @@ pub async fn grant(
     note: &str,
 ) -> anyhow::Result<Player> {
     ensure!(amount > 0, "amount must be positive");
-    let player = writer
-        .store
-        .player_by_username(&username.to_ascii_lowercase())
-        .await?
-        .with_context(|| format!("no player {username:?}"))?;
     let note = note.to_string();
-    writer
-        .mutate(&player.id, None, Utc::now(), move |p| {
-            p.balances.credit(currency, amount);
-            Ok(Applied::new(LedgerReason::OperatorGrant, note.clone(), ()))
-        })
-        .await
-        .context("grant not applied")?;
-    writer.store.player_by_id(&player.id).await?.context("the player vanished")
+    operator_write(writer, username, Utc::now(), "grant", move |p| {
+        p.balances.credit(currency, amount);
+        Ok(Applied::new(LedgerReason::OperatorGrant, note.clone(), ()))
+    })
+    .await
 }
 
 /// Marks an account as a minor's (summons refused, in the summon's own write)
 /// or clears the mark.
 pub async fn set_minor(writer: &Writer<'_>, username: &str, minor: bool) -> anyhow::Result<Player> {
-    let player = writer
-        .store
-        .player_by_username(&username.to_ascii_lowercase())
-        .await?
-        .with_context(|| format!("no player {username:?}"))?;
-    writer
-        .mutate(&player.id, None, Utc::now(), move |p| {
-            p.spending.minor = minor;
-            Ok(Applied::new(LedgerReason::SpendingControls, "operator", ()))
-        })
-        .await
-        .context("the mark was not applied")?;
-    writer.store.player_by_id(&player.id).await?.context("the player vanished")
+    operator_write(writer, username, Utc::now(), "the mark", move |p| {
+        p.spending.minor = minor;
+        Ok(Applied::new(LedgerReason::SpendingControls, "operator", ()))
+    })
+    .await
 }
 
 /// Mutes a player in chat until `until`, or lifts the mute (`None`).
@@ -110,19 +112,11 @@ pub async fn set_chat_mute(
     until: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Player> {
-    let player = writer
-        .store
-        .player_by_username(&username.to_ascii_lowercase())
-        .await?
-        .with_context(|| format!("no player {username:?}"))?;
-    writer
-        .mutate(&player.id, None, now, move |p| {
-            p.chat_muted_until = until;
-            Ok(Applied::new(LedgerReason::ChatModeration, "operator", ()))
-        })
-        .await
-        .context("the mute was not applied")?;
-    writer.store.player_by_id(&player.id).await?.context("the player vanished")
+    operator_write(writer, username, now, "the mute", move |p| {
+        p.chat_muted_until = until;
+        Ok(Applied::new(LedgerReason::ChatModeration, "operator", ()))
+    })
+    .await
 }
 
 /// Who receives a mail.

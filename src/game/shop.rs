@@ -297,6 +297,13 @@ fn grant(p: &mut Player, item: &Item, times: u32) -> Result<Item, GameError> {
     }
 }
 
+fn check_quantity(quantity: u32) -> Result<(), GameError> {
+    if quantity == 0 || quantity > 100 {
+        return Err(GameError::Invalid(format!("quantity must be 1-100, got {quantity}")));
+    }
+    Ok(())
+}
+
 /// Buys `quantity` of an offer: the price debited and the item granted in one
 /// change, or nothing when a limit, the balance or the offer's day refuses it.
 /// `hero_id` names the hero of a medal-shop shard offer (an owned SSR).
@@ -309,9 +316,7 @@ pub fn buy(
     hero_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Purchase, GameError> {
-    if quantity == 0 || quantity > 100 {
-        return Err(GameError::Invalid(format!("quantity must be 1-100, got {quantity}")));
-    }
+    check_quantity(quantity)?;
     p.shop.roll(now);
     if offer_id.starts_with("daily-") {
         let today = daily_offers(table, catalog, &p.id, now.date_naive());
@@ -348,9 +353,7 @@ pub fn buy_limited(
     hero_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Purchase, GameError> {
-    if quantity == 0 || quantity > 100 {
-        return Err(GameError::Invalid(format!("quantity must be 1-100, got {quantity}")));
-    }
+    check_quantity(quantity)?;
     p.shop.roll(now);
     let offer_id = offer.id.as_str();
     let bought = if weekly { &p.shop.this_week } else { &p.shop.today }.get(offer_id).copied().unwrap_or(0);
