@@ -279,6 +279,23 @@ impl TestApp {
         (body["token"].as_str().expect("token").to_string(), body["player"]["id"].as_str().expect("id").to_string())
     }
 
+    /// `n` players `<prefix><i>` made in one bulk write with a token each: a
+    /// fixture for tests of many players (no password hashing, no registration
+    /// events, so the shared MongoDB-compatible server is not loaded with them).
+    pub async fn players(&self, prefix: &str, n: usize) -> Vec<(String, String)> {
+        let now = self.state.clock.now();
+        let players: Vec<Player> = (0..n)
+            .map(|i| {
+                let mut p =
+                    Player::new(uuid::Uuid::new_v4().simple().to_string(), &format!("{prefix}{i}"), String::new(), now);
+                p.recompute_scores(&self.state.data.catalog);
+                p
+            })
+            .collect();
+        assert_eq!(self.state.store.import_players(&players).await.expect("store"), n, "{prefix}: names taken");
+        players.iter().map(|p| (self.state.tokens.issue(&p.id, 0, now).expect("token").0, p.id.clone())).collect()
+    }
+
     /// Logs a registered player in again (tokens expire on the server's clock); returns the token.
     pub async fn login(&self, username: &str) -> String {
         let r = self
