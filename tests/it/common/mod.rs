@@ -81,7 +81,7 @@ pub async fn open_store(kind: StoreKind) -> Option<TestStore> {
             let connect = MongoStore::connect_with(&url, &db, wall_clock_safe_retention(), TEST_WRITE_BOUND);
             // Generous: the one Python server under the whole suite has stalled for
             // over 20 s now and then in CI.
-            match tokio::time::timeout(Duration::from_secs(60), connect).await {
+            match tokio::time::timeout(Duration::from_mins(1), connect).await {
                 Ok(Ok(s)) => Some(TestStore { store: Arc::new(s), _dir: None, db: Some(MongoScratch(db)) }),
                 other => {
                     let why = match other {
