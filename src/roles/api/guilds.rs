@@ -584,24 +584,6 @@ pub async fn get_shop(state: web::Data<AppState>, who: AuthPlayer) -> Result<Htt
     Ok(HttpResponse::Ok().json(Items { items }))
 }
 
-/// A guild shop purchase.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GuildBuyRequest {
-    /// An offer id of the guild shop.
-    offer_id: String,
-    /// How many (1-100).
-    #[serde(default = "one")]
-    quantity: u32,
-    /// For a shard offer: the owned SSR hero whose shards to buy.
-    #[serde(default)]
-    hero_id: Option<String>,
-}
-
-fn one() -> u32 {
-    1
-}
-
 /// The answer of a guild shop purchase.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GuildPurchaseView {
@@ -615,7 +597,7 @@ pub struct GuildPurchaseView {
 #[utoipa::path(
     post,
     path = "/api/guilds/mine/shop/buy",
-    request_body = GuildBuyRequest,
+    request_body = super::shop::BuyRequest,
     params(("Idempotency-Key" = String, Header, description = KEY_DOC)),
     responses((status = 200, description = "OK", body = GuildPurchaseView), (status = "default", description = "An error", body = crate::roles::common::ErrorView)),
     security(("bearer" = [])),
@@ -626,7 +608,7 @@ pub async fn post_shop_buy(
     state: web::Data<AppState>,
     who: AuthPlayer,
     key: IdempotencyKey,
-    body: web::Json<GuildBuyRequest>,
+    body: web::Json<super::shop::BuyRequest>,
 ) -> Result<HttpResponse, AppError> {
     let req = body.into_inner();
     let idem = key.for_body(&req);

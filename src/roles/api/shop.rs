@@ -29,18 +29,18 @@ pub async fn get_shop(state: web::Data<AppState>, who: AuthPlayer) -> Result<Htt
     Ok(HttpResponse::Ok().json(shop::view(&state.data.shop, &state.data.catalog, &p, state.clock.now())))
 }
 
-/// A purchase request.
+/// A purchase request (the shop and the guild shop).
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuyRequest {
-    /// An offer id from `GET /api/shop`.
-    offer_id: String,
+    /// An offer id from `GET /api/shop` (or, for the guild shop, `GET /api/guilds/mine/shop`).
+    pub(super) offer_id: String,
     /// How many (1-100; a daily offer: 1).
     #[serde(default = "one")]
-    quantity: u32,
-    /// For a medal-shop shard offer: the owned SSR hero whose shards to buy.
+    pub(super) quantity: u32,
+    /// For a medal- or guild-shop shard offer: the owned SSR hero whose shards to buy.
     #[serde(default)]
-    hero_id: Option<String>,
+    pub(super) hero_id: Option<String>,
 }
 
 fn one() -> u32 {
