@@ -37,8 +37,43 @@ pub fn spawn(state: web::Data<AppState>, queue: Arc<dyn Queue>) -> Vec<JoinHandl
         tokio::spawn(relay(state.clone(), queue.clone(), name.clone())),
         tokio::spawn(consume(state.clone(), queue.clone(), name)),
         tokio::spawn(report_depth(state.clone(), queue)),
-        tokio::spawn(prune(state)),
+        tokio::spawn(prune(state.clone())),
+        tokio::spawn(close_tower_weeks(state)),
     ]
+}
+
+/// How often the server looks whether a tower week has ended.
+const CALENDAR_TICK: Duration = Duration::from_mins(10);
+
+/// Mails each ended abyss-tower week's board rewards without an operator: at
+/// start and within ten minutes of Monday 00:00 UTC. Every process does it; the
+/// rewards are paid once per player and week whoever runs first (the same rule
+/// as `divine-heroes tower close-week`, which stays for a manual re-run).
+async fn close_tower_weeks(state: web::Data<AppState>) {
+    let mut closed = None;
+    loop {
+        if let Err(e) = close_tower_week_if_due(&state, &mut closed).await {
+            tracing::warn!(error = %e, "closing the tower week failed; will retry");
+        }
+        tokio::time::sleep(CALENDAR_TICK).await;
+    }
+}
+
+/// Closes the tower week before the clock's unless `closed` says this process
+/// did already; the number of players paid now.
+pub async fn close_tower_week_if_due(state: &AppState, closed: &mut Option<u64>) -> anyhow::Result<usize> {
+    let now = state.clock.now();
+    let ended = crate::game::battle::tower::week_index(now).saturating_sub(1);
+    if *closed == Some(ended) {
+        return Ok(0);
+    }
+    let writer = crate::writes::Writer { store: &state.store, cache: &state.cache, data: &state.data };
+    let (week, paid) = crate::ops::close_tower_week(&writer, now).await?;
+    if paid > 0 {
+        tracing::info!(week, paid, "tower week closed: board rewards mailed");
+    }
+    *closed = Some(week);
+    Ok(paid)
 }
 
 /// Rows deleted per pruning write, so that pruning never holds the writer long.
