@@ -169,16 +169,16 @@ impl crate::platform::auth::PlayerSource for AppState {
         player_id: String,
     ) -> futures_util::future::LocalBoxFuture<
         '_,
-        Result<Option<crate::game::player::Player>, crate::platform::error::AppError>,
+        Result<Option<Arc<crate::game::player::Player>>, crate::platform::error::AppError>,
     > {
         Box::pin(async move {
             let ticket = match self.cache.player(&player_id).await {
-                crate::platform::cache::PlayerLookup::Hit(p) => return Ok(Some(*p)),
+                crate::platform::cache::PlayerLookup::Hit(p) => return Ok(Some(p)),
                 crate::platform::cache::PlayerLookup::Miss(ticket) => ticket,
             };
             let Some(p) = self.store.player_by_id(&player_id).await? else { return Ok(None) };
             self.cache.put_player(&p, ticket).await;
-            Ok(Some(p))
+            Ok(Some(Arc::new(p)))
         })
     }
 }

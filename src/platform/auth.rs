@@ -182,7 +182,7 @@ impl Authenticator {
 /// to refuse a revoked token, and to hand the handler the record it checked.
 pub trait PlayerSource: Send + Sync {
     /// The player's current record, `None` if there is no such player.
-    fn current(&self, player_id: String) -> LocalBoxFuture<'_, Result<Option<Player>, AppError>>;
+    fn current(&self, player_id: String) -> LocalBoxFuture<'_, Result<Option<Arc<Player>>, AppError>>;
 }
 
 /// The authenticated player of a request: the only source of identity. The
@@ -228,7 +228,7 @@ impl FromRequest for AuthPlayer {
             }
             // For the access log: whose request it was.
             req.extensions_mut().insert(VerifiedPlayer(id.clone()));
-            Ok(AuthPlayer(PlayerId(id), Arc::new(player)))
+            Ok(AuthPlayer(PlayerId(id), player))
         })
     }
 }

@@ -39,6 +39,8 @@ pub enum Tier {
 
 /// Most entries the in-process cache keeps.
 const MEMORY_MAX_ENTRIES: usize = 20_000;
+/// Most players the in-process cache keeps (decoded records, a few KiB each).
+const LOCAL_PLAYERS_MAX: usize = 4_096;
 /// A Redis call slower than this counts as a failure (the store answers instead).
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// How long a player's "newest version" mark lives: longer than any entry it guards.
@@ -66,6 +68,10 @@ pub struct Cache {
     /// in Redis, or in process when this process owns the store.
     players: bool,
     memory: Mutex<HashMap<String, (Instant, Vec<u8>)>>,
+    /// Players cached in process (no Redis, this process owns the store): kept
+    /// decoded, since nothing outside the process reads them; only ever
+    /// replaced by a newer version.
+    local_players: Mutex<HashMap<String, LocalPlayer>>,
     ttl: [Duration; 3],
     /// One warning per period while Redis is down, not one per request.
     warnings: Arc<super::telemetry::Throttle>,
@@ -97,10 +103,16 @@ struct PlayerEntry {
     player: Player,
 }
 
+/// A player cached in process, and until when it may be served.
+struct LocalPlayer {
+    expires: Instant,
+    player: Arc<Player>,
+}
+
 /// What a player lookup found.
 pub enum PlayerLookup {
-    /// A current copy.
-    Hit(Box<Player>),
+    /// A current copy (shared: the in-process cache hands out its own).
+    Hit(Arc<Player>),
     /// Load it from the store, then hand the ticket to [`Cache::put_player`].
     Miss(PutTicket),
 }
@@ -133,6 +145,7 @@ impl Cache {
             redis,
             players,
             memory: Mutex::new(HashMap::new()),
+            local_players: Mutex::new(HashMap::new()),
             ttl,
             warnings: Arc::new(super::telemetry::Throttle::new(Duration::from_secs(10))),
             fence: Arc::default(),
@@ -188,6 +201,30 @@ impl Cache {
         mem.insert(key, (Instant::now() + ttl, value));
     }
 
+    /// The in-process copy of a player, if still fresh.
+    fn local_player(&self, id: &str) -> Option<Arc<Player>> {
+        let now = Instant::now();
+        let players = self.local_players.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        players.get(id).filter(|e| e.expires > now).map(|e| e.player.clone())
+    }
+
+    /// Keeps `player` in process unless a newer version is there (a write's
+    /// copy and a reader's older one can arrive in either order).
+    fn keep_local(&self, player: Arc<Player>) {
+        let now = Instant::now();
+        let mut players = self.local_players.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if players.get(&player.id).is_some_and(|e| e.player.version > player.version) {
+            return;
+        }
+        if players.len() >= LOCAL_PLAYERS_MAX && !players.contains_key(&player.id) {
+            players.retain(|_, e| e.expires > now);
+            if players.len() >= LOCAL_PLAYERS_MAX {
+                players.clear();
+            }
+        }
+        players.insert(player.id.clone(), LocalPlayer { expires: now + self.ttl(Tier::Short), player });
+    }
+
     /// A cached value, or the loader's, which is then cached for `tier`.
     pub async fn get_or_load<T, E>(
         &self,
@@ -229,16 +266,21 @@ impl Cache {
             metrics::counter!(CACHE_MISS, "kind" => "player").increment(1);
             return PlayerLookup::Miss(PutTicket(None));
         }
-        let keys = self.player_keys(id);
-        let got = if self.redis.is_some() {
-            let keys = keys.to_vec();
-            self.with_redis("get", async move |c| {
+        if self.redis.is_none() {
+            return if let Some(p) = self.local_player(id) {
+                metrics::counter!(CACHE_HIT, "kind" => "player").increment(1);
+                PlayerLookup::Hit(p)
+            } else {
+                metrics::counter!(CACHE_MISS, "kind" => "player").increment(1);
+                PlayerLookup::Miss(PutTicket(Some(0)))
+            };
+        }
+        let keys = self.player_keys(id).to_vec();
+        let got = self
+            .with_redis("get", async move |c| {
                 redis::cmd("MGET").arg(&keys).query_async::<Vec<Option<Vec<u8>>>>(c).await
             })
-            .await
-        } else {
-            Some(self.raw_get(&keys).await)
-        };
+            .await;
         let Some(got) = got else {
             metrics::counter!(CACHE_MISS, "kind" => "player").increment(1);
             return PlayerLookup::Miss(PutTicket(None));
@@ -254,7 +296,7 @@ impl Cache {
         match entry {
             Some(e) if e.version >= newest => {
                 metrics::counter!(CACHE_HIT, "kind" => "player").increment(1);
-                PlayerLookup::Hit(Box::new(e.player))
+                PlayerLookup::Hit(Arc::new(e.player))
             }
             _ => {
                 metrics::counter!(CACHE_MISS, "kind" => "player").increment(1);
@@ -266,6 +308,10 @@ impl Cache {
     /// Caches a player read from the store after a miss.
     pub async fn put_player(&self, p: &Player, ticket: PutTicket) {
         let Some(generation) = ticket.0 else { return };
+        if self.redis.is_none() {
+            self.keep_local(Arc::new(p.clone()));
+            return;
+        }
         if self.fence_owed() {
             return;
         }
@@ -284,23 +330,13 @@ impl Cache {
         if !self.players {
             return;
         }
+        if self.redis.is_none() {
+            self.keep_local(Arc::new(p.clone()));
+            return;
+        }
         let [entry_key, newest, generation_key] = self.player_keys(&p.id);
         let entry = PlayerEntry { version: p.version, player: p.clone() };
         let Ok(json) = serde_json::to_vec(&entry) else { return };
-        if self.redis.is_none() {
-            {
-                let mut mem = self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let cur = parse_u64(mem.get(&newest).map(|(_, b)| b));
-                if p.version > cur {
-                    let expires = Instant::now() + Duration::from_secs(VERSION_MARK_TTL_SECS);
-                    mem.insert(newest, (expires, p.version.to_string().into_bytes()));
-                }
-            }
-            let mut bytes = b"0:".to_vec();
-            bytes.extend_from_slice(&json);
-            self.raw_set(entry_key, bytes, self.ttl(Tier::Short)).await;
-            return;
-        }
         if self.fence_owed() {
             // Nothing is served from the cache here until the fence is paid,
             // which hides this write's older copies too.

@@ -1,5 +1,7 @@
 //! Response shapes shared by several roles, and the HTTP side of the one write path.
 
+use std::sync::Arc;
+
 use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -129,10 +131,11 @@ pub fn player_view(catalog: &Catalog, p: &Player, now: DateTime<Utc>) -> PlayerV
 /// Loads the caller's player; a valid token for a player that no longer exists is an invalid token.
 pub async fn load_player(state: &AppState, id: &str) -> Result<Player, AppError> {
     // The same cached read the token check makes.
-    state
+    let player = state
         .current(id.to_string())
         .await?
-        .ok_or_else(|| AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))
+        .ok_or_else(|| AppError::new(ErrorCode::InvalidToken, "the token's player does not exist"))?;
+    Ok(Arc::unwrap_or_clone(player))
 }
 
 /// Runs `rule` as a write to the caller's player on the server's clock (see

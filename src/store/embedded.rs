@@ -18,6 +18,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::game::chat::ChatMessage;
+use crate::game::player::Scores;
 
 use super::{
     apply_mutation, starting_ledger, Board, BoardEntry, HistoryRow, IdempotencyRecord, IdempotencyRequest, LedgerEntry,
@@ -358,25 +359,27 @@ fn put_player(txn: &WriteTransaction, p: &Player) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Moves the player's leaderboard rows from its old scores to its new ones.
-fn update_boards(txn: &WriteTransaction, old: Option<&Player>, new: &Player) -> Result<(), StoreError> {
+/// Moves the player's leaderboard rows from its old scores to its new ones;
+/// `old` is the name and scores the rows were written under (none: a new player).
+fn update_boards(txn: &WriteTransaction, old: Option<(&str, Scores)>, new: &Player) -> Result<(), StoreError> {
+    let unmoved =
+        |b: Board, (name, scores): (&str, Scores)| name == new.username && b.of_scores(&scores) == b.score(new);
     // Most writes move no score: then neither table is opened.
-    let moved = |o: &Player| o.username != new.username || Board::ALL.iter().any(|b| b.score(o) != b.score(new));
-    if old.is_some_and(|o| !moved(o)) {
+    if old.is_some_and(|o| Board::ALL.iter().all(|b| unmoved(*b, o))) {
         return Ok(());
     }
     let mut t = txn.open_table(BOARDS).map_err(unavailable)?;
     let mut counts = txn.open_table(RANK_COUNTS).map_err(unavailable)?;
     for b in Board::ALL {
         if let Some(o) = old {
-            // Most writes move no score: their rows stay as they are.
-            if b.score(o) == b.score(new) && o.username == new.username {
+            // Their rows stay as they are on boards where nothing moved.
+            if unmoved(b, o) {
                 continue;
             }
-            t.remove((b.name(), u64::MAX - b.score(o), o.id.as_str())).map_err(unavailable)?;
+            t.remove((b.name(), u64::MAX - b.of_scores(&o.1), new.id.as_str())).map_err(unavailable)?;
         }
         t.insert((b.name(), u64::MAX - b.score(new), new.id.as_str()), new.username.as_str()).map_err(unavailable)?;
-        move_rank_count(&mut counts, b.name(), old.map(|o| b.score(o)), b.score(new))?;
+        move_rank_count(&mut counts, b.name(), old.map(|o| b.of_scores(&o.1)), b.score(new))?;
     }
     Ok(())
 }
@@ -623,14 +626,16 @@ impl Store for EmbeddedStore {
             }
             let Some(loaded) = load_player_w(txn, &player_id)? else { return Ok(MutateOutcome::PlayerNotFound) };
             let mut docs = if keys.is_empty() { SharedDocs::default() } else { load_shared_w(txn, &keys)? };
+            // What the board rows are keyed by now, rather than a copy of the whole record.
+            let (old_name, old_scores) = (loaded.username.clone(), loaded.scores);
             let PreparedWrite { player, effects, ledger, history, events } =
-                match apply_mutation(loaded.clone(), |p| op(p, &mut docs), now) {
+                match apply_mutation(loaded, |p| op(p, &mut docs), now) {
                     Ok(x) => x,
                     Err(e) => return Ok(MutateOutcome::Rejected(e)),
                 };
             put_shared(txn, &docs)?;
             put_player(txn, &player)?;
-            update_boards(txn, Some(&loaded), &player)?;
+            update_boards(txn, Some((&old_name, old_scores)), &player)?;
             put_ledger(txn, &ledger)?;
             put_history(txn, &history)?;
             if !history.is_empty() {
@@ -1021,7 +1026,7 @@ impl Store for EmbeddedStore {
                             .insert(player.username_lower.as_str(), player.id.as_str())
                             .map_err(unavailable)?;
                         put_player(txn, player)?;
-                        update_boards(txn, old.as_ref(), player)?;
+                        update_boards(txn, old.as_ref().map(|o| (o.username.as_str(), o.scores)), player)?;
                     }
                     Restore::Ledger { entry } => put_ledger(txn, std::slice::from_ref(entry))?,
                     Restore::History { row } => {
