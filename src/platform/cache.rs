@@ -39,8 +39,8 @@ pub enum Tier {
 
 /// Most entries the in-process cache keeps.
 const MEMORY_MAX_ENTRIES: usize = 20_000;
-/// Most players the in-process cache keeps (decoded records, a few KiB each).
-const LOCAL_PLAYERS_MAX: usize = 4_096;
+/// Most players the in-process cache keeps (decoded records, tens of KiB each).
+const LOCAL_PLAYERS_MAX: usize = 1_024;
 /// A Redis call slower than this counts as a failure (the store answers instead).
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// How long a player's "newest version" mark lives: longer than any entry it guards.
@@ -71,7 +71,7 @@ pub struct Cache {
     /// Players cached in process (no Redis, this process owns the store): kept
     /// decoded, since nothing outside the process reads them; only ever
     /// replaced by a newer version.
-    local_players: Mutex<HashMap<String, LocalPlayer>>,
+    local_players: Mutex<LocalPlayers>,
     ttl: [Duration; 3],
     /// One warning per period while Redis is down, not one per request.
     warnings: Arc<super::telemetry::Throttle>,
@@ -107,6 +107,12 @@ struct PlayerEntry {
 struct LocalPlayer {
     expires: Instant,
     player: Arc<Player>,
+}
+
+/// The in-process players, and when expired ones were last dropped.
+struct LocalPlayers {
+    map: HashMap<String, LocalPlayer>,
+    swept: Instant,
 }
 
 /// What a player lookup found.
@@ -145,7 +151,7 @@ impl Cache {
             redis,
             players,
             memory: Mutex::new(HashMap::new()),
-            local_players: Mutex::new(HashMap::new()),
+            local_players: Mutex::new(LocalPlayers { map: HashMap::new(), swept: Instant::now() }),
             ttl,
             warnings: Arc::new(super::telemetry::Throttle::new(Duration::from_secs(10))),
             fence: Arc::default(),
@@ -205,24 +211,29 @@ impl Cache {
     fn local_player(&self, id: &str) -> Option<Arc<Player>> {
         let now = Instant::now();
         let players = self.local_players.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        players.get(id).filter(|e| e.expires > now).map(|e| e.player.clone())
+        players.map.get(id).filter(|e| e.expires > now).map(|e| e.player.clone())
     }
 
     /// Keeps `player` in process unless a newer version is there (a write's
-    /// copy and a reader's older one can arrive in either order).
+    /// copy and a reader's older one can arrive in either order). Expired
+    /// copies are dropped once per TTL, so memory follows the players active
+    /// in the last TTL or two, up to `LOCAL_PLAYERS_MAX`.
     fn keep_local(&self, player: Arc<Player>) {
-        let now = Instant::now();
+        let (now, ttl) = (Instant::now(), self.ttl(Tier::Short));
         let mut players = self.local_players.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if players.get(&player.id).is_some_and(|e| e.player.version > player.version) {
+        let LocalPlayers { map, swept } = &mut *players;
+        if map.get(&player.id).is_some_and(|e| e.player.version > player.version) {
             return;
         }
-        if players.len() >= LOCAL_PLAYERS_MAX && !players.contains_key(&player.id) {
-            players.retain(|_, e| e.expires > now);
-            if players.len() >= LOCAL_PLAYERS_MAX {
-                players.clear();
+        let full = map.len() >= LOCAL_PLAYERS_MAX && !map.contains_key(&player.id);
+        if full || now.duration_since(*swept) >= ttl {
+            map.retain(|_, e| e.expires > now);
+            *swept = now;
+            if map.len() >= LOCAL_PLAYERS_MAX {
+                map.clear();
             }
         }
-        players.insert(player.id.clone(), LocalPlayer { expires: now + self.ttl(Tier::Short), player });
+        map.insert(player.id.clone(), LocalPlayer { expires: now + ttl, player });
     }
 
     /// A cached value, or the loader's, which is then cached for `tier`.
@@ -438,4 +449,57 @@ async fn redis_call<T>(
         tracing::warn!(op, error = %e, held_back, "cache: Redis unavailable, using the store (one warning per 10 s; every failure is counted in divine_heroes_cache_errors_total)");
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn player(version: u64) -> Player {
+        let mut p = Player::new("p1".into(), "Ann", String::new(), chrono::Utc::now());
+        p.version = version;
+        p
+    }
+
+    async fn cached_version(cache: &Cache) -> Option<u64> {
+        match cache.player("p1").await {
+            PlayerLookup::Hit(p) => Some(p.version),
+            PlayerLookup::Miss(_) => None,
+        }
+    }
+
+    /// A reader that loaded an older copy before a write must not cache it over
+    /// the write's copy, whichever arrives last.
+    #[tokio::test]
+    async fn an_older_copy_never_replaces_a_newer_one_in_process() {
+        let cache = Cache::new("t", None, true, [30, 30, 30]);
+        assert_eq!(cached_version(&cache).await, None);
+        cache.player_written(&player(2)).await;
+        let PlayerLookup::Hit(_) = cache.player("p1").await else { panic!("a written player is cached") };
+        cache.put_player(&player(1), PutTicket(Some(0))).await;
+        assert_eq!(cached_version(&cache).await, Some(2), "the reader's older copy is ignored");
+        cache.player_written(&player(3)).await;
+        assert_eq!(cached_version(&cache).await, Some(3));
+    }
+
+    /// Expired copies are misses, and are dropped rather than kept until the cap.
+    #[tokio::test]
+    async fn expired_players_are_misses_and_are_dropped() {
+        let cache = Cache::new("t", None, true, [0, 30, 30]);
+        cache.player_written(&player(1)).await;
+        assert_eq!(cached_version(&cache).await, None, "a zero TTL serves nothing");
+        let mut other = player(1);
+        other.id = "p2".into();
+        cache.player_written(&other).await;
+        let held = cache.local_players.lock().unwrap().map.len();
+        assert_eq!(held, 1, "the expired copy of p1 was dropped when p2 came");
+    }
+
+    /// Without Redis and without owning the store, no player is cached at all.
+    #[tokio::test]
+    async fn players_are_not_cached_without_an_owner_of_the_store() {
+        let cache = Cache::new("t", None, false, [30, 30, 30]);
+        cache.player_written(&player(1)).await;
+        assert_eq!(cached_version(&cache).await, None);
+    }
 }
