@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use crate::game::economy::Currency;
+use crate::game::error::GameError;
 use crate::game::player::{Attachment, Mail, Player};
 use crate::store::LedgerReason;
 use crate::writes::{Applied, WriteError, Writer};
@@ -404,25 +405,26 @@ pub async fn close_tower_week(writer: &Writer<'_>, now: DateTime<Utc>) -> anyhow
         let mail_days = writer.data.rewards.mail.expiry_days;
         let written = writer
             .mutate(&row.player_id, None, now, move |p| {
-                let fresh = p.tower.rewarded_week < week;
-                if fresh {
-                    p.tower.rewarded_week = week;
-                    p.deliver(Mail {
-                        id: format!("tower-week-{week}"),
-                        subject: format!("Abyss tower: rank {rank} last week"),
-                        body: format!("You finished last week's tower board at rank {rank}."),
-                        attachments: vec![Attachment { currency: Currency::Crystals, amount: crystals }],
-                        sent_at: now,
-                        expires_at: now + Duration::days(mail_days),
-                        claimed_at: None,
-                    });
+                // Paid already (a re-run, or another process first): refused, so nothing is written.
+                if p.tower.rewarded_week >= week {
+                    return Err(GameError::Conflict(format!("tower week {week} paid already")));
                 }
-                Ok(Applied::new(LedgerReason::TowerWeek, format!("tower-week-{week}"), fresh))
+                p.tower.rewarded_week = week;
+                p.deliver(Mail {
+                    id: format!("tower-week-{week}"),
+                    subject: format!("Abyss tower: rank {rank} last week"),
+                    body: format!("You finished last week's tower board at rank {rank}."),
+                    attachments: vec![Attachment { currency: Currency::Crystals, amount: crystals }],
+                    sent_at: now,
+                    expires_at: now + Duration::days(mail_days),
+                    claimed_at: None,
+                });
+                Ok(Applied::new(LedgerReason::TowerWeek, format!("tower-week-{week}"), ()))
             })
             .await;
         match written {
-            Ok(w) if w.view => paid += 1,
-            Ok(_) | Err(WriteError::PlayerNotFound) => {}
+            Ok(_) => paid += 1,
+            Err(WriteError::PlayerNotFound | WriteError::Rejected(GameError::Conflict(_))) => {}
             Err(e) => return Err(e.into()),
         }
     }
