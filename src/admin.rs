@@ -21,7 +21,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::ops::Command;
 use crate::platform::config::Settings;
 use crate::state::AppState;
-use crate::writes::Writer;
 
 /// The file under `DATA_DIR` that names the running server's endpoint.
 pub const ADMIN_FILE: &str = "admin.json";
@@ -115,7 +114,7 @@ async fn command(
     }
     let command = body.into_inner();
     tracing::info!(?command, "operator command over the admin endpoint");
-    let writer = Writer { store: &state.store, cache: &state.cache, data: &state.data };
+    let writer = state.writer();
     match command.run(&writer, state.clock.now()).await {
         Ok(message) => HttpResponse::Ok().json(serde_json::json!({"message": message})),
         Err(e) => refuse(StatusCode::UNPROCESSABLE_ENTITY, "COMMAND_FAILED", format!("{e:#}")),

@@ -49,6 +49,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The write path over this state's store, cache and tables.
+    pub fn writer(&self) -> crate::writes::Writer<'_> {
+        crate::writes::Writer { store: &self.store, cache: &self.cache, data: &self.data }
+    }
+
     /// Assembles the state from already-connected parts.
     pub fn new(
         settings: Settings,
@@ -177,8 +182,9 @@ impl crate::platform::auth::PlayerSource for AppState {
                 crate::platform::cache::PlayerLookup::Miss(ticket) => ticket,
             };
             let Some(p) = self.store.player_by_id(&player_id).await? else { return Ok(None) };
+            let p = Arc::new(p);
             self.cache.put_player(&p, ticket).await;
-            Ok(Some(Arc::new(p)))
+            Ok(Some(p))
         })
     }
 }

@@ -67,7 +67,7 @@ pub async fn close_tower_week_if_due(state: &AppState, closed: &mut Option<u64>)
     if *closed == Some(ended) {
         return Ok(0);
     }
-    let writer = crate::writes::Writer { store: &state.store, cache: &state.cache, data: &state.data };
+    let writer = state.writer();
     let (week, paid) = crate::ops::close_tower_week(&writer, now).await?;
     if paid > 0 {
         tracing::info!(week, paid, "tower week closed: board rewards mailed");

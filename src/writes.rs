@@ -185,7 +185,7 @@ impl Writer<'_> {
         match outcome? {
             MutateOutcome::Applied(_, player) => {
                 // Before the caller answers: no read after this write sees an older copy.
-                self.cache.player_written(&player).await;
+                self.cache.player_written(Arc::from(player)).await;
                 let view = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
                 let view = view.ok_or_else(|| WriteError::Corrupt("the applied rule left no view".into()))?;
                 Ok(Written { view, fresh: true })

@@ -96,11 +96,17 @@ impl Fence {
     }
 }
 
-/// A cached player with the version it was read at.
+/// A cached player with the version it was read at (written from a borrowed
+/// record, read back as an owned one).
 #[derive(Serialize, serde::Deserialize)]
-struct PlayerEntry {
+struct PlayerEntry<P = Player> {
     version: u64,
-    player: Player,
+    player: P,
+}
+
+/// The JSON of a player's cache entry, without copying the record.
+fn entry_json(p: &Player) -> Option<Vec<u8>> {
+    serde_json::to_vec(&PlayerEntry { version: p.version, player: p }).ok()
 }
 
 /// A player cached in process, and until when it may be served.
@@ -317,17 +323,16 @@ impl Cache {
     }
 
     /// Caches a player read from the store after a miss.
-    pub async fn put_player(&self, p: &Player, ticket: PutTicket) {
+    pub async fn put_player(&self, p: &Arc<Player>, ticket: PutTicket) {
         let Some(generation) = ticket.0 else { return };
         if self.redis.is_none() {
-            self.keep_local(Arc::new(p.clone()));
+            self.keep_local(p.clone());
             return;
         }
         if self.fence_owed() {
             return;
         }
-        let entry = PlayerEntry { version: p.version, player: p.clone() };
-        let Ok(json) = serde_json::to_vec(&entry) else { return };
+        let Some(json) = entry_json(p) else { return };
         let mut bytes = format!("{generation}:").into_bytes();
         bytes.extend_from_slice(&json);
         let [key, ..] = self.player_keys(&p.id);
@@ -337,17 +342,16 @@ impl Cache {
     /// Records that the player is now at `version`: older cached copies stop
     /// being served at once, on every pod. Then caches the new record. If Redis
     /// cannot be told, a fence is owed (see the module docs).
-    pub async fn player_written(&self, p: &Player) {
+    pub async fn player_written(&self, p: Arc<Player>) {
         if !self.players {
             return;
         }
         if self.redis.is_none() {
-            self.keep_local(Arc::new(p.clone()));
+            self.keep_local(p);
             return;
         }
         let [entry_key, newest, generation_key] = self.player_keys(&p.id);
-        let entry = PlayerEntry { version: p.version, player: p.clone() };
-        let Ok(json) = serde_json::to_vec(&entry) else { return };
+        let Some(json) = entry_json(&p) else { return };
         if self.fence_owed() {
             // Nothing is served from the cache here until the fence is paid,
             // which hides this write's older copies too.
@@ -474,11 +478,11 @@ mod tests {
     async fn an_older_copy_never_replaces_a_newer_one_in_process() {
         let cache = Cache::new("t", None, true, [30, 30, 30]);
         assert_eq!(cached_version(&cache).await, None);
-        cache.player_written(&player(2)).await;
+        cache.player_written(Arc::new(player(2))).await;
         let PlayerLookup::Hit(_) = cache.player("p1").await else { panic!("a written player is cached") };
-        cache.put_player(&player(1), PutTicket(Some(0))).await;
+        cache.put_player(&Arc::new(player(1)), PutTicket(Some(0))).await;
         assert_eq!(cached_version(&cache).await, Some(2), "the reader's older copy is ignored");
-        cache.player_written(&player(3)).await;
+        cache.player_written(Arc::new(player(3))).await;
         assert_eq!(cached_version(&cache).await, Some(3));
     }
 
@@ -486,11 +490,11 @@ mod tests {
     #[tokio::test]
     async fn expired_players_are_misses_and_are_dropped() {
         let cache = Cache::new("t", None, true, [0, 30, 30]);
-        cache.player_written(&player(1)).await;
+        cache.player_written(Arc::new(player(1))).await;
         assert_eq!(cached_version(&cache).await, None, "a zero TTL serves nothing");
         let mut other = player(1);
         other.id = "p2".into();
-        cache.player_written(&other).await;
+        cache.player_written(Arc::new(other)).await;
         let held = cache.local_players.lock().unwrap().map.len();
         assert_eq!(held, 1, "the expired copy of p1 was dropped when p2 came");
     }
@@ -499,7 +503,7 @@ mod tests {
     #[tokio::test]
     async fn players_are_not_cached_without_an_owner_of_the_store() {
         let cache = Cache::new("t", None, false, [30, 30, 30]);
-        cache.player_written(&player(1)).await;
+        cache.player_written(Arc::new(player(1))).await;
         assert_eq!(cached_version(&cache).await, None);
     }
 }

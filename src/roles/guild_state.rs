@@ -11,7 +11,7 @@ use crate::game::player::Player;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::state::AppState;
 use crate::store::{LedgerReason, SharedDocs};
-use crate::writes::{Applied, Writer};
+use crate::writes::Applied;
 
 /// A document as `T`, or `None`.
 async fn doc<T: serde::de::DeserializeOwned>(state: &AppState, key: String) -> Result<Option<T>, AppError> {
@@ -119,7 +119,7 @@ pub fn is_officer(g: &Guild, player_id: &str) -> bool {
 /// how many were delivered now.
 pub async fn deliver_payouts(state: &AppState, guild_id: &str) -> Result<usize, AppError> {
     let Some(g) = guild(state, guild_id).await? else { return Ok(0) };
-    let writer = Writer { store: &state.store, cache: &state.cache, data: &state.data };
+    let writer = state.writer();
     let mut delivered = 0;
     for payout in g.payouts {
         let (data, key, gid) = (state.data.clone(), keys::guild(guild_id), guild_id.to_string());

@@ -17,7 +17,7 @@ use crate::platform::auth::PlayerSource;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::state::AppState;
 use crate::store::{IdempotencyRequest, SharedDocs};
-use crate::writes::{Applied, Writer, Written};
+use crate::writes::{Applied, Written};
 
 /// A list answer: `{"items": [...]}`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -150,7 +150,7 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
     F: Fn(&mut Player) -> Result<Applied<T>, GameError> + Send + Sync + 'static,
 {
-    let writer = Writer { store: &state.store, cache: &state.cache, data: &state.data };
+    let writer = state.writer();
     Ok(writer.mutate(player_id, idempotency, state.clock.now(), rule).await?)
 }
 
@@ -166,7 +166,7 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
     F: Fn(&mut Player, &mut SharedDocs) -> Result<Applied<T>, GameError> + Send + Sync + 'static,
 {
-    let writer = Writer { store: &state.store, cache: &state.cache, data: &state.data };
+    let writer = state.writer();
     Ok(writer.mutate_shared(player_id, idempotency, state.clock.now(), keys, rule).await?)
 }
 

@@ -143,12 +143,12 @@ async fn a_write_redis_missed_is_fenced_before_any_pod_serves_the_old_copy() {
         divine_heroes::game::player::Player::new("p-1".into(), "Fenced", "hash".into(), chrono::Utc::now());
     player.version = 1;
     let PlayerLookup::Miss(ticket) = b.player(&player.id).await else { panic!("nothing cached yet") };
-    b.put_player(&player, ticket).await;
+    b.put_player(&Arc::new(player.clone()), ticket).await;
     assert_eq!(cached_version(a.player(&player.id).await), Some(1), "both pods serve the cached copy");
 
     redis.kill();
     player.version = 2;
-    a.player_written(&player).await;
+    a.player_written(Arc::new(player.clone())).await;
     assert!(a.fence_owed(), "the write could not reach Redis");
     redis = start_persistent_redis(port, dir.path());
     assert!(crate::common::redis_reachable_within(&url, Duration::from_secs(5)).await, "Redis restarts");
@@ -169,7 +169,7 @@ async fn a_write_redis_missed_is_fenced_before_any_pod_serves_the_old_copy() {
 
     // The cache is in use again: a later write caches its copy for both pods.
     player.version = 3;
-    a.player_written(&player).await;
+    a.player_written(Arc::new(player.clone())).await;
     assert_eq!(cached_version(b.player(&player.id).await), Some(3));
     drop(redis);
 }

@@ -19,7 +19,7 @@ use crate::platform::error::{AppError, ErrorCode};
 use crate::state::AppState;
 use crate::store::events::DomainEvent;
 use crate::store::{IdempotencyRequest, LedgerReason};
-use crate::writes::{Applied, WriteError, Writer};
+use crate::writes::{Applied, WriteError};
 
 /// How far a delivery's timestamp may be from the server's clock.
 const TOLERANCE_SECS: i64 = 300;
@@ -121,7 +121,7 @@ pub async fn post_purchase_webhook(
     let fingerprint = hex::encode(<Sha256 as sha2::Digest>::digest(&body));
     let idem = IdempotencyRequest { key, fingerprint };
     let d = delivery.clone();
-    let writer = Writer { store: &state.store, cache: &state.cache, data: &state.data };
+    let writer = state.writer();
     let written = writer
         .mutate(&delivery.player_id, Some(idem), now, move |p: &mut Player| {
             let settlement = match d.event {

@@ -237,7 +237,7 @@ impl TestApp {
 
     /// The app's write path, for operator commands run against it.
     pub fn writer(&self) -> Writer<'_> {
-        Writer { store: &self.state.store, cache: &self.state.cache, data: &self.state.data }
+        self.state.writer()
     }
 
     pub fn url(&self, path: &str) -> String {
