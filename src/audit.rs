@@ -265,7 +265,11 @@ impl<'a, 'r> PlayerCheck<'a, 'r> {
                 if !(200..300).contains(&response.status) {
                     continue;
                 }
-                let body = &response.body;
+                let Ok(body) = serde_json::from_str::<serde_json::Value>(response.body.get()) else {
+                    let who = self.player.username.clone();
+                    self.report.mismatch(format!("{who}: idempotency key {key:?} keeps a response that is not JSON"));
+                    continue;
+                };
                 if let (Some(summon), Some(results)) = (body["summon_id"].as_str(), body["results"].as_array()) {
                     summons.insert(summon.to_string(), (key, results.len()));
                 } else if let Some(battle) = body["battle_id"].as_str() {

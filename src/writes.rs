@@ -162,9 +162,9 @@ impl Writer<'_> {
             let a = rule(p, docs)?;
             // Every write keeps the leaderboard scores in step with the player.
             p.recompute_scores(&data.catalog);
-            let body = serde_json::to_value(&a.view).unwrap_or_else(|e| {
+            let response = StoredResponse::json(200, &a.view).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "a view did not serialize; its replay will fail");
-                serde_json::Value::Null
+                StoredResponse { status: 200, body: serde_json::value::RawValue::NULL.to_owned() }
             });
             *out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(a.view);
             Ok(Effects {
@@ -173,7 +173,7 @@ impl Writer<'_> {
                 history: a.history,
                 battles: a.battles,
                 event: a.event,
-                response: StoredResponse { status: 200, body },
+                response,
                 traceparent: traceparent.clone(),
             })
         });
@@ -191,7 +191,7 @@ impl Writer<'_> {
                 Ok(Written { view, fresh: true })
             }
             MutateOutcome::Replayed(r) => {
-                let view = serde_json::from_value(r.body).map_err(|e| WriteError::Corrupt(e.to_string()))?;
+                let view = serde_json::from_str(r.body.get()).map_err(|e| WriteError::Corrupt(e.to_string()))?;
                 Ok(Written { view, fresh: false })
             }
             MutateOutcome::KeyReused => Err(WriteError::KeyReused),

@@ -253,12 +253,27 @@ pub struct HistoryRow {
 }
 
 /// The response kept with an idempotency key, replayed on a repeat.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredResponse {
     /// HTTP status.
     pub status: u16,
-    /// JSON body.
-    pub body: serde_json::Value,
+    /// JSON body, as the text it was first written as: serialized once from the
+    /// view (no `Value` tree built per write), stored and replayed verbatim.
+    pub body: Box<serde_json::value::RawValue>,
+}
+
+impl StoredResponse {
+    /// `body` serialized as JSON.
+    pub fn json(status: u16, body: &impl Serialize) -> Result<Self, serde_json::Error> {
+        Ok(Self { status, body: serde_json::value::to_raw_value(body)? })
+    }
+}
+
+/// Equal when the status and the body's text are: a replay is byte-for-byte the first answer.
+impl PartialEq for StoredResponse {
+    fn eq(&self, other: &Self) -> bool {
+        self.status == other.status && self.body.get() == other.body.get()
+    }
 }
 
 /// An idempotency key and the fingerprint of the request that carried it.

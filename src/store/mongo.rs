@@ -53,7 +53,8 @@ struct IdemDoc {
 
 impl IdemDoc {
     fn response(&self) -> Result<StoredResponse, mongodb::error::Error> {
-        let body = serde_json::from_str(&self.body).map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
+        let body = serde_json::value::RawValue::from_string(self.body.clone())
+            .map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
         Ok(StoredResponse { status: self.status, body })
     }
 }
@@ -716,7 +717,7 @@ impl MongoStore {
                 id: format!("{player_id}:{}", i.key),
                 fingerprint: i.fingerprint.clone(),
                 status: effects.response.status,
-                body: effects.response.body.to_string(),
+                body: effects.response.body.get().to_string(),
                 at: Some(bson::DateTime::from_chrono(now)),
             };
             idem_coll.insert_one(rec).session(&mut *s).await?;
@@ -1245,7 +1246,7 @@ impl Store for MongoStore {
                         id: format!("{player_id}:{}", record.key),
                         fingerprint: record.fingerprint.clone(),
                         status: record.response.status,
-                        body: record.response.body.to_string(),
+                        body: record.response.body.get().to_string(),
                         // Restored records expire a retention after the restore.
                         at: Some(now),
                     };

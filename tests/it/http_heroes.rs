@@ -19,7 +19,7 @@ async fn give_shards(app: &TestApp, player_id: &str, hero: &'static str, shards:
             ref_id: String::new(),
             history: vec![],
             battles: vec![],
-            response: StoredResponse { status: 200, body: json!({}) },
+            response: StoredResponse::json(200, &json!({})).unwrap(),
             traceparent: None,
         })
     });

@@ -380,7 +380,7 @@ pub async fn direct_write(
             ref_id: "test".into(),
             history: vec![],
             battles: vec![],
-            response: StoredResponse { status: 200, body: json!({}) },
+            response: StoredResponse::json(200, &json!({})).unwrap(),
             traceparent: None,
         })
     });
