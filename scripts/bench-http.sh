@@ -15,7 +15,8 @@
 # SEED_PLAYERS=N first creates N other players in bulk (`divine-heroes seed`),
 # to see how the cost of a request changes with the size of the store.
 # PERF_ROUTE=<route name as printed> records that route with `perf record -g`
-# into PERF_OUT (default perf.data); build with `--profile profiling` for lines.
+# into PERF_OUT (default perf.data); build with `--profile profiling` for lines
+# (PERF_CALLGRAPH=dwarf for whole call chains through code without frame pointers).
 # SERVE_ARGS adds flags to `serve` (for example --no-workers: no event relay
 # or consumers in the process, to see what they cost the write path).
 # Usage: scripts/bench-http.sh [SECONDS=5] [CONNECTIONS=32] [PLAYERS=128]
@@ -119,7 +120,7 @@ run() { # name method path body
   RUNS=$((RUNS + 1))
   local perf_pid=
   if [ -n "${PERF_ROUTE:-}" ] && [ "$PERF_ROUTE" = "$1" ]; then
-    perf record -F 999 -g -p "$PID" -o "${PERF_OUT:-perf.data}" -- sleep "$DURATION" 2>/dev/null &
+    perf record -F 999 --call-graph "${PERF_CALLGRAPH:-fp}" -p "$PID" -o "${PERF_OUT:-perf.data}" -- sleep "$DURATION" 2>/dev/null &
     perf_pid=$!
   fi
   out=$(RUN="$RUNS-$$" METHOD=$2 ROUTE=$3 BODY=$4 "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$DATA/route.lua" "$base" |
