@@ -24,7 +24,7 @@ const RELAY_BATCH: usize = 256;
 /// takes, short enough that a dead relay's batch goes out soon after.
 const RELAY_LEASE: Duration = Duration::from_secs(30);
 /// Deliveries handled per receive.
-const CONSUME_BATCH: usize = 256;
+const CONSUME_BATCH: usize = 64;
 /// After a batch that was not full, the relay and the consumer wait this long
 /// for more: under load each round then carries more events, and its fixed
 /// cost (a store read, a write job, a look at the counters) is paid less often.

@@ -259,7 +259,16 @@ pub struct StoredResponse {
     pub status: u16,
     /// JSON body, as the text it was first written as: serialized once from the
     /// view (no `Value` tree built per write), stored and replayed verbatim.
+    #[serde(deserialize_with = "raw_json_from_any")]
     pub body: Box<serde_json::value::RawValue>,
+}
+
+/// Reads a JSON body from any deserializer: straight from text, and also from
+/// inside an export row, which serde buffers first to find its `type` tag (a
+/// `RawValue` cannot be read from that buffer). Object keys keep their order.
+fn raw_json_from_any<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<serde_json::value::RawValue>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    serde_json::value::to_raw_value(&value).map_err(serde::de::Error::custom)
 }
 
 impl StoredResponse {
