@@ -193,9 +193,14 @@ pub trait PlayerSource: Send + Sync {
 pub struct AuthPlayer(pub PlayerId, pub Arc<Player>);
 
 impl AuthPlayer {
-    /// The caller's record as it was when the token was checked.
+    /// A copy of the caller's record as it was when the token was checked, to change.
     pub fn player(&self) -> Player {
         (*self.1).clone()
+    }
+
+    /// The same record, borrowed: for a handler that only reads it (no copy).
+    pub fn record(&self) -> &Player {
+        &self.1
     }
 }
 

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::game::chat::{self, Channel, ChatMessage};
 use crate::game::friends::{book_key, FriendBook};
-use crate::game::player::Player;
 use crate::platform::auth::AuthPlayer;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::platform::idempotency::IdempotencyKey;
@@ -87,7 +86,7 @@ pub async fn post_message(
     body: web::Json<SendRequest>,
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    let me: Player = who.player();
+    let me = who.record();
     if let Some(until) = me.chat_muted_until.filter(|u| *u > now) {
         return Err(AppError::new(ErrorCode::Forbidden, format!("you are muted in chat until {}", until.to_rfc3339())));
     }

@@ -327,7 +327,7 @@ pub async fn post_request(
     let idem = key.for_body(&name);
     let rules = state.data.friends;
     let now = state.clock.now();
-    between(&state, &who.player(), (them.id, them.username), Some(idem), LedgerReason::Friends, move |a, b| {
+    between(&state, who.record(), (them.id, them.username), Some(idem), LedgerReason::Friends, move |a, b| {
         Ok(match friends::request(&rules, a, b, now)? {
             RequestOutcome::Sent => FriendOutcome::RequestSent,
             RequestOutcome::Befriended => FriendOutcome::Befriended,
@@ -386,7 +386,7 @@ async fn answer(
     let idem = key.for_body(&id);
     let them = other_player(&state, &id).await?;
     let (rules, now) = (state.data.friends, state.clock.now());
-    between(&state, &who.player(), them, Some(idem), LedgerReason::Friends, move |a, b| {
+    between(&state, who.record(), them, Some(idem), LedgerReason::Friends, move |a, b| {
         friends::answer(&rules, a, b, accept, now)?;
         Ok(if accept { FriendOutcome::Befriended } else { FriendOutcome::Declined })
     })
@@ -409,7 +409,7 @@ pub async fn delete_friend(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let them = other_player(&state, &id).await?;
-    between(&state, &who.player(), them, None, LedgerReason::Friends, |a, b| {
+    between(&state, who.record(), them, None, LedgerReason::Friends, |a, b| {
         friends::remove(a, b)?;
         Ok(FriendOutcome::Removed)
     })
@@ -436,7 +436,7 @@ pub async fn post_block(
     let idem = key.for_body(&*id);
     let them = other_player(&state, &id).await?;
     let rules = state.data.friends;
-    between(&state, &who.player(), them, Some(idem), LedgerReason::Friends, move |a, b| {
+    between(&state, who.record(), them, Some(idem), LedgerReason::Friends, move |a, b| {
         friends::block(&rules, a, b)?;
         Ok(FriendOutcome::Blocked)
     })
@@ -459,7 +459,7 @@ pub async fn delete_block(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let them = other_player(&state, &id).await?;
-    between(&state, &who.player(), them, None, LedgerReason::Friends, |a, b| {
+    between(&state, who.record(), them, None, LedgerReason::Friends, |a, b| {
         friends::unblock(a.book, b.id)?;
         Ok(FriendOutcome::Unblocked)
     })
@@ -486,7 +486,7 @@ pub async fn post_gift(
     let idem = key.for_body(&*id);
     let them = other_player(&state, &id).await?;
     let now = state.clock.now();
-    between(&state, &who.player(), them, Some(idem), LedgerReason::FriendGift, move |a, b| {
+    between(&state, who.record(), them, Some(idem), LedgerReason::FriendGift, move |a, b| {
         friends::gift(a, b, now)?;
         Ok(FriendOutcome::GiftSent)
     })

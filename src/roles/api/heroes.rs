@@ -56,8 +56,8 @@ pub async fn get_catalog(state: web::Data<AppState>, req: HttpRequest) -> Result
 )]
 #[get("/api/heroes")]
 pub async fn get_heroes(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let p = who.player();
-    let items: Vec<_> = p.heroes.keys().filter_map(|h| hero_view(&state.data.catalog, &p, h)).collect();
+    let p = who.record();
+    let items: Vec<_> = p.heroes.keys().filter_map(|h| hero_view(&state.data.catalog, p, h)).collect();
     Ok(HttpResponse::Ok().json(Items { items }))
 }
 
@@ -173,8 +173,8 @@ fn team_view(data: &GameData, p: &Player) -> TeamView {
 )]
 #[get("/api/team")]
 pub async fn get_team(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let p = who.player();
-    Ok(HttpResponse::Ok().json(team_view(&state.data, &p)))
+    let p = who.record();
+    Ok(HttpResponse::Ok().json(team_view(&state.data, p)))
 }
 
 /// Team body: six slots of hero ids or null.

@@ -29,7 +29,7 @@ use crate::writes::Applied;
 #[get("/api/pass")]
 pub async fn get_pass(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
     let (data, now) = (state.data.clone(), state.clock.now());
-    let p = who.player();
+    let p = who.record();
     if p.pass.season != data.pass.season_at(now) {
         let d = data.clone();
         let written = write(&state, &who.0, None, move |p: &mut Player| {
@@ -39,7 +39,7 @@ pub async fn get_pass(state: web::Data<AppState>, who: AuthPlayer) -> Result<Htt
         .await?;
         return Ok(HttpResponse::Ok().json(written.view));
     }
-    Ok(HttpResponse::Ok().json(pass::view(&data.pass, &p)))
+    Ok(HttpResponse::Ok().json(pass::view(&data.pass, p)))
 }
 
 /// The answer of an unlock or a claim.

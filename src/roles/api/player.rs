@@ -23,8 +23,7 @@ use crate::writes::Applied;
 #[get("/api/player")]
 #[tracing::instrument(skip_all, fields(player_id = %who.0))]
 pub async fn get_player(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let player = who.player();
-    Ok(HttpResponse::Ok().json(player_view(&state.data.catalog, &player, state.clock.now())))
+    Ok(HttpResponse::Ok().json(player_view(&state.data.catalog, who.record(), state.clock.now())))
 }
 
 /// `GET /api/player/ledger`.

@@ -26,7 +26,7 @@ use crate::writes::Applied;
 )]
 #[get("/api/quests")]
 pub async fn get_quests(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(quests::view(&state.data.quests, &who.player(), state.clock.now())))
+    Ok(HttpResponse::Ok().json(quests::view(&state.data.quests, who.record(), state.clock.now())))
 }
 
 /// The answer of a quest claim.

@@ -41,10 +41,10 @@ pub struct IdleView {
 )]
 #[get("/api/idle")]
 pub async fn get_idle(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let p = who.player();
+    let p = who.record();
     let now = state.clock.now();
     Ok(HttpResponse::Ok().json(IdleView {
-        accrued: rewards::idle_accrual(&state.data.rewards.idle, &p, now),
+        accrued: rewards::idle_accrual(&state.data.rewards.idle, p, now),
         since: p.idle_claimed_at,
         cap_hours: state.data.rewards.idle.cap_hours,
         stages_cleared: p.stages_cleared(),
@@ -105,8 +105,8 @@ pub async fn post_idle_claim(
 )]
 #[get("/api/daily-login")]
 pub async fn get_daily(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let p = who.player();
-    Ok(HttpResponse::Ok().json(rewards::daily_status(&state.data.rewards.daily_login, &p, state.clock.now())))
+    let p = who.record();
+    Ok(HttpResponse::Ok().json(rewards::daily_status(&state.data.rewards.daily_login, p, state.clock.now())))
 }
 
 /// The answer of a daily-login claim.
@@ -178,7 +178,7 @@ pub async fn get_mail(
             Some((i64::from_str_radix(micros, 16).map_err(|_| bad())?, id.to_string()))
         }
     };
-    let p = who.player();
+    let p = who.record();
     let now = state.clock.now();
     let mut mail: Vec<&Mail> = p.mailbox.iter().filter(|m| m.expires_at > now).collect();
     mail.sort_by(|a, b| (b.sent_at, &b.id).cmp(&(a.sent_at, &a.id)));

@@ -25,8 +25,8 @@ use crate::writes::Applied;
 )]
 #[get("/api/shop")]
 pub async fn get_shop(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let p = who.player();
-    Ok(HttpResponse::Ok().json(shop::view(&state.data.shop, &state.data.catalog, &p, state.clock.now())))
+    let p = who.record();
+    Ok(HttpResponse::Ok().json(shop::view(&state.data.shop, &state.data.catalog, p, state.clock.now())))
 }
 
 /// A purchase request (the shop and the guild shop).

@@ -231,7 +231,7 @@ async fn get_stage(
     path: web::Path<StagePath>,
 ) -> Result<HttpResponse, AppError> {
     let stage = stage_or_404(&state, path.chapter, path.stage)?;
-    let p = who.player();
+    let p = who.record();
     let cleared = p.stages_cleared() as u32;
     Ok(HttpResponse::Ok().json(StageView {
         unlocked: stage.number <= cleared + 1,
@@ -468,7 +468,7 @@ pub struct OpponentView {
 )]
 #[get("/api/battle/arena/opponents")]
 async fn get_opponents(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let me = who.player();
+    let me = who.record();
     let rules = &state.data.battle.arena;
     let rating = me.arena_rating.max(0);
     let mut found = Vec::new();
@@ -589,8 +589,8 @@ async fn post_challenge(
     let idem = key.for_body(&req);
     // Only an opponent the server offered, and a bot at the rating it was offered
     // at: checked here to fetch the defense, and again inside the write.
-    let me = who.player();
-    let offered = arena::offered(&me, &req.opponent_id, state.clock.now()).map_err(AppError::from)?.clone();
+    let me = who.record();
+    let offered = arena::offered(me, &req.opponent_id, state.clock.now()).map_err(AppError::from)?.clone();
     // The defense is the opponent's team as it stands at challenge time.
     let bot = offered.bot_rating.zip(arena::bot_number(&offered.id));
     let (defense, defender_rating, defender_id) = if let Some((rating, n)) = bot {

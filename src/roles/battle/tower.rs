@@ -75,7 +75,7 @@ async fn weekly_top(state: &AppState, limit: usize) -> Result<Vec<TowerRow>, App
 )]
 #[get("/api/battle/tower")]
 pub async fn get_tower(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let p = who.player();
+    let p = who.record();
     let rules = &state.data.battle.tower;
     let week = tower::week_index(state.clock.now());
     let me = if tower::decode_score(p.tower.board_score).0 == week && p.tower.board_score > 0 {

@@ -99,7 +99,7 @@ fn fairness_view(f: &Fairness) -> Result<FairnessView, AppError> {
 )]
 #[get("/api/gacha/fairness")]
 async fn get_fairness(state: web::Data<AppState>, who: AuthPlayer) -> Result<HttpResponse, AppError> {
-    let player = who.player();
+    let player = who.record();
     if !player.fairness.secret.is_empty() {
         return Ok(HttpResponse::Ok().json(fairness_view(&player.fairness)?));
     }
@@ -205,8 +205,8 @@ async fn get_verify(
             None => None,
         };
     let (record, row_version) = find_summon(state.store.as_ref(), &who.0, &q.summon_id).await?;
-    let player = who.player();
-    let verification = verify_record(&state.data, &player, &record, row_version, given, false)?;
+    let player = who.record();
+    let verification = verify_record(&state.data, player, &record, row_version, given, false)?;
     Ok(HttpResponse::Ok().json(verification))
 }
 
