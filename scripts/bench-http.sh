@@ -8,7 +8,10 @@
 #   summon, a 10-pull, a campaign fight and a hero level-up,
 # every write with a fresh Idempotency-Key, and prints for each route requests/s,
 # p50, p99, non-2xx answers, its ratio to /health/live and the disk bytes the
-# store grew by per successful request; then the server's RSS before and after.
+# store grew by per successful request, and the bytes the server wrote (its
+# write_bytes in /proc: every page the commits wrote out) per successful request;
+# the writes per commit of the embedded store (group size); then the server's RSS
+# before and after, and its peak.
 # Machines here are shared and noisy: compare ratios within one run.
 # The server runs on CPU $SERVER_CPU (default 0) and wrk on $LOAD_CPU (default 1)
 # when the machine has two cores or more.
@@ -41,7 +44,7 @@ DATA=$(mktemp -d)
 PID=
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$DATA"' EXIT
 export DATA_DIR=$DATA/store RATE_LIMIT_REQUESTS=1000000000 AUTH_RATE_LIMIT_REQUESTS=1000000000 \
-  LOG_FORMAT=json RUST_LOG=warn HOST=127.0.0.1 SHUTDOWN_DELAY_SECS=0
+  LOG_FORMAT=json RUST_LOG=warn HOST=127.0.0.1 SHUTDOWN_DELAY_SECS=0 METRICS_ENABLED=true
 base=http://127.0.0.1:$PORT
 
 start() {
@@ -78,6 +81,12 @@ done
 start
 rss() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
 disk() { du -sb "$DATA/store" | cut -f1; }
+written() { awk '/^write_bytes/ {print $2}' "/proc/$PID/io"; }
+# "commits writes": the embedded store's commits so far and the writes they carried.
+commits() {
+  curl -sf "$base/metrics/prometheus" | awk '/^divine_heroes_store_commits_total/ {c=$2}
+    /^divine_heroes_store_grouped_writes_total/ {w=$2} END {print c+0, w+0}'
+}
 RSS_BEFORE=$(rss)
 
 # One Lua script for every route: METHOD, PATH and BODY from the environment,
@@ -114,8 +123,8 @@ LUA
 declare -A RATE
 RUNS=0
 run() { # name method path body
-  local before after
-  before=$(disk)
+  local before after wrote_before wrote_after commits_before commits_after
+  before=$(disk) wrote_before=$(written) commits_before=$(commits)
   local out
   RUNS=$((RUNS + 1))
   local perf_pid=
@@ -127,17 +136,24 @@ run() { # name method path body
     awk '/^RESULT/ {print $2, $3, $4, $5, $6}')
   [ -n "$perf_pid" ] && wait "$perf_pid"
   sleep 1 # the relay and consumers finish the route's events before the disk is measured
-  after=$(disk)
+  after=$(disk) wrote_after=$(written) commits_after=$(commits)
   read -r rps p50 p99 non2xx total <<<"$out"
   RATE[$1]=$rps
   local ok=$((total - non2xx))
-  local per_op="-"
-  [ "$2" = POST ] && [ "$ok" -gt 0 ] && per_op=$(((after - before) / ok))
-  printf "%-28s %10s %9s %9s %8s %8s %12s\n" "$1" "$rps" "$p50" "$p99" "$non2xx" \
-    "$(python3 -c "print(f'{$rps / ${RATE[live]:-$rps}:.4f}')")" "$per_op"
+  local per_op="-" wrote_per_op="-" group="-"
+  if [ "$2" = POST ] && [ "$ok" -gt 0 ]; then
+    per_op=$(((after - before) / ok)) wrote_per_op=$(((wrote_after - wrote_before) / ok))
+    # Mean writes per commit during the route (requests, relay and consumer rounds).
+    group=$(python3 -c "b, a = '$commits_before'.split(), '$commits_after'.split()
+c, w = int(float(a[0]) - float(b[0])), int(float(a[1]) - float(b[1]))
+print(f'{w / c:.1f}' if c else '-')")
+  fi
+  printf "%-28s %10s %9s %9s %8s %8s %12s %12s %7s\n" "$1" "$rps" "$p50" "$p99" "$non2xx" \
+    "$(python3 -c "print(f'{$rps / ${RATE[live]:-$rps}:.4f}')")" "$per_op" "$wrote_per_op" "$group"
 }
 
-printf "%-28s %10s %9s %9s %8s %8s %12s\n" route "req/s" "p50 ms" "p99 ms" non-2xx ratio "disk B/op"
+printf "%-28s %10s %9s %9s %8s %8s %12s %12s %7s\n" route "req/s" "p50 ms" "p99 ms" non-2xx ratio "disk B/op" \
+  "written B/op" "group"
 run live GET /health/live ""
 run "GET /api/player" GET /api/player ""
 run "GET /api/leaderboards/power" GET /api/leaderboards/power ""
@@ -145,5 +161,5 @@ run "summon x1" POST /api/gacha/summon '{"banner_id":"standard","count":1}'
 run "summon x10" POST /api/gacha/summon '{"banner_id":"standard","count":10}'
 run "campaign fight 1-1" POST /api/battle/campaign/1/1/fight '{}'
 run "level-up (1 level)" POST '/api/heroes/{hero}/level-up' '{"levels":1}'
-echo "server RSS: $RSS_BEFORE kB before the load, $(rss) kB after"
+echo "server RSS: $RSS_BEFORE kB before the load, $(rss) kB after, $(awk '/VmHWM/ {print $2}' "/proc/$PID/status") kB at most"
 echo "store on disk: $(disk) bytes"

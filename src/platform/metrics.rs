@@ -60,6 +60,10 @@ pub const CONSUMER_LAG_SECONDS: &str = "divine_heroes_consumer_lag_seconds";
 /// Store operation latency, seconds (our own names follow Prometheus conventions;
 /// the six promised in the operators' guide keep their names as promised).
 pub const STORE_SECONDS: &str = "divine_heroes_store_operation_seconds";
+/// Commits of the embedded store's writer: each makes one fsync for a group of writes.
+pub const STORE_COMMITS: &str = "divine_heroes_store_commits_total";
+/// Writes (jobs) in those commits: over `STORE_COMMITS`, the mean group size.
+pub const STORE_GROUPED_WRITES: &str = "divine_heroes_store_grouped_writes_total";
 /// The store's connection pool (MongoDB): `state` in_use, open and max; in_use
 /// at max means requests queue for a connection.
 pub const STORE_CONNECTIONS: &str = "divine_heroes_store_connections";
@@ -117,6 +121,11 @@ fn describe() {
     );
     describe_gauge!(CONSUMER_LAG_SECONDS, "Age of the last event a consumer handled, seconds");
     describe_histogram!(STORE_SECONDS, Unit::Seconds, "Store operation latency in seconds");
+    describe_counter!(STORE_COMMITS, "Durable commits of the embedded store (one fsync each)");
+    describe_counter!(
+        STORE_GROUPED_WRITES,
+        "Writes carried by the embedded store's commits (over commits: group size)"
+    );
 }
 
 /// Probes and scrapes: neither counted nor logged, so they cannot drown real traffic.
