@@ -19,7 +19,10 @@ COPY --from=build /src/target/release/divine-heroes /usr/local/bin/divine-heroes
 COPY config ./config
 RUN mkdir -p /app/data && chown app:app /app/data
 USER 10001:10001
+# One malloc arena: glibc's default (8 per core) lets each busy thread keep its
+# own heap, and RSS under sustained load grew past 64 MiB (README, Performance).
 ENV HOST=0.0.0.0 \
+    MALLOC_ARENA_MAX=1 \
     LOG_FORMAT=json \
     DATA_DIR=/app/data \
     GAME_DATA_DIR=/app/config

@@ -45,6 +45,8 @@ PID=
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$DATA"' EXIT
 export DATA_DIR=$DATA/store RATE_LIMIT_REQUESTS=1000000000 AUTH_RATE_LIMIT_REQUESTS=1000000000 \
   LOG_FORMAT=json RUST_LOG=warn HOST=127.0.0.1 SHUTDOWN_DELAY_SECS=0 METRICS_ENABLED=true
+# As the image runs it (Dockerfile): one malloc arena, unless set otherwise.
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-1}
 base=http://127.0.0.1:$PORT
 
 start() {
