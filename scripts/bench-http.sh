@@ -20,6 +20,7 @@
 # PERF_ROUTE=<route name as printed> records that route with `perf record -g`
 # into PERF_OUT (default perf.data); build with `--profile profiling` for lines
 # (PERF_CALLGRAPH=dwarf for whole call chains through code without frame pointers).
+# ROUNDS=N runs the whole list N times on the same store (see below).
 # SERVE_ARGS adds flags to `serve` (for example --no-workers: no event relay
 # or consumers in the process, to see what they cost the write path).
 # Usage: scripts/bench-http.sh [SECONDS=5] [CONNECTIONS=32] [PLAYERS=128]
@@ -30,6 +31,9 @@ cd "$(dirname "$0")/.."
 DURATION=${1:-5}
 CONNECTIONS=${2:-32}
 PLAYERS=${3:-128}
+# ROUNDS=N loads every route N times in a row on the same server and store, to
+# see whether the cost of a request grows with the data the earlier rounds left.
+ROUNDS=${ROUNDS:-1}
 BIN=${BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/divine-heroes-target}/release/divine-heroes}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "build first: cargo build --release (or set BIN)" >&2; exit 1; }
@@ -154,14 +158,17 @@ print(f'{w / c:.1f}' if c else '-')")
     "$(python3 -c "print(f'{$rps / ${RATE[live]:-$rps}:.4f}')")" "$per_op" "$wrote_per_op" "$group"
 }
 
-printf "%-28s %10s %9s %9s %8s %8s %12s %12s %7s\n" route "req/s" "p50 ms" "p99 ms" non-2xx ratio "disk B/op" \
-  "written B/op" "group"
-run live GET /health/live ""
-run "GET /api/player" GET /api/player ""
-run "GET /api/leaderboards/power" GET /api/leaderboards/power ""
-run "summon x1" POST /api/gacha/summon '{"banner_id":"standard","count":1}'
-run "summon x10" POST /api/gacha/summon '{"banner_id":"standard","count":10}'
-run "campaign fight 1-1" POST /api/battle/campaign/1/1/fight '{}'
-run "level-up (1 level)" POST '/api/heroes/{hero}/level-up' '{"levels":1}'
+for round in $(seq 1 "$ROUNDS"); do
+  [ "$ROUNDS" -gt 1 ] && echo "round $round of $ROUNDS, store $(disk) bytes"
+  printf "%-28s %10s %9s %9s %8s %8s %12s %12s %7s\n" route "req/s" "p50 ms" "p99 ms" non-2xx ratio "disk B/op" \
+    "written B/op" "group"
+  run live GET /health/live ""
+  run "GET /api/player" GET /api/player ""
+  run "GET /api/leaderboards/power" GET /api/leaderboards/power ""
+  run "summon x1" POST /api/gacha/summon '{"banner_id":"standard","count":1}'
+  run "summon x10" POST /api/gacha/summon '{"banner_id":"standard","count":10}'
+  run "campaign fight 1-1" POST /api/battle/campaign/1/1/fight '{}'
+  run "level-up (1 level)" POST '/api/heroes/{hero}/level-up' '{"levels":1}'
+done
 echo "server RSS: $RSS_BEFORE kB before the load, $(rss) kB after, $(awk '/VmHWM/ {print $2}' "/proc/$PID/status") kB at most"
 echo "store on disk: $(disk) bytes"
