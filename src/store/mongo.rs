@@ -52,8 +52,9 @@ struct IdemDoc {
 }
 
 impl IdemDoc {
-    fn response(&self) -> Result<StoredResponse, mongodb::error::Error> {
-        let body = serde_json::value::RawValue::from_string(self.body.clone())
+    /// The kept response, taking the body's text rather than copying it.
+    fn into_response(self) -> Result<StoredResponse, mongodb::error::Error> {
+        let body = serde_json::value::RawValue::from_string(self.body)
             .map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
         Ok(StoredResponse { status: self.status, body })
     }
@@ -649,7 +650,7 @@ impl MongoStore {
             let id = format!("{player_id}:{}", i.key);
             if let Some(rec) = idem_coll.find_one(doc! {"_id": &id}).session(&mut *s).await? {
                 return Ok(Attempt::Done(if rec.fingerprint == i.fingerprint {
-                    MutateOutcome::Replayed(rec.response()?)
+                    MutateOutcome::Replayed(rec.into_response()?)
                 } else {
                     MutateOutcome::KeyReused
                 }));
@@ -999,12 +1000,12 @@ impl Store for MongoStore {
         let filter = doc! {"_id": range};
         self.bounded(async move {
             let docs: Vec<IdemDoc> = self.find_sorted("idempotency", filter, doc! {"_id": 1}, limit).await?;
-            docs.iter()
-                .map(|d| {
+            docs.into_iter()
+                .map(|mut d| {
                     Ok(IdempotencyRecord {
-                        key: d.id[prefix.len()..].to_string(),
-                        fingerprint: d.fingerprint.clone(),
-                        response: d.response().map_err(unavailable)?,
+                        key: d.id.split_off(prefix.len()),
+                        fingerprint: std::mem::take(&mut d.fingerprint),
+                        response: d.into_response().map_err(unavailable)?,
                     })
                 })
                 .collect()
