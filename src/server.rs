@@ -20,6 +20,7 @@ use crate::platform::metrics::observe;
 use crate::platform::queue::{MemoryQueue, Queue, RabbitQueue, RedisStreamQueue};
 use crate::platform::rate_limit::limit_general;
 use crate::roles;
+use crate::roles::common::OpenApiJson;
 use crate::state::AppState;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::mongo::MongoStore;
@@ -166,11 +167,13 @@ impl Server {
         let shutdown_timeout = settings.shutdown_timeout_secs;
         let state = web::Data::new(AppState::new(settings, role, store, data, clock, redis));
         let app_state = state.clone();
+        // The routes document themselves: the document is what this role mounts,
+        // the same for every worker, so it is built and serialized once, here.
+        let (_, doc) = App::new().into_utoipa_app().configure(|cfg| roles::configure(role, cfg)).split_for_parts();
+        let openapi = web::Data::new(OpenApiJson::new(doc, role)?);
         let server = HttpServer::new(move || {
-            // The routes document themselves: the document is what this app mounts.
-            let (app, doc) =
-                App::new().into_utoipa_app().configure(|cfg| roles::configure(role, cfg)).split_for_parts();
-            app.app_data(web::Data::new(roles::common::finish_document(doc, role)))
+            let (app, _) = App::new().into_utoipa_app().configure(|cfg| roles::configure(role, cfg)).split_for_parts();
+            app.app_data(openapi.clone())
                 .app_data(app_state.clone())
                 // Narrow app data of the middleware and extractors, so none of them needs AppState.
                 .app_data(web::Data::from(app_state.authenticator.clone()))

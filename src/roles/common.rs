@@ -175,8 +175,20 @@ async fn get_metrics_json(state: web::Data<AppState>) -> Result<HttpResponse, Ap
     description = "This document"
 )]
 #[get("/api/openapi.json")]
-async fn get_openapi(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
-    HttpResponse::Ok().json(doc.get_ref())
+async fn get_openapi(doc: web::Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(doc.0.clone())
+}
+
+/// The role's OpenAPI document, serialized once and shared by every worker:
+/// the built document is several MB of maps, its JSON a few hundred KB.
+#[derive(Clone)]
+pub struct OpenApiJson(pub web::Bytes);
+
+impl OpenApiJson {
+    /// Finishes (`finish_document`) and serializes `doc`.
+    pub fn new(doc: utoipa::openapi::OpenApi, role: Role) -> anyhow::Result<Self> {
+        Ok(Self(serde_json::to_vec(&finish_document(doc, role))?.into()))
+    }
 }
 
 /// Answers every unmatched route with the JSON 404.
