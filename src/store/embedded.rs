@@ -136,6 +136,15 @@ struct IdemRecordRef<'a> {
     response: &'a StoredResponse,
 }
 
+/// A row of the public draw record: a summon's pulls under its event id, or
+/// (as versions before kept them) one pull under its own id.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum DrawRow {
+    Summon(Vec<super::events::Draw>),
+    Pull(super::events::Draw),
+}
+
 /// A redb-backed store.
 pub struct EmbeddedStore {
     db: Arc<Database>,
@@ -783,12 +792,24 @@ impl Store for EmbeddedStore {
         let banner = banner_id.to_string();
         self.read(move |txn| {
             let t = txn.open_table(DRAWS).map_err(unavailable)?;
-            let end = before.unwrap_or_else(|| "\u{10ffff}".to_string());
+            let end = before.clone().unwrap_or_else(|| "\u{10ffff}".to_string());
             let mut out = Vec::with_capacity(limit);
-            for row in
-                t.range((banner.as_str(), "")..(banner.as_str(), end.as_str())).map_err(unavailable)?.rev().take(limit)
-            {
-                out.push(decode(row.map_err(unavailable)?.1.value())?);
+            // A summon's row sorts before its pulls' ids, so the range also holds
+            // the row of the pull the cursor names; its later pulls are skipped.
+            for row in t.range((banner.as_str(), "")..(banner.as_str(), end.as_str())).map_err(unavailable)?.rev() {
+                let pulls = match decode(row.map_err(unavailable)?.1.value())? {
+                    DrawRow::Summon(pulls) => pulls,
+                    DrawRow::Pull(pull) => vec![pull],
+                };
+                for pull in pulls.into_iter().rev() {
+                    if before.as_ref().is_some_and(|b| pull.id >= *b) {
+                        continue;
+                    }
+                    out.push(pull);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
             }
             Ok(out)
         })
@@ -1270,9 +1291,14 @@ impl Store for EmbeddedStore {
                         .insert((e.kind(), e.id.as_str()), e.at.timestamp().to_be_bytes().as_slice())
                         .map_err(unavailable)?;
                 }
-                for d in &item.draws {
+                // One row per summon, under its event's id (which every pull's id
+                // extends): a 10-pull's record is one insert, not ten.
+                if let Some(first) = item.draws.first() {
                     draws
-                        .insert((d.banner_id.as_str(), d.id.as_str()), encode_packed(d)?.as_slice())
+                        .insert(
+                            (first.banner_id.as_str(), item.event_id.as_str()),
+                            encode_packed(&item.draws)?.as_slice(),
+                        )
                         .map_err(unavailable)?;
                 }
                 applied.push(true);
@@ -1383,8 +1409,8 @@ fn prune_consumed(txn: &WriteTransaction, cut: &str, limit: usize) -> Result<u64
     prune_before(&mut txn.open_table(CONSUMED).map_err(unavailable)?, cut, limit)
 }
 
-/// Removes each banner's public draws older than `cut` (draw ids start with
-/// their event's time-ordered id).
+/// Removes each banner's public draws older than `cut` (rows are keyed by
+/// their summon's time-ordered event id, or by a pull id that starts with it).
 fn prune_draws(txn: &WriteTransaction, cut: &str, limit: usize) -> Result<u64, StoreError> {
     prune_before(&mut txn.open_table(DRAWS).map_err(unavailable)?, cut, limit)
 }
@@ -1462,6 +1488,60 @@ mod tests {
         }
         let store = EmbeddedStore::open(dir.path()).unwrap();
         assert_eq!(store.history("p1", 10, None).await.unwrap().items, vec![row]);
+    }
+
+    /// A banner's record reads newest first, page after page, across a summon's
+    /// row (its pulls together) and the one-pull rows older versions wrote.
+    #[tokio::test]
+    async fn draws_page_through_summon_rows_and_older_pull_rows() {
+        use super::super::events::{ConsumeItem, Draw};
+        let dir = tempfile::tempdir().unwrap();
+        let draw = |event: &str, i: usize| Draw {
+            id: format!("{event}{i:02}"),
+            banner_id: "standard".into(),
+            at: Utc::now(),
+            category: "R".into(),
+            item: format!("hero_{i}"),
+            featured: None,
+            pity_triggered: false,
+            rates_version: Some(1),
+        };
+        let (old, new) = (super::super::time_ordered_id(), super::super::time_ordered_id());
+        let old_pulls: Vec<Draw> = (0..3).map(|i| draw(&old, i)).collect();
+        let new_pulls: Vec<Draw> = (0..10).map(|i| draw(&new, i)).collect();
+        {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            let item = ConsumeItem { event_id: new.clone(), counters: vec![], audit: None, draws: new_pulls.clone() };
+            assert_eq!(store.consume_batch("c", &[item], &[]).await.unwrap(), [true]);
+        }
+        {
+            // One row per pull, as a version before wrote them.
+            let db = Database::open(dir.path().join("divine-heroes.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(DRAWS).unwrap();
+                assert_eq!(t.len().unwrap(), 1, "a 10-pull is one row");
+                for d in &old_pulls {
+                    t.insert(("standard", d.id.as_str()), serde_json::to_vec(d).unwrap().as_slice()).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let mut read = vec![];
+        let mut before = None;
+        loop {
+            let page = store.draws("standard", before.clone(), 4).await.unwrap();
+            read.extend(page.iter().cloned());
+            if page.len() < 4 {
+                break;
+            }
+            before = page.last().map(|d| d.id.clone());
+        }
+        let mut expected: Vec<Draw> = old_pulls.into_iter().chain(new_pulls).collect();
+        expected.reverse();
+        assert_eq!(read, expected);
+        assert!(store.draws("other", None, 4).await.unwrap().is_empty());
     }
 
     /// A store written before the rank counts existed gets them at its next open.
