@@ -167,10 +167,8 @@ impl Server {
         let shutdown_timeout = settings.shutdown_timeout_secs;
         let state = web::Data::new(AppState::new(settings, role, store, data, clock, redis));
         let app_state = state.clone();
-        // The routes document themselves: the document is what this role mounts,
-        // the same for every worker, so it is built and serialized once, here.
-        let (_, doc) = App::new().into_utoipa_app().configure(|cfg| roles::configure(role, cfg)).split_for_parts();
-        let openapi = web::Data::new(OpenApiJson::new(doc, role)?);
+        // The routes document themselves (`OpenApiJson`): what this role mounts.
+        let openapi = web::Data::new(OpenApiJson::new(role));
         let server = HttpServer::new(move || {
             let (app, _) = App::new().into_utoipa_app().configure(|cfg| roles::configure(role, cfg)).split_for_parts();
             app.app_data(openapi.clone())

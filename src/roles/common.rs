@@ -3,6 +3,7 @@
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
 use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::AppExt;
 
 use crate::platform::config::Role;
 use crate::platform::error::{AppError, ErrorCode};
@@ -175,19 +176,38 @@ async fn get_metrics_json(state: web::Data<AppState>) -> Result<HttpResponse, Ap
     description = "This document"
 )]
 #[get("/api/openapi.json")]
-async fn get_openapi(doc: web::Data<OpenApiJson>) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(doc.0.clone())
+async fn get_openapi(doc: web::Data<OpenApiJson>) -> Result<HttpResponse, AppError> {
+    let json = doc.json().map_err(|e| AppError::internal(anyhow::Error::new(e)))?;
+    Ok(HttpResponse::Ok().content_type("application/json").body(json))
 }
 
-/// The role's OpenAPI document, serialized once and shared by every worker:
-/// the built document is several MB of maps, its JSON a few hundred KB.
-#[derive(Clone)]
-pub struct OpenApiJson(pub web::Bytes);
+/// The role's OpenAPI document, built and serialized on its first request and
+/// kept as JSON, one copy for every worker: the built document is several MB
+/// of maps, its JSON a few hundred KB, and a process nobody asks for it (most
+/// pods) holds neither.
+pub struct OpenApiJson {
+    role: Role,
+    json: std::sync::OnceLock<web::Bytes>,
+}
 
 impl OpenApiJson {
-    /// Finishes (`finish_document`) and serializes `doc`.
-    pub fn new(doc: utoipa::openapi::OpenApi, role: Role) -> anyhow::Result<Self> {
-        Ok(Self(serde_json::to_vec(&finish_document(doc, role))?.into()))
+    /// Nothing built yet.
+    #[must_use]
+    pub fn new(role: Role) -> Self {
+        Self { role, json: std::sync::OnceLock::new() }
+    }
+
+    /// The document of the routes this role mounts (`finish_document`), as JSON.
+    pub fn json(&self) -> Result<web::Bytes, serde_json::Error> {
+        if let Some(json) = self.json.get() {
+            return Ok(json.clone());
+        }
+        let (_, doc) = actix_web::App::new()
+            .into_utoipa_app()
+            .configure(|cfg| crate::roles::configure(self.role, cfg))
+            .split_for_parts();
+        let json = web::Bytes::from(serde_json::to_vec(&finish_document(doc, self.role))?);
+        Ok(self.json.get_or_init(|| json).clone())
     }
 }
 
