@@ -10,8 +10,9 @@
 # p50, p99, non-2xx answers, its ratio to /health/live and the disk bytes the
 # store grew by per successful request, and the bytes the server wrote (its
 # write_bytes in /proc: every page the commits wrote out) per successful request;
-# the writes per commit of the embedded store (group size); then the server's RSS
-# before and after, and its peak. Then the writes once more at about half of
+# the writes per commit of the embedded store (group size) and the server's CPU
+# time per request (all threads, the events' relay and consumers included);
+# then the server's RSS before and after, and its peak. Then the writes once more at about half of
 # the rate each reached (every connection pausing between requests), for their
 # latency below saturation.
 # Machines here are shared and noisy: compare ratios within one run.
@@ -90,6 +91,9 @@ start
 rss() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
 disk() { du -sb "$DATA/store" | cut -f1; }
 written() { awk '/^write_bytes/ {print $2}' "/proc/$PID/io"; }
+# The server's CPU time so far (user + system, every thread), in clock ticks.
+cpu_ticks() { sed 's/.*) //' "/proc/$PID/stat" | awk '{print $12 + $13}'; }
+TICK_HZ=$(getconf CLK_TCK)
 # "commits writes": the embedded store's commits so far and the writes they carried.
 commits() {
   curl -sf "$base/metrics/prometheus" | awk '/^divine_heroes_store_commits_total/ {c=$2}
@@ -136,8 +140,8 @@ LUA
 declare -A RATE P50
 RUNS=0
 run() { # name method path body
-  local before after wrote_before wrote_after commits_before commits_after
-  before=$(disk) wrote_before=$(written) commits_before=$(commits)
+  local before after wrote_before wrote_after commits_before commits_after cpu_before cpu_after
+  before=$(disk) wrote_before=$(written) commits_before=$(commits) cpu_before=$(cpu_ticks)
   local out
   RUNS=$((RUNS + 1))
   local perf_pid=
@@ -149,7 +153,7 @@ run() { # name method path body
     awk '/^RESULT/ {print $2, $3, $4, $5, $6}')
   [ -n "$perf_pid" ] && wait "$perf_pid"
   sleep 1 # the relay and consumers finish the route's events before the disk is measured
-  after=$(disk) wrote_after=$(written) commits_after=$(commits)
+  after=$(disk) wrote_after=$(written) commits_after=$(commits) cpu_after=$(cpu_ticks)
   read -r rps p50 p99 non2xx total <<<"$out"
   [ "${PAUSE_MS:-0}" -gt 0 ] || { RATE[$1]=$rps; P50[$1]=$p50; }
   local ok=$((total - non2xx))
@@ -161,14 +165,17 @@ run() { # name method path body
 c, w = int(float(a[0]) - float(b[0])), int(float(a[1]) - float(b[1]))
 print(f'{w / c:.1f}' if c else '-')")
   fi
-  printf "%-28s %10s %9s %9s %8s %8s %12s %12s %7s\n" "$1" "$rps" "$p50" "$p99" "$non2xx" \
-    "$(python3 -c "print(f'{$rps / ${RATE[live]:-$rps}:.4f}')")" "$per_op" "$wrote_per_op" "$group"
+  # Server CPU per request (every thread, the events' relay and consumers included).
+  local cpu_per_op
+  cpu_per_op=$(python3 -c "print(round(($cpu_after - $cpu_before) / $TICK_HZ * 1e6 / max($total, 1)))")
+  printf "%-28s %10s %9s %9s %8s %8s %12s %12s %7s %10s\n" "$1" "$rps" "$p50" "$p99" "$non2xx" \
+    "$(python3 -c "print(f'{$rps / ${RATE[live]:-$rps}:.4f}')")" "$per_op" "$wrote_per_op" "$group" "$cpu_per_op"
 }
 
 for round in $(seq 1 "$ROUNDS"); do
   [ "$ROUNDS" -gt 1 ] && echo "round $round of $ROUNDS, store $(disk) bytes"
-  printf "%-28s %10s %9s %9s %8s %8s %12s %12s %7s\n" route "req/s" "p50 ms" "p99 ms" non-2xx ratio "disk B/op" \
-    "written B/op" "group"
+  printf "%-28s %10s %9s %9s %8s %8s %12s %12s %7s %10s\n" route "req/s" "p50 ms" "p99 ms" non-2xx ratio "disk B/op" \
+    "written B/op" "group" "cpu us/op"
   run live GET /health/live ""
   run "GET /api/player" GET /api/player ""
   run "GET /api/leaderboards/power" GET /api/leaderboards/power ""
@@ -182,8 +189,8 @@ done
 # req/s measured above (a request's own time, about half its p50 at full
 # load, counts towards the pause); the table shows the rate they got.
 echo "at half of the maximum rate (paced: each connection pauses between requests)"
-printf "%-28s %10s %9s %9s %8s %8s %12s %12s %7s\n" route "req/s" "p50 ms" "p99 ms" non-2xx ratio "disk B/op" \
-  "written B/op" "group"
+printf "%-28s %10s %9s %9s %8s %8s %12s %12s %7s %10s\n" route "req/s" "p50 ms" "p99 ms" non-2xx ratio "disk B/op" \
+  "written B/op" "group" "cpu us/op"
 half() { # name method path body
   PAUSE_MS=$(python3 -c "print(max(1, round(1000 * $CONNECTIONS / (${RATE[$1]} / 2) - ${P50[$1]} / 2)))") run "$1 (half)" "$2" "$3" "$4"
 }
