@@ -182,9 +182,9 @@ const LZ4_TAG: u8 = 0x01;
 /// Rows shorter than this stay plain JSON: too small to gain from compression.
 const COMPRESS_FROM: usize = 256;
 
-/// A record that is rewritten in place (a player, a shared document, a code):
-/// plain JSON. It is read and written on every change to it, so compressing it
-/// would cost both ends of every write and keep no disk (it replaces itself).
+/// A record that is rewritten in place (a shared document, a code): plain
+/// JSON. It is read and written on every change to it, so compressing it would
+/// cost both ends of every write and keep no disk (it replaces itself).
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -208,10 +208,22 @@ fn encode_packed<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
-/// Reads what `encode` or `encode_packed` wrote (or plain JSON of any version).
+/// The player record, decoded and rewritten by every write: MessagePack with
+/// field names, which both ends of a write handle faster than JSON (a bench
+/// 10-pull spent about a tenth of its CPU on the record's JSON) and which stays
+/// self-describing, so fields added later with `#[serde(default)]` read from
+/// older rows. Its first byte is a map marker, never a JSON one.
+fn encode_player(p: &Player) -> Result<Vec<u8>, StoreError> {
+    rmp_serde::to_vec_named(p).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Reads what `encode`, `encode_packed` or `encode_player` wrote (or plain JSON
+/// of any version).
 fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
     let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
     match b.split_first() {
+        // A MessagePack map (fixmap, map 16, map 32): a player row.
+        Some((0x80..=0x8f | 0xde | 0xdf, _)) => rmp_serde::from_slice(b).map_err(|e| corrupt(&e)),
         Some((&LZ4_TAG, packed)) => {
             let json = lz4_flex::block::decompress_size_prepended(packed).map_err(|e| corrupt(&e))?;
             serde_json::from_slice(&json).map_err(|e| corrupt(&e))
@@ -404,7 +416,7 @@ fn put_shared(txn: &WriteTransaction, docs: &SharedDocs) -> Result<(), StoreErro
 
 fn put_player(txn: &WriteTransaction, p: &Player) -> Result<(), StoreError> {
     let mut t = txn.open_table(PLAYERS).map_err(unavailable)?;
-    t.insert(p.id.as_str(), encode(p)?.as_slice()).map_err(unavailable)?;
+    t.insert(p.id.as_str(), encode_player(p)?.as_slice()).map_err(unavailable)?;
     Ok(())
 }
 
@@ -1488,6 +1500,33 @@ mod tests {
         }
         let store = EmbeddedStore::open(dir.path()).unwrap();
         assert_eq!(store.history("p1", 10, None).await.unwrap().items, vec![row]);
+    }
+
+    /// A player row is stored as MessagePack and reads back equal, and a row an
+    /// older version stored as JSON still reads (and is rewritten by the next write).
+    #[tokio::test]
+    async fn players_are_stored_as_messagepack_and_json_rows_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Player::new("p1".into(), "Player1", String::new(), Utc::now());
+        {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            store.create_player(&p).await.unwrap();
+            assert_eq!(store.player_by_id("p1").await.unwrap().as_ref(), Some(&p));
+        }
+        {
+            let db = Database::open(dir.path().join("divine-heroes.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(PLAYERS).unwrap();
+                let stored = t.get("p1").unwrap().unwrap().value().to_vec();
+                assert!(matches!(stored[0], 0x80..=0x8f | 0xde | 0xdf), "a MessagePack map, not {:#x}", stored[0]);
+                // As a version before MessagePack wrote it.
+                t.insert("p1", serde_json::to_vec(&p).unwrap().as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.player_by_id("p1").await.unwrap(), Some(p));
     }
 
     /// A banner's record reads newest first, page after page, across a summon's
