@@ -217,13 +217,18 @@ fn encode_player(p: &Player) -> Result<Vec<u8>, StoreError> {
     rmp_serde::to_vec_named(p).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Whether a stored value starts as `encode_player` writes it: a MessagePack map
+/// (fixmap, map 16, map 32).
+fn is_messagepack_map(first: u8) -> bool {
+    matches!(first, 0x80..=0x8f | 0xde | 0xdf)
+}
+
 /// Reads what `encode`, `encode_packed` or `encode_player` wrote (or plain JSON
 /// of any version).
 fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
     let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
     match b.split_first() {
-        // A MessagePack map (fixmap, map 16, map 32): a player row.
-        Some((0x80..=0x8f | 0xde | 0xdf, _)) => rmp_serde::from_slice(b).map_err(|e| corrupt(&e)),
+        Some((&first, _)) if is_messagepack_map(first) => rmp_serde::from_slice(b).map_err(|e| corrupt(&e)),
         Some((&LZ4_TAG, packed)) => {
             let json = lz4_flex::block::decompress_size_prepended(packed).map_err(|e| corrupt(&e))?;
             serde_json::from_slice(&json).map_err(|e| corrupt(&e))
@@ -804,11 +809,11 @@ impl Store for EmbeddedStore {
         let banner = banner_id.to_string();
         self.read(move |txn| {
             let t = txn.open_table(DRAWS).map_err(unavailable)?;
-            let end = before.clone().unwrap_or_else(|| "\u{10ffff}".to_string());
+            let end = before.as_deref().unwrap_or("\u{10ffff}");
             let mut out = Vec::with_capacity(limit);
             // A summon's row sorts before its pulls' ids, so the range also holds
             // the row of the pull the cursor names; its later pulls are skipped.
-            for row in t.range((banner.as_str(), "")..(banner.as_str(), end.as_str())).map_err(unavailable)?.rev() {
+            for row in t.range((banner.as_str(), "")..(banner.as_str(), end)).map_err(unavailable)?.rev() {
                 let pulls = match decode(row.map_err(unavailable)?.1.value())? {
                     DrawRow::Summon(pulls) => pulls,
                     DrawRow::Pull(pull) => vec![pull],
@@ -1519,7 +1524,7 @@ mod tests {
             {
                 let mut t = txn.open_table(PLAYERS).unwrap();
                 let stored = t.get("p1").unwrap().unwrap().value().to_vec();
-                assert!(matches!(stored[0], 0x80..=0x8f | 0xde | 0xdf), "a MessagePack map, not {:#x}", stored[0]);
+                assert!(is_messagepack_map(stored[0]), "a MessagePack map, not {:#x}", stored[0]);
                 // As a version before MessagePack wrote it.
                 t.insert("p1", serde_json::to_vec(&p).unwrap().as_slice()).unwrap();
             }
