@@ -9,7 +9,6 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use utoipa_actix_web::AppExt;
 
 use crate::game::data::GameData;
 use crate::platform::auth::PlayerSource;
@@ -170,8 +169,10 @@ impl Server {
         // The routes document themselves (`OpenApiJson`): what this role mounts.
         let openapi = web::Data::new(OpenApiJson::new(role));
         let server = HttpServer::new(move || {
-            let (app, _) = App::new().into_utoipa_app().configure(|cfg| roles::configure(role, cfg)).split_for_parts();
-            app.app_data(openapi.clone())
+            // The handlers alone: the document is built once, by `OpenApiJson`.
+            App::new()
+                .configure(|cfg| roles::configure(role, cfg))
+                .app_data(openapi.clone())
                 .app_data(app_state.clone())
                 // Narrow app data of the middleware and extractors, so none of them needs AppState.
                 .app_data(web::Data::from(app_state.authenticator.clone()))

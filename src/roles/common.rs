@@ -2,7 +2,7 @@
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
-use utoipa_actix_web::service_config::ServiceConfig;
+use super::Mount;
 use utoipa_actix_web::AppExt;
 
 use crate::platform::config::Role;
@@ -10,7 +10,7 @@ use crate::platform::error::{AppError, ErrorCode};
 use crate::state::AppState;
 
 /// Mounts health, metrics and OpenAPI.
-pub fn configure(cfg: &mut ServiceConfig) {
+pub fn configure<C: Mount>(cfg: &mut C) {
     cfg.service(get_live)
         .service(get_ready)
         .service(get_metrics_json)

@@ -14,22 +14,17 @@ mod quests;
 mod rewards;
 mod shop;
 
-use actix_web::middleware::from_fn;
-use utoipa_actix_web::scope;
-use utoipa_actix_web::service_config::ServiceConfig;
-
-use crate::platform::rate_limit::limit_auth;
+use super::Mount;
 
 /// Mounts the api role.
-pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(
-        scope("/api/auth")
-            .wrap(from_fn(limit_auth))
+pub fn configure<C: Mount>(cfg: &mut C) {
+    cfg.auth_scope("/api/auth", |routes| {
+        routes
             .service(auth::post_register)
             .service(auth::post_login)
             .service(auth::post_logout)
-            .service(auth::post_password),
-    )
+            .service(auth::post_password);
+    })
     .service(player::get_player)
     .service(player::get_ledger)
     .service(player::put_spending_cap)

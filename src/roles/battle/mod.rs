@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::views::{load_player, respond, write, Items};
+use super::Mount;
 use crate::game::battle::arena::{self, RatingChange};
 use crate::game::battle::campaign::{self, Stage, StageRewards};
 use crate::game::battle::{simulate, team_snapshot, BattleLog, Side, TeamSnapshot, RULES_VERSION};
@@ -22,10 +23,9 @@ use crate::state::AppState;
 use crate::store::events::DomainEvent;
 use crate::store::{Board, IdempotencyRequest, LedgerReason};
 use crate::writes::Applied;
-use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Mounts the battle role.
-pub fn configure(cfg: &mut ServiceConfig) {
+pub fn configure<C: Mount>(cfg: &mut C) {
     cfg.service(get_campaign)
         .service(get_stage)
         .service(post_fight)

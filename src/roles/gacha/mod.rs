@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
 use super::views::{load_player, respond, write, Items, PageQuery, Paged};
+use super::Mount;
 use crate::game::catalog::Rarity;
 use crate::game::data::GameData;
 use crate::game::economy::{Balances, Currency};
@@ -30,13 +31,12 @@ use crate::state::AppState;
 use crate::store::events::{DomainEvent, Draw};
 use crate::store::LedgerReason;
 use crate::writes::Applied;
-use utoipa_actix_web::service_config::ServiceConfig;
 
 mod page;
 pub mod provably_fair;
 
 /// Mounts the gacha role.
-pub fn configure(cfg: &mut ServiceConfig) {
+pub fn configure<C: Mount>(cfg: &mut C) {
     cfg.service(get_banners)
         .service(get_rates)
         .service(get_draws)
