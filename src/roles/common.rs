@@ -1,10 +1,9 @@
 //! Routes every role serves: health, metrics, OpenAPI, and the JSON 404.
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
-
-use super::Mount;
 use utoipa_actix_web::AppExt;
 
+use super::Mount;
 use crate::platform::config::Role;
 use crate::platform::error::{AppError, ErrorCode};
 use crate::state::AppState;
