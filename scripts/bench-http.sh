@@ -22,7 +22,7 @@
 # to see how the cost of a request changes with the size of the store.
 # STORE_FROM=dir starts from a copy of the embedded store in dir instead of an
 # empty one (one seeded once with `DATA_DIR=dir divine-heroes seed ...`: 1M
-# players take minutes to seed, seconds to copy).
+# players took 500 s to seed here, about a minute to copy).
 # PERF_ROUTE=<route name as printed> records that route with `perf record -g`
 # into PERF_OUT (default perf.data); build with `--profile profiling` for lines
 # (PERF_CALLGRAPH=dwarf for whole call chains through code without frame pointers).
