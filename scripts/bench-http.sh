@@ -12,9 +12,9 @@
 # write_bytes in /proc: every page the commits wrote out) per successful request;
 # the writes per commit of the embedded store (group size) and the server's CPU
 # time per request (all threads, the events' relay and consumers included);
-# then the server's RSS before and after, and its peak. Then the writes once more at about half of
-# the rate each reached (every connection pausing between requests), for their
-# latency below saturation.
+# then the server's RSS before and after, and its peak. Then the writes once
+# more at about half of the rate each reached (every connection pausing
+# between requests), for their latency below saturation.
 # Machines here are shared and noisy: compare ratios within one run.
 # The server runs on CPU $SERVER_CPU (default 0) and wrk on $LOAD_CPU (default 1)
 # when the machine has two cores or more.
@@ -144,6 +144,11 @@ done = function(summary, latency, requests)
 end
 LUA
 
+# One row of the table, and its header.
+ROW="%-28s %10s %9s %9s %8s %8s %12s %12s %7s %10s\n"
+# shellcheck disable=SC2059 # ROW is the format
+header() { printf "$ROW" route "req/s" "p50 ms" "p99 ms" non-2xx ratio "disk B/op" "written B/op" "group" "cpu us/op"; }
+
 declare -A RATE P50
 RUNS=0
 run() { # name method path body
@@ -175,14 +180,14 @@ print(f'{w / c:.1f}' if c else '-')")
   # Server CPU per request (every thread, the events' relay and consumers included).
   local cpu_per_op
   cpu_per_op=$(python3 -c "print(round(($cpu_after - $cpu_before) / $TICK_HZ * 1e6 / max($total, 1)))")
-  printf "%-28s %10s %9s %9s %8s %8s %12s %12s %7s %10s\n" "$1" "$rps" "$p50" "$p99" "$non2xx" \
+  # shellcheck disable=SC2059 # ROW is the format
+  printf "$ROW" "$1" "$rps" "$p50" "$p99" "$non2xx" \
     "$(python3 -c "print(f'{$rps / ${RATE[live]:-$rps}:.4f}')")" "$per_op" "$wrote_per_op" "$group" "$cpu_per_op"
 }
 
 for round in $(seq 1 "$ROUNDS"); do
   [ "$ROUNDS" -gt 1 ] && echo "round $round of $ROUNDS, store $(disk) bytes"
-  printf "%-28s %10s %9s %9s %8s %8s %12s %12s %7s %10s\n" route "req/s" "p50 ms" "p99 ms" non-2xx ratio "disk B/op" \
-    "written B/op" "group" "cpu us/op"
+  header
   run live GET /health/live ""
   run "GET /api/player" GET /api/player ""
   run "GET /api/leaderboards/power" GET /api/leaderboards/power ""
@@ -196,8 +201,7 @@ done
 # req/s measured above (a request's own time, about half its p50 at full
 # load, counts towards the pause); the table shows the rate they got.
 echo "at half of the maximum rate (paced: each connection pauses between requests)"
-printf "%-28s %10s %9s %9s %8s %8s %12s %12s %7s %10s\n" route "req/s" "p50 ms" "p99 ms" non-2xx ratio "disk B/op" \
-  "written B/op" "group" "cpu us/op"
+header
 half() { # name method path body
   PAUSE_MS=$(python3 -c "print(max(1, round(1000 * $CONNECTIONS / (${RATE[$1]} / 2) - ${P50[$1]} / 2)))") run "$1 (half)" "$2" "$3" "$4"
 }
