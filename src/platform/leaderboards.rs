@@ -14,21 +14,33 @@ pub fn board_keys(prefix: &str, board: Board) -> (String, String, String) {
     (format!("{prefix}:board:{}", board.name()), format!("{prefix}:board:names"), format!("{prefix}:board:versions"))
 }
 
-/// Set once a board has been copied from the store. Events write a board's sorted
-/// set too, so the set existing does not mean it is whole: a flushed Redis that
-/// gets one event before the next read would otherwise hold only that player.
+/// A board's state: `building` while a read copies it from the store, `whole`
+/// once it has. Events write a board's sorted set too, so the set existing does
+/// not mean it is whole: a flushed or evicted set that an event recreated before
+/// the next read would otherwise hold that player alone, for good.
 fn built_key(prefix: &str, board: Board) -> String {
     format!("{prefix}:board:{}:built", board.name())
 }
 
 /// Applies a player's scores to every board unless a newer version already was.
-/// KEYS: names, versions, then one sorted set per board.
+/// A board is written only while it is being copied or whole with its set there;
+/// a whole board whose set is gone (evicted) loses its marker instead, so the
+/// next read copies it from the store, which already holds this event's scores.
+/// KEYS: names, versions, then per board its sorted set and its marker.
 /// ARGV: player, version, username, then one score per board (same order).
 const ZADD_IF_NEWER: &str = "local v = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1') \
      if tonumber(ARGV[2]) >= v then \
        redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) \
        redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) \
-       for i = 3, #KEYS do redis.call('ZADD', KEYS[i], ARGV[i + 1], ARGV[1]) end \
+       for i = 1, (#KEYS - 2) / 2 do \
+         local set, built = KEYS[2 * i + 1], KEYS[2 * i + 2] \
+         local state = redis.call('GET', built) \
+         if state == 'building' or (state and redis.call('EXISTS', set) == 1) then \
+           redis.call('ZADD', set, ARGV[i + 3], ARGV[1]) \
+         elseif state then \
+           redis.call('DEL', built) \
+         end \
+       end \
      end return 1";
 
 /// Records the scores an event carries. Idempotent, and order-safe by version.
@@ -36,9 +48,9 @@ pub async fn apply(pool: &deadpool_redis::Pool, prefix: &str, e: &Event) -> anyh
     let mut c = pool.get().await?;
     let (_, names, versions) = board_keys(prefix, Board::Power);
     let mut cmd = redis::cmd("EVAL");
-    cmd.arg(ZADD_IF_NEWER).arg(2 + Board::ALL.len()).arg(&names).arg(&versions);
+    cmd.arg(ZADD_IF_NEWER).arg(2 + 2 * Board::ALL.len()).arg(&names).arg(&versions);
     for board in Board::ALL {
-        cmd.arg(board_keys(prefix, board).0);
+        cmd.arg(board_keys(prefix, board).0).arg(built_key(prefix, board));
     }
     cmd.arg(&e.player_id).arg(e.version).arg(&e.username);
     for board in Board::ALL {
@@ -60,10 +72,14 @@ pub async fn read(
 ) -> anyhow::Result<(Vec<BoardEntry>, Option<BoardEntry>)> {
     let mut c = pool.get().await?;
     let (key, names, _) = board_keys(prefix, board);
-    // Rebuilt unless both the set and its marker are there (a flush takes both;
-    // an eviction may take either).
+    // Copied from the store unless it is whole and its set is there (a flush takes
+    // both; an eviction may take either). Marked `building` before the copy, so
+    // that events from then on are written too (the copy's NX never lowers them).
     let built = built_key(prefix, board);
-    if c.exists::<_, usize>(&[&built, &key]).await? < 2 {
+    let (state, set_there): (Option<String>, bool) = redis::pipe().get(&built).exists(&key).query_async(&mut c).await?;
+    let whole = set_there && state.is_some_and(|s| s != "building");
+    if !whole {
+        let _: () = c.set(&built, "building").await?;
         let rows = store.leaderboard(board, REBUILD_MAX).await?;
         if !rows.is_empty() {
             let mut pipe = redis::pipe();
@@ -74,7 +90,7 @@ pub async fn read(
             }
             pipe.query_async::<()>(&mut c).await?;
         }
-        let _: () = c.set(&built, 1).await?;
+        let _: () = c.set(&built, "whole").await?;
     }
     let top: Vec<(String, f64)> = c.zrevrange_withscores(&key, 0, limit as isize - 1).await?;
     let ids: Vec<&String> = top.iter().map(|(id, _)| id).collect();
