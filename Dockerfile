@@ -2,7 +2,9 @@
 # Build stage: the release binary, with the toolchain the project builds with.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY Cargo.toml Cargo.lock rustfmt.toml build.rs ./
+# The order build.rs hands the linker: the server's executed code together (README, Performance).
+COPY linker ./linker
 COPY src ./src
 COPY benches ./benches
 COPY config ./config
