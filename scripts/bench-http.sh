@@ -9,7 +9,8 @@
 # every write with a fresh Idempotency-Key, and prints for each route requests/s,
 # p50, p99, non-2xx answers, its ratio to /health/live and the disk bytes the
 # store grew by per successful request, and the bytes the server wrote (its
-# write_bytes in /proc: every page the commits wrote out) per successful request;
+# write_bytes in /proc: every page the commits dirtied, counted by whole page-cache
+# folio, so high on a store just copied or read through; README) per successful request;
 # the writes per commit of the embedded store (group size) and the server's CPU
 # time per request (all threads, the events' relay and consumers included);
 # then the server's RSS before and after, and its peak. Then the writes once
