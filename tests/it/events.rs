@@ -385,7 +385,6 @@ async fn leaderboards_live_in_redis_sorted_sets() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eprintln!("DEBUG rebuilt {rebuilt}");
     assert_eq!(rebuilt["source"], "redis", "{rebuilt}");
     assert_eq!(rebuilt["top"][0]["player_id"], strong_id.as_str(), "{rebuilt}");
     assert_eq!(rebuilt["top"].as_array().map(Vec::len), Some(2), "{rebuilt}");
