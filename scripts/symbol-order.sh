@@ -6,7 +6,7 @@
 # functions together at the start of the code; they are then mapped in a few
 # MB instead of pages all over the binary (README, Performance: idle RSS).
 # Builds nothing: run `cargo build --release` first, then this, then
-# `cargo build --release` again (it only relinks). Run it again after a
+# `cargo build --release` again (it recompiles only this crate). Run it after a
 # dependency update or a large change: names the file lists that a build no
 # longer has are skipped, so an old file loses its effect slowly, not at once.
 # With MONGO_URL and REDIS_URL set (a MongoDB replica set and a Redis), a second
@@ -34,8 +34,8 @@ pass() { # name, then VAR=value settings
   local name=$1
   shift
   # Only the given settings: the embedded pass must not pick up MONGO_URL.
-  env -u MONGO_URL -u MONGO_DB -u REDIS_ENABLED -u REDIS_URL -u MQ_BACKEND "$@" DATA_DIR="$DATA/$name" HOST=127.0.0.1 RUST_LOG=warn LOG_FORMAT=json SHUTDOWN_DELAY_SECS=0 \
-    METRICS_ENABLED=true valgrind --tool=callgrind --demangle=no --callgrind-out-file="$DATA/callgrind.$name" \
+  env -u MONGO_URL -u MONGO_DB -u REDIS_ENABLED -u REDIS_URL -u MQ_BACKEND "$@" DATA_DIR="$DATA/$name" \
+    HOST=127.0.0.1 RUST_LOG=warn LOG_FORMAT=json SHUTDOWN_DELAY_SECS=0 METRICS_ENABLED=true valgrind --tool=callgrind --demangle=no --callgrind-out-file="$DATA/callgrind.$name" \
     "$BIN" serve --role all --port "$PORT" >"$DATA/$name.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 600); do curl -sf "$base/health/ready" >/dev/null && break; sleep 0.5; done
