@@ -35,7 +35,8 @@ pass() { # name, then VAR=value settings
   shift
   # Only the given settings: the embedded pass must not pick up MONGO_URL.
   env -u MONGO_URL -u MONGO_DB -u REDIS_ENABLED -u REDIS_URL -u MQ_BACKEND "$@" DATA_DIR="$DATA/$name" \
-    HOST=127.0.0.1 RUST_LOG=warn LOG_FORMAT=json SHUTDOWN_DELAY_SECS=0 METRICS_ENABLED=true valgrind --tool=callgrind --demangle=no --callgrind-out-file="$DATA/callgrind.$name" \
+    HOST=127.0.0.1 RUST_LOG=warn LOG_FORMAT=json SHUTDOWN_DELAY_SECS=0 METRICS_ENABLED=true \
+    valgrind --tool=callgrind --demangle=no --callgrind-out-file="$DATA/callgrind.$name" \
     "$BIN" serve --role all --port "$PORT" >"$DATA/$name.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 600); do curl -sf "$base/health/ready" >/dev/null && break; sleep 0.5; done
